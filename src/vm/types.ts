@@ -1,0 +1,113 @@
+/**
+ * The lifecycle, as types (see DESIGN.md):
+ *
+ *   Provider.prepare(imageRef)        -> Image      resolved, verified, cached
+ *   Provider.clone(image, {session})  -> Clone      copy-on-write, O(1) in disk size
+ *   Clone.boot({cpus, memory, ...})   -> RunningVM  a supervised child process with a console log
+ *   startMacVM() runs ready(wait)     -> MacVM      the object a spec sees
+ *   MacVM.dispose()                   -> stops the VM, deletes the clone (idempotent)
+ *
+ * Providers implement Provider/Clone/RunningVM; everything above them
+ * (deadline, SSH session, wait strategies, MacVM) is shared in src/vm/start.ts.
+ */
+import type { Deadline } from './deadline.js';
+
+export type ProviderName = 'qemu' | 'vz' | 'tart' | 'ssh' | 'orchard';
+export type GuestOS = 'linux' | 'macos';
+export type GuestArch = 'x86_64' | 'aarch64';
+
+/** How to reach a guest's SSH server; the host key is pinned, never learned. */
+export interface SshCredentials {
+  user: string;
+  /** Path to a private key file (mode 0600). */
+  privateKeyPath?: string;
+  /** A password, for guests such as Tart's stock images (admin/admin). Never logged. */
+  password?: string;
+  /**
+   * The guest's host public key in OpenSSH form ("ssh-ed25519 AAAA..."), pinned.
+   * A guest presenting any other key is refused with MACVM_HOST_KEY_MISMATCH.
+   */
+  hostKey?: string;
+}
+
+export interface Image {
+  /** Name as users write it: `linux-test`, `sonoma-xcode`. */
+  name: string;
+  provider: ProviderName;
+  /** Directory (or provider-specific locator) that holds the image. */
+  location: string;
+  os: GuestOS;
+  arch: GuestArch;
+  ssh: SshCredentials;
+  /** Free-form facts recorded at build time (kernel version, OS build, ...). */
+  facts: Record<string, string>;
+}
+
+/** The runner's identity; every clone and VM process carries it (a file in its runtime dir). */
+export interface SessionInfo {
+  id: string;
+  /** PID of the process that owns the session (the test runner). */
+  pid: number;
+}
+
+export interface CloneOptions {
+  session: SessionInfo;
+  /** Disk size in GiB for the clone; providers grow the overlay/disk if larger than the base. */
+  diskGiB?: number;
+  deadline: Deadline;
+}
+
+export interface BootOptions {
+  cpus: number;
+  memoryMiB: number;
+  /** Attach a display device (needed for screenshots on qemu). */
+  display: boolean;
+  deadline: Deadline;
+}
+
+export interface Clone {
+  readonly id: string;
+  readonly image: Image;
+  /** Private runtime directory of this clone (0700): disk overlay, sockets, console log, session tag. */
+  readonly runtimeDir: string;
+  boot(options: BootOptions): Promise<RunningVM>;
+  /** Deletes the clone and its runtime dir. Idempotent. */
+  destroy(): Promise<void>;
+}
+
+/** Where the SSH server of a booted guest answers. */
+export interface GuestEndpoint {
+  host: string;
+  port: number;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface RunningVM {
+  readonly clone: Clone;
+  /** PID of the supervised VM process (qemu-system, tart run, vmhost); undefined for ssh. */
+  readonly pid: number | undefined;
+  /** Path of the serial console / VM log file. */
+  readonly consoleLogPath: string | undefined;
+  /** Resolves when the VM process exits, for whatever reason. */
+  readonly exited: Promise<ExitInfo>;
+  /** Finds the guest's SSH endpoint (forwarded port, DHCP lease, tart ip, ...). */
+  endpoint(deadline: Deadline): Promise<GuestEndpoint>;
+  /** The VM display as PNG, where the provider can take it from the host side. */
+  screenshot?(): Promise<Buffer>;
+  /**
+   * Stops the VM: graceful power-down within `gracefulMs`, then a hard stop.
+   * Idempotent; resolves once the VM process is gone.
+   */
+  stop(options?: { gracefulMs?: number }): Promise<void>;
+}
+
+export interface Provider {
+  readonly name: ProviderName;
+  /** Resolves an image reference to a verified local image (building or pulling only where the provider does so). */
+  prepare(imageRef: string): Promise<Image>;
+  clone(image: Image, options: CloneOptions): Promise<Clone>;
+}
