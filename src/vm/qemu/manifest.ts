@@ -1,0 +1,62 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MacvmError } from '../../errors.js';
+import type { GuestArch, GuestOS } from '../types.js';
+
+/**
+ * `image.json` in $MACVM_HOME/images/<name>/ for qemu images. Paths are relative to the
+ * image dir. The disk is a read-only qcow2 base (mode 0444); clones are overlays on it.
+ */
+export interface QemuImageManifest {
+  schema: 1;
+  name: string;
+  os: GuestOS;
+  arch: GuestArch;
+  createdAt: string;
+  disk: string;
+  /** Direct kernel boot (the test guest); absent for images that boot from their disk. */
+  kernel?: string;
+  initrd?: string;
+  /** Kernel command line, without console= (the provider adds the console it wires up). */
+  append?: string;
+  /** Machine type that boots this image fastest when no display is needed ('microvm' | 'q35' | 'pc'). */
+  machine: string;
+  /** Machine type to use when a display is wanted (microvm has none). */
+  displayMachine: string;
+  ssh: {
+    user: string;
+    /** Client private key, relative to the image dir (0600). */
+    privateKey: string;
+    /** The guest's pinned host key, OpenSSH public key line. */
+    hostKey: string;
+    port: number;
+  };
+  /** Printed on the serial console when the guest's SSH server listens (readiness lag). */
+  readyMarker?: string;
+  facts: Record<string, string>;
+}
+
+export const MANIFEST_FILE = 'image.json';
+
+export async function readQemuManifest(imageDir: string, name: string): Promise<QemuImageManifest> {
+  const path = join(imageDir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new MacvmError('MACVM_IMAGE_NOT_FOUND', `No image "${name}" in ${imageDir}.`, {
+      hint: name === 'linux-test' ? 'Build it with `macvm image build linux-test`.' : 'List images with `macvm image ls`.',
+      cause: error,
+    });
+  }
+  try {
+    const manifest = JSON.parse(text) as QemuImageManifest;
+    if (manifest.schema !== 1 || !manifest.disk || !manifest.ssh?.hostKey) throw new Error('missing fields');
+    return manifest;
+  } catch (error) {
+    throw new MacvmError('MACVM_IMAGE_CORRUPT', `The manifest ${path} is unreadable.`, {
+      hint: `Rebuild the image (\`macvm image rm ${name}\` then build it again).`,
+      cause: error,
+    });
+  }
+}

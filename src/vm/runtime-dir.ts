@@ -1,0 +1,69 @@
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { ensurePrivateDir, homePaths } from './home.js';
+
+/**
+ * Every clone has a private runtime dir, $MACVM_HOME/run/<vm-id>/, and in it `vm.json`:
+ * the record the reaper and `macvm gc` use to find and remove what a dead session left.
+ * Whoever creates a clone writes it first (before any process starts) and updates it
+ * when the VM process starts, so there is never an untagged clone or VM.
+ */
+export interface VmRecord {
+  id: string;
+  /** The runner session that owns it; `vm start` from the CLI uses a session of its own. */
+  session: string;
+  provider: string;
+  image: string;
+  createdAt: string;
+  /** The supervised VM process, once started. */
+  pid?: number;
+  /**
+   * The VM process's start time as the OS reports it (Linux: /proc/<pid>/stat field 22),
+   * so a reused PID is never killed by mistake.
+   */
+  pidStartTime?: string;
+  /** Guest SSH endpoint once known. */
+  ssh?: { host: string; port: number };
+  /** Argv lists to run (in order) to clean up outside the runtime dir, e.g. ["tart","delete","macvm-ab12"]. */
+  cleanup?: string[][];
+  /** Set for VMs started with `macvm vm start`: the reaper leaves them alone; `vm rm` / `gc --all` remove them. */
+  detached?: boolean;
+  cpus?: number;
+  memoryMiB?: number;
+}
+
+export const VM_RECORD_FILE = 'vm.json';
+
+export async function createRuntimeDir(id: string): Promise<string> {
+  return ensurePrivateDir(homePaths().vm(id));
+}
+
+export async function writeVmRecord(dir: string, record: VmRecord): Promise<void> {
+  await writeFileAtomic(join(dir, VM_RECORD_FILE), JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
+}
+
+export async function readVmRecord(dir: string): Promise<VmRecord | undefined> {
+  try {
+    return JSON.parse(await readFile(join(dir, VM_RECORD_FILE), 'utf8')) as VmRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/** All runtime dirs with their records (a dir whose record is unreadable comes back with `record: undefined`). */
+export async function listRuntimeDirs(): Promise<Array<{ dir: string; id: string; record: VmRecord | undefined }>> {
+  const root = homePaths().run;
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch {
+    return [];
+  }
+  return Promise.all(
+    names.map(async (id) => {
+      const dir = join(root, id);
+      return { dir, id, record: await readVmRecord(dir) };
+    }),
+  );
+}
