@@ -1,0 +1,171 @@
+import { MacvmError } from '../errors.js';
+import type { ExecOptions, ExecResult, GuestSession, PortForward, ShellTemplate } from '../guest/types.js';
+import { consoleTail } from './console-tail.js';
+import type { Clone, GuestArch, GuestOS, ProviderName, RunningVM } from './types.js';
+
+/** What a spec, a report and a benchmark may want to know about the VM. */
+export interface VmFacts {
+  id: string;
+  provider: ProviderName;
+  image: string;
+  os: GuestOS;
+  arch: GuestArch;
+  cpus: number;
+  memoryMiB: number;
+  display: boolean;
+  /** ms from the start of the chain until the VM process ran (clone + boot). */
+  bootMs: number;
+  /** ms from the start of the chain until the wait strategy passed. */
+  readyMs: number;
+  /** Facts the image recorded at build time (kernel, OS build...). */
+  imageFacts: Record<string, string>;
+}
+
+type Disposer = () => Promise<void> | void;
+
+/**
+ * The object a spec sees: a fresh VM reached over SSH. Everything a suite starts through
+ * it (forwards, browser sessions, simulators) registers a disposer, and dispose() undoes
+ * them in reverse order before stopping the VM and deleting the clone.
+ */
+export class MacVM implements AsyncDisposable {
+  private readonly disposers: Disposer[] = [];
+  private disposing?: Promise<void>;
+
+  constructor(
+    readonly facts: VmFacts,
+    readonly session: GuestSession,
+    private readonly running: RunningVM | undefined,
+    private readonly clone: Clone | undefined,
+    private readonly options: { env?: Record<string, string>; stopTimeoutMs?: number } = {},
+  ) {}
+
+  get id(): string {
+    return this.facts.id;
+  }
+
+  get disposed(): boolean {
+    return this.disposing !== undefined;
+  }
+
+  get consoleLogPath(): string | undefined {
+    return this.running?.consoleLogPath;
+  }
+
+  exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    this.assertUsable();
+    return this.session.exec(command, { ...options, env: { ...this.options.env, ...options.env } });
+  }
+
+  /** sh`cat ${file}`: interpolations are shell-quoted. */
+  get sh(): ShellTemplate {
+    return this.shWith({});
+  }
+
+  shWith(options: ExecOptions): ShellTemplate {
+    return this.session.shWith({ ...options, env: { ...this.options.env, ...options.env } });
+  }
+
+  upload(localPath: string, remotePath: string): Promise<void> {
+    this.assertUsable();
+    return this.session.upload(localPath, remotePath);
+  }
+
+  download(remotePath: string, localPath: string): Promise<void> {
+    this.assertUsable();
+    return this.session.download(remotePath, localPath);
+  }
+
+  writeFile(remotePath: string, data: string | Buffer, options?: { mode?: number }): Promise<void> {
+    this.assertUsable();
+    return this.session.writeFile(remotePath, data, options);
+  }
+
+  readFile(remotePath: string): Promise<Buffer> {
+    this.assertUsable();
+    return this.session.readFile(remotePath);
+  }
+
+  /** A guest port, reachable from the host at 127.0.0.1:<returned forward.port>. */
+  async forwardGuestPort(guestPort: number, options?: { guestHost?: string; localPort?: number }): Promise<PortForward> {
+    this.assertUsable();
+    const forward = await this.session.forwardGuestPort(guestPort, options);
+    this.defer(() => forward.close());
+    return forward;
+  }
+
+  /**
+   * A service on the host's loopback, reachable from the guest: returns the guest-side
+   * port, so guest browsers open `http://localhost:<port>/`.
+   */
+  async exposeHostPort(hostPort: number, options?: { guestPort?: number }): Promise<number> {
+    this.assertUsable();
+    const forward = await this.session.forwardHostPort(hostPort, options);
+    this.defer(() => forward.close());
+    return forward.port;
+  }
+
+  /** The VM display as PNG (qemu: QMP screendump; needs `display: true`). */
+  async screenshot(): Promise<Buffer> {
+    this.assertUsable();
+    if (!this.running?.screenshot) {
+      throw new MacvmError('MACVM_NOT_SUPPORTED', `The ${this.facts.provider} provider cannot capture the VM display from the host.`);
+    }
+    return this.running.screenshot();
+  }
+
+  /** The last lines of the guest's console log (empty where the provider has none). */
+  consoleTail(lines = 30): Promise<string> {
+    return consoleTail(this.running?.consoleLogPath, lines);
+  }
+
+  /** Registers cleanup that runs (last registered first) when the VM is disposed. */
+  defer(disposer: Disposer): void {
+    this.disposers.push(disposer);
+  }
+
+  /** Stops everything the suite started, the VM, and deletes the clone. Idempotent. */
+  dispose(): Promise<void> {
+    this.disposing ??= this.disposeInOrder();
+    return this.disposing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+
+  private async disposeInOrder(): Promise<void> {
+    const errors: unknown[] = [];
+    for (const disposer of this.disposers.reverse()) {
+      try {
+        await disposer();
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    await this.session.close().catch((error: unknown) => errors.push(error));
+    try {
+      await this.running?.stop({ gracefulMs: this.options.stopTimeoutMs ?? 10_000 });
+    } catch (error) {
+      errors.push(error);
+    }
+    try {
+      await this.clone?.destroy();
+    } catch (error) {
+      errors.push(error);
+    }
+    if (errors.length > 0) {
+      throw new MacvmError('MACVM_STOP_FAILED', `Disposing VM ${this.id} hit ${errors.length} error(s); the first: ${String((errors[0] as Error)?.message ?? errors[0])}`, {
+        cause: errors[0],
+      });
+    }
+  }
+
+  private assertUsable(): void {
+    if (this.disposing) {
+      throw new MacvmError('MACVM_SESSION_CLOSED', `VM ${this.id} was disposed; it cannot be used any more.`, {
+        hint: 'Use the VM only inside its withMacVM() block (or before calling dispose()).',
+      });
+    }
+  }
+}

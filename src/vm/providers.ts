@@ -1,0 +1,31 @@
+import { MacvmError } from '../errors.js';
+import { createQemuProvider } from './qemu/provider.js';
+import type { Provider, ProviderName } from './types.js';
+
+export const PROVIDER_NAMES: readonly ProviderName[] = ['qemu', 'vz', 'tart', 'ssh', 'orchard'];
+
+export interface ProviderOptions {
+  detached?: boolean;
+  /** Provider-specific settings from macvm.config.ts (ssh target, orchard controller, ...). */
+  settings?: Record<string, unknown>;
+}
+
+/**
+ * Providers are loaded on demand so that, say, a Linux host never loads the
+ * Virtualization.framework glue, and a missing optional piece fails only when chosen.
+ */
+export async function loadProvider(name: ProviderName, options: ProviderOptions = {}): Promise<Provider> {
+  switch (name) {
+    case 'qemu':
+      return createQemuProvider({ detached: options.detached });
+    default:
+      throw new MacvmError('MACVM_PROVIDER_UNAVAILABLE', `The "${name}" provider is not available in this build.`, {
+        hint: `Use one of: qemu. Run \`macvm doctor\` to see which providers work on this host.`,
+      });
+  }
+}
+
+/** vz on Apple Silicon Macs, qemu elsewhere. */
+export function defaultProviderName(platform = process.platform, arch = process.arch): ProviderName {
+  return platform === 'darwin' && arch === 'arm64' ? 'vz' : 'qemu';
+}

@@ -1,0 +1,91 @@
+import type { GuestArch } from '../types.js';
+import type { Accelerator } from './accel.js';
+
+export interface QemuLaunchSpec {
+  name: string;
+  arch: GuestArch;
+  accel: Accelerator;
+  /** 'q35' | 'pc' | 'microvm' for x86_64; 'virt' for aarch64. */
+  machine: string;
+  cpus: number;
+  memoryMiB: number;
+  disk: string;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  sshHostPort: number;
+  qmpSocket: string;
+  consoleLog: string;
+  display: boolean;
+  /** For microvm: the host TSC in kHz, so the guest skips calibration (which can hang on a busy host). */
+  tscKhz?: number;
+}
+
+export function qemuBinary(arch: GuestArch): string {
+  return arch === 'x86_64' ? 'qemu-system-x86_64' : 'qemu-system-aarch64';
+}
+
+/** The serial console device name the guest kernel sees. */
+export function consoleDevice(arch: GuestArch): string {
+  return arch === 'x86_64' ? 'ttyS0' : 'ttyAMA0';
+}
+
+/**
+ * Builds the qemu-system argv. Headless, no default devices, the serial console into a
+ * file, QMP on a unix socket in the runtime dir, and user-mode networking whose only
+ * way in is guest port 22 forwarded to 127.0.0.1 (never 0.0.0.0).
+ */
+export function buildQemuArgs(spec: QemuLaunchSpec): string[] {
+  const microvm = spec.machine === 'microvm';
+  if (microvm && spec.display) {
+    throw new Error('microvm has no display device; use a q35 or pc machine when a display is wanted');
+  }
+  // microvm has no PCI bus: its devices are virtio-mmio ("-device" suffix), the rest use PCI.
+  const bus = microvm ? 'device' : 'pci';
+  const args = [
+    '-name', `${spec.name},process=${spec.name}`,
+    '-nodefaults', '-no-user-config',
+    '-accel', spec.accel,
+    '-M', machineOption(spec),
+    '-cpu', cpuModel(spec),
+    '-smp', String(spec.cpus),
+    '-m', `${spec.memoryMiB}M`,
+    '-drive', `file=${spec.disk},if=none,id=disk0,format=qcow2,discard=unmap`,
+    '-device', `virtio-blk-${bus},drive=disk0`,
+    '-netdev', `user,id=net0,hostfwd=tcp:127.0.0.1:${spec.sshHostPort}-:22`,
+    '-device', `virtio-net-${bus},netdev=net0`,
+    '-device', `virtio-rng-${bus}`,
+    '-chardev', `file,id=console0,path=${spec.consoleLog}`,
+    '-serial', 'chardev:console0',
+    '-qmp', `unix:${spec.qmpSocket},server=on,wait=off`,
+    '-display', 'none',
+  ];
+  if (spec.display) args.push('-vga', 'std');
+  if (spec.kernel) {
+    args.push('-kernel', spec.kernel);
+    if (spec.initrd) args.push('-initrd', spec.initrd);
+    args.push('-append', kernelCommandLine(spec));
+  }
+  return args;
+}
+
+function machineOption(spec: QemuLaunchSpec): string {
+  if (spec.machine === 'microvm') {
+    // isa-serial for the console; no legacy PIC/PIT/RTC, which microvm does not need.
+    return 'microvm,isa-serial=on,pic=off,pit=off,rtc=off';
+  }
+  return spec.machine;
+}
+
+function cpuModel(spec: QemuLaunchSpec): string {
+  if (spec.accel === 'kvm' || spec.accel === 'hvf') return 'host';
+  return spec.arch === 'x86_64' ? 'qemu64' : 'cortex-a72';
+}
+
+export function kernelCommandLine(spec: Pick<QemuLaunchSpec, 'append' | 'arch' | 'machine' | 'tscKhz'>): string {
+  const parts = [spec.append ?? '', `console=${consoleDevice(spec.arch)}`];
+  if (spec.machine === 'microvm' && spec.tscKhz && !/tsc_early_khz=/.test(spec.append ?? '')) {
+    parts.push(`tsc_early_khz=${spec.tscKhz}`);
+  }
+  return parts.filter(Boolean).join(' ');
+}

@@ -1,0 +1,249 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { cpus as hostCpus } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MacvmError } from '../../errors.js';
+import { freeLoopbackPort } from '../../util/free-port.js';
+import { isSameProcess, processStartTime } from '../../util/process-identity.js';
+import type { Deadline } from '../deadline.js';
+import { writeVmRecord, type VmRecord } from '../runtime-dir.js';
+import type { BootOptions, Clone, ExitInfo, GuestEndpoint, RunningVM } from '../types.js';
+import { chooseAccelerator, probeHost } from './accel.js';
+import { buildQemuArgs, qemuBinary, type QemuLaunchSpec } from './args.js';
+import type { QemuImageManifest } from './manifest.js';
+import { QmpClient } from './qmp.js';
+
+export interface QemuBootExtras {
+  /** Start qemu in its own process group so it outlives this process (`macvm vm start`). */
+  detached?: boolean;
+}
+
+interface QemuClone extends Clone {
+  readonly image: Clone['image'] & { manifest: QemuImageManifest };
+}
+
+const PORT_ATTEMPTS = 3;
+
+export async function bootQemu(clone: QemuClone, overlay: string, record: VmRecord, options: BootOptions & QemuBootExtras): Promise<QemuRunningVM> {
+  const { deadline } = options;
+  return deadline.run('boot', async () => {
+    const manifest = clone.image.manifest;
+    const accel = chooseAccelerator(await probeHost(), manifest.arch);
+    const machine = options.display ? manifest.displayMachine : manifest.machine;
+    for (let attempt = 1; ; attempt++) {
+      const spec: QemuLaunchSpec = {
+        name: clone.id,
+        arch: manifest.arch,
+        accel,
+        machine,
+        cpus: options.cpus,
+        memoryMiB: options.memoryMiB,
+        disk: overlay,
+        kernel: manifest.kernel,
+        initrd: manifest.initrd,
+        append: manifest.append,
+        sshHostPort: await freeLoopbackPort(),
+        qmpSocket: join(clone.runtimeDir, 'qmp.sock'),
+        consoleLog: join(clone.runtimeDir, 'console.log'),
+        display: options.display,
+        tscKhz: hostTscKhz(),
+      };
+      const child = spawnQemu(spec, clone.runtimeDir, options.detached ?? false);
+      const pid = child.pid;
+      if (pid === undefined) throw new MacvmError('MACVM_BOOT_FAILED', `Could not start ${qemuBinary(spec.arch)}.`);
+      const exited = childExit(child);
+      const updated: VmRecord = {
+        ...record,
+        pid,
+        pidStartTime: await processStartTime(pid),
+        ssh: { host: '127.0.0.1', port: spec.sshHostPort },
+        cpus: options.cpus,
+        memoryMiB: options.memoryMiB,
+      };
+      await writeVmRecord(clone.runtimeDir, updated);
+      const qmp = await connectQmpWhileAlive(spec.qmpSocket, exited, deadline);
+      if (qmp) {
+        return new QemuRunningVM(clone, updated, spec.qmpSocket, exited, qmp, child);
+      }
+      const log = await readQemuLog(clone.runtimeDir);
+      if (/Could not set up host forwarding rule/i.test(log) && attempt < PORT_ATTEMPTS) continue;
+      throw new MacvmError('MACVM_BOOT_FAILED', `qemu exited during start-up:\n${log.trim().split('\n').slice(-10).join('\n')}`, {
+        hint: /kvm/i.test(log) ? 'KVM is not usable here; check /dev/kvm permissions.' : 'See qemu.log in the runtime dir; `macvm doctor` checks the host.',
+        details: { argv: [qemuBinary(spec.arch), ...buildQemuArgs(spec)] },
+      });
+    }
+  });
+}
+
+function spawnQemu(spec: QemuLaunchSpec, runtimeDir: string, detached: boolean): ChildProcess {
+  const logFd = openSync(join(runtimeDir, 'qemu.log'), 'a', 0o600);
+  try {
+    const child = spawn(qemuBinary(spec.arch), buildQemuArgs(spec), {
+      cwd: runtimeDir,
+      stdio: ['ignore', logFd, logFd],
+      detached,
+    });
+    child.on('error', () => {}); // surfaced through the exit promise and qemu.log
+    // The VM never keeps the test worker alive; dispose() or the reaper stops it.
+    child.unref();
+    return child;
+  } finally {
+    closeSync(logFd);
+  }
+}
+
+function childExit(child: ChildProcess): Promise<ExitInfo> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      resolve({ code: child.exitCode, signal: child.signalCode });
+      return;
+    }
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', () => resolve({ code: null, signal: null }));
+  });
+}
+
+/** qemu creates the QMP socket early in start-up; polling it tells "started" from "died". */
+async function connectQmpWhileAlive(socket: string, exited: Promise<ExitInfo>, deadline: Deadline): Promise<QmpClient | undefined> {
+  let dead = false;
+  void exited.then(() => (dead = true));
+  while (!dead) {
+    try {
+      return await QmpClient.connect(socket, 2_000);
+    } catch {
+      if (deadline.expired) throw deadline.error();
+      await sleep(25);
+    }
+  }
+  return undefined;
+}
+
+function hostTscKhz(): number | undefined {
+  const mhz = hostCpus()[0]?.speed;
+  return mhz ? mhz * 1000 : undefined;
+}
+
+export async function readQemuLog(runtimeDir: string): Promise<string> {
+  try {
+    return await readFile(join(runtimeDir, 'qemu.log'), 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * A running qemu VM. Built either from the process we spawned, or (for `macvm vm stop`
+ * from another CLI invocation) attached from its runtime record, in which case exit is
+ * observed by polling the PID plus its start time.
+ */
+export class QemuRunningVM implements RunningVM {
+  readonly exited: Promise<ExitInfo>;
+  private stopping?: Promise<void>;
+  private screenshotCount = 0;
+
+  constructor(
+    readonly clone: Clone,
+    readonly record: VmRecord,
+    private readonly qmpSocket: string,
+    exited: Promise<ExitInfo>,
+    private qmp: QmpClient | undefined,
+    private readonly child?: ChildProcess,
+  ) {
+    this.exited = exited;
+    void exited.then(() => this.qmp?.close());
+  }
+
+  static attach(clone: Clone, record: VmRecord): QemuRunningVM {
+    return new QemuRunningVM(clone, record, join(clone.runtimeDir, 'qmp.sock'), pollExit(record), undefined);
+  }
+
+  get pid(): number | undefined {
+    return this.record.pid;
+  }
+
+  get consoleLogPath(): string {
+    return join(this.clone.runtimeDir, 'console.log');
+  }
+
+  async endpoint(): Promise<GuestEndpoint> {
+    if (!this.record.ssh) throw new MacvmError('MACVM_ADDRESS_NOT_FOUND', `VM ${this.clone.id} has no SSH forward recorded.`);
+    return this.record.ssh;
+  }
+
+  private async qmpClient(): Promise<QmpClient> {
+    this.qmp ??= await QmpClient.connect(this.qmpSocket);
+    return this.qmp;
+  }
+
+  async screenshot(): Promise<Buffer> {
+    const file = join(this.clone.runtimeDir, `screen-${process.pid}-${this.screenshotCount++}.png`);
+    try {
+      await (await this.qmpClient()).execute('screendump', { filename: file, format: 'png' });
+      return await readFile(file);
+    } catch (error) {
+      if (error instanceof MacvmError && /surface|console/i.test(error.message)) {
+        throw new MacvmError('MACVM_NOT_SUPPORTED', `VM ${this.clone.id} has no display to capture.`, {
+          hint: 'Start the VM with `display: true` (qemu attaches a VGA device then).',
+          cause: error,
+        });
+      }
+      throw error;
+    } finally {
+      await rm(file, { force: true });
+    }
+  }
+
+  /** Graceful ACPI power-down, then QMP `quit`, then SIGKILL. Idempotent. */
+  stop(options: { gracefulMs?: number } = {}): Promise<void> {
+    this.stopping ??= this.stopInOrder(options.gracefulMs ?? 10_000);
+    return this.stopping;
+  }
+
+  private async stopInOrder(gracefulMs: number): Promise<void> {
+    if (await settledWithin(this.exited, 0)) return;
+    if (gracefulMs > 0) {
+      try {
+        await (await this.qmpClient()).execute('system_powerdown');
+        if (await settledWithin(this.exited, gracefulMs)) return;
+      } catch {
+        // QMP gone or refused: fall through to harder measures.
+      }
+    }
+    try {
+      await (await this.qmpClient()).execute('quit');
+    } catch {
+      // The socket closes as qemu quits; a rejected reply is expected.
+    }
+    if (await settledWithin(this.exited, 2_000)) return;
+    if (this.record.pid && (await isSameProcess(this.record.pid, this.record.pidStartTime))) {
+      try {
+        process.kill(this.record.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    if (!(await settledWithin(this.exited, 5_000))) {
+      throw new MacvmError('MACVM_STOP_FAILED', `qemu (pid ${this.record.pid}) did not exit after SIGKILL.`);
+    }
+    this.child?.removeAllListeners();
+  }
+}
+
+async function pollExit(record: VmRecord): Promise<ExitInfo> {
+  if (!record.pid) return { code: null, signal: null };
+  while (await isSameProcess(record.pid, record.pidStartTime)) await sleep(100);
+  return { code: null, signal: null };
+}
+
+async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const done = promise.then(() => true as const);
+  try {
+    return await Promise.race([done, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,134 @@
+import { randomBytes } from 'node:crypto';
+import { access, readFile, rm } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { MacvmError } from '../../errors.js';
+import { macvmHome, homePaths } from '../home.js';
+import { createRuntimeDir, writeVmRecord, type VmRecord } from '../runtime-dir.js';
+import type { Clone, CloneOptions, Image, Provider } from '../types.js';
+import { readQemuManifest, type QemuImageManifest } from './manifest.js';
+import { createOverlay, virtualSizeBytes } from './qemu-img.js';
+import { bootQemu, type QemuBootExtras } from './boot.js';
+
+export interface QemuImage extends Image {
+  provider: 'qemu';
+  manifest: QemuImageManifest;
+}
+
+export interface QemuProviderOptions {
+  home?: string;
+  /** Keep the VM process running after this process exits (`macvm vm start`). */
+  detached?: boolean;
+}
+
+export function createQemuProvider(options: QemuProviderOptions = {}): Provider {
+  const home = options.home ?? macvmHome();
+  return {
+    name: 'qemu',
+    async prepare(imageRef: string): Promise<QemuImage> {
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(imageRef)) {
+        throw new MacvmError('MACVM_BAD_ARGUMENT', `"${imageRef}" is not an image name (letters, digits, . _ - only).`);
+      }
+      const dir = homePaths(home).image(imageRef);
+      const manifest = await readQemuManifest(dir, imageRef);
+      const resolve = (path: string) => (isAbsolute(path) ? path : join(dir, path));
+      for (const file of [manifest.disk, manifest.kernel, manifest.initrd, manifest.ssh.privateKey]) {
+        if (!file) continue;
+        try {
+          await access(resolve(file));
+        } catch {
+          throw new MacvmError('MACVM_IMAGE_CORRUPT', `Image "${imageRef}" lacks ${resolve(file)}.`, {
+            hint: `Rebuild it: \`macvm image build ${imageRef} --force\`.`,
+          });
+        }
+      }
+      return {
+        name: imageRef,
+        provider: 'qemu',
+        location: dir,
+        os: manifest.os,
+        arch: manifest.arch,
+        ssh: { user: manifest.ssh.user, privateKeyPath: resolve(manifest.ssh.privateKey), hostKey: manifest.ssh.hostKey },
+        facts: manifest.facts,
+        manifest: {
+          ...manifest,
+          disk: resolve(manifest.disk),
+          kernel: manifest.kernel && resolve(manifest.kernel),
+          initrd: manifest.initrd && resolve(manifest.initrd),
+        },
+      };
+    },
+
+    async clone(image: Image, cloneOptions: CloneOptions): Promise<Clone> {
+      const qemuImage = image as QemuImage;
+      if (!qemuImage.manifest) throw new MacvmError('MACVM_BAD_ARGUMENT', `Image "${image.name}" was not prepared by the qemu provider.`);
+      const id = newVmId();
+      const runtimeDir = await createRuntimeDir(id);
+      // The record goes down before anything else exists, so a crash from here on leaves a
+      // tagged dir that the reaper and `macvm gc` recognise.
+      const record: VmRecord = {
+        id,
+        session: cloneOptions.session.id,
+        provider: 'qemu',
+        image: image.name,
+        createdAt: new Date().toISOString(),
+        detached: options.detached || undefined,
+      };
+      await writeVmRecord(runtimeDir, record);
+      const overlay = join(runtimeDir, 'disk.qcow2');
+      try {
+        await cloneOptions.deadline.run('clone', async () => {
+          const baseBytes = await virtualSizeBytes(qemuImage.manifest.disk);
+          const grow = cloneOptions.diskGiB !== undefined && cloneOptions.diskGiB * 2 ** 30 > baseBytes ? cloneOptions.diskGiB : undefined;
+          await createOverlay(qemuImage.manifest.disk, overlay, grow);
+        });
+      } catch (error) {
+        await rm(runtimeDir, { recursive: true, force: true });
+        throw error;
+      }
+      return new QemuClone(id, qemuImage, runtimeDir, overlay, record);
+    },
+  };
+}
+
+class QemuClone implements Clone {
+  private destroyed?: Promise<void>;
+  private running?: Awaited<ReturnType<typeof bootQemu>>;
+
+  constructor(
+    readonly id: string,
+    readonly image: QemuImage,
+    readonly runtimeDir: string,
+    private readonly overlay: string,
+    private readonly record: VmRecord,
+  ) {}
+
+  async boot(options: Parameters<Clone['boot']>[0] & QemuBootExtras) {
+    if (this.destroyed) throw new MacvmError('MACVM_VM_STOPPED', `Clone ${this.id} was destroyed.`);
+    this.running = await bootQemu(this, this.overlay, this.record, options);
+    return this.running;
+  }
+
+  destroy(): Promise<void> {
+    this.destroyed ??= (async () => {
+      try {
+        await this.running?.stop({ gracefulMs: 0 });
+      } finally {
+        await rm(this.runtimeDir, { recursive: true, force: true });
+      }
+    })();
+    return this.destroyed;
+  }
+}
+
+export function newVmId(): string {
+  return `macvm-${randomBytes(4).toString('hex')}`;
+}
+
+/** Reads the console log of a runtime dir (for errors and `vm logs`). */
+export async function readConsoleLog(runtimeDir: string): Promise<string> {
+  try {
+    return await readFile(join(runtimeDir, 'console.log'), 'utf8');
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,149 @@
+import { MacvmError, messageOf } from '../errors.js';
+import { connectGuest } from '../guest/session.js';
+import { parseSize } from '../util/size.js';
+import { consoleTail } from './console-tail.js';
+import { Deadline } from './deadline.js';
+import { MacVM } from './macvm.js';
+import { defaultProviderName, loadProvider } from './providers.js';
+import { currentSession } from './session.js';
+import type { Clone, ExitInfo, Provider, ProviderName, RunningVM, SessionInfo } from './types.js';
+import { forSsh, type WaitStrategy } from './wait.js';
+
+export interface StartMacVMOptions {
+  /** Image name, e.g. 'linux-test' or 'sonoma-xcode'. */
+  image: string;
+  provider?: ProviderName | Provider;
+  cpus?: number;
+  /** '8GiB', '512MiB', or MiB as a number. */
+  memory?: string | number;
+  /** Disk size for the clone ('64GiB'); the clone grows past the base when larger. */
+  disk?: string | number;
+  /** Attach a display (needed for host-side screenshots on qemu). */
+  display?: boolean;
+  /** One deadline, in ms, for clone → boot → address → SSH → ready. */
+  deadline?: number;
+  wait?: WaitStrategy;
+  /** Environment for every command run through the MacVM. */
+  env?: Record<string, string>;
+  session?: SessionInfo;
+  /** Keep the VM running after this process exits (`macvm vm start`). */
+  detached?: boolean;
+  /** Graceful power-down time on dispose, ms. */
+  stopTimeout?: number;
+  /** Called as the chain enters each step (progress lines). */
+  onStep?: (step: string, elapsedMs: number) => void;
+}
+
+export const DEFAULT_DEADLINE_MS = 120_000;
+
+/**
+ * The whole ready chain under ONE deadline. Whatever fails — a step that hangs, a VM that
+ * crashes during boot, a wait strategy that never passes — the clone is destroyed before
+ * the error is thrown, and the error names the step and carries the console tail.
+ */
+export async function startMacVM(options: StartMacVMOptions): Promise<MacVM> {
+  const deadline = new Deadline(options.deadline ?? DEFAULT_DEADLINE_MS);
+  const step = (name: string) => {
+    deadline.enter(name);
+    options.onStep?.(name, deadline.elapsedMs());
+  };
+  const cpus = options.cpus ?? 2;
+  if (!Number.isInteger(cpus) || cpus < 1) throw new MacvmError('MACVM_BAD_ARGUMENT', `cpus must be a positive integer, got ${options.cpus}.`);
+  const memoryMiB = parseSize(options.memory ?? 1024, 'memory');
+  const diskGiB = options.disk === undefined ? undefined : Math.ceil(parseSize(options.disk, 'disk') / 1024);
+  const display = options.display ?? false;
+
+  let clone: Clone | undefined;
+  let running: RunningVM | undefined;
+  try {
+    step('load provider');
+    const provider = typeof options.provider === 'object' ? options.provider : await loadProvider(options.provider ?? defaultProviderName(), { detached: options.detached });
+    step('prepare image');
+    const image = await deadline.run('prepare image', () => provider.prepare(options.image));
+    step('clone');
+    clone = await deadline.run('clone', () => provider.clone(image, { session: options.session ?? currentSession(), diskGiB, deadline }));
+    step('boot');
+    const booted = await deadline.run('boot', () => clone!.boot({ cpus, memoryMiB, display, deadline, ...(options.detached ? { detached: true } : {}) }));
+    running = booted;
+    const bootMs = deadline.elapsedMs();
+    const crashed = crashWatch(booted);
+    try {
+      step('address');
+      const endpoint = await raceCrash(crashed.promise, deadline.run('address', () => booted.endpoint(deadline)));
+      step('ssh');
+      const session = await raceCrash(
+        crashed.promise,
+        deadline.run('ssh', () => connectGuest({ host: endpoint.host, port: endpoint.port, credentials: image.ssh, deadline })),
+      );
+      const strategy = options.wait ?? forSsh();
+      step(`wait: ${strategy.description}`);
+      try {
+        await raceCrash(crashed.promise, deadline.run(`wait: ${strategy.description}`, () => strategy.wait({ vm: booted, session, deadline })));
+      } catch (error) {
+        await session.close().catch(() => {});
+        throw error;
+      }
+      const readyMs = deadline.elapsedMs();
+      step('ready');
+      return new MacVM(
+        {
+          id: clone.id,
+          provider: provider.name,
+          image: image.name,
+          os: image.os,
+          arch: image.arch,
+          cpus,
+          memoryMiB,
+          display,
+          bootMs,
+          readyMs,
+          imageFacts: image.facts,
+        },
+        session,
+        booted,
+        clone,
+        { env: options.env, stopTimeoutMs: options.stopTimeout },
+      );
+    } finally {
+      crashed.cancel();
+    }
+  } catch (error) {
+    const tail = await consoleTail(running?.consoleLogPath, 20);
+    await clone?.destroy().catch(() => {});
+    throw enrich(error, deadline, tail);
+  } finally {
+    deadline.finish();
+  }
+}
+
+function enrich(error: unknown, deadline: Deadline, tail: string): unknown {
+  if (error instanceof MacvmError && error.code === 'MACVM_DEADLINE_EXCEEDED') {
+    return deadline.error({ consoleTail: tail });
+  }
+  if (error instanceof MacvmError) {
+    if (tail && !error.details.consoleTail) error.details.consoleTail = tail;
+    error.details.step ??= deadline.step;
+    return error;
+  }
+  return new MacvmError('MACVM_BOOT_FAILED', `Starting the VM failed at step "${deadline.step}": ${messageOf(error)}`, {
+    cause: error,
+    details: { step: deadline.step, consoleTail: tail },
+  });
+}
+
+/** Turns an unexpected VM exit during the chain into an immediate, explained failure. */
+function crashWatch(vm: RunningVM): { promise: Promise<never>; cancel: () => void } {
+  let cancelled = false;
+  const promise = vm.exited.then((exit: ExitInfo) => {
+    if (cancelled) return new Promise<never>(() => {});
+    throw new MacvmError('MACVM_BOOT_FAILED', `The VM process exited during start-up (code ${exit.code}, signal ${exit.signal}).`, {
+      hint: 'The console tail below shows how far the guest got.',
+    });
+  });
+  promise.catch(() => {});
+  return { promise, cancel: () => (cancelled = true) };
+}
+
+function raceCrash<T>(crash: Promise<never>, work: Promise<T>): Promise<T> {
+  return Promise.race([work, crash]);
+}

@@ -1,0 +1,85 @@
+import { readFile } from 'node:fs/promises';
+import { MacvmError } from '../errors.js';
+import type { GuestSession } from '../guest/types.js';
+import type { Deadline } from './deadline.js';
+import type { RunningVM } from './types.js';
+
+/**
+ * What a wait strategy can look at: the booted VM (console log), an open SSH session, and
+ * the one deadline of the whole ready chain. Strategies compose, after Testcontainers.
+ */
+export interface WaitContext {
+  vm: RunningVM;
+  session: GuestSession;
+  deadline: Deadline;
+}
+
+export interface WaitStrategy {
+  /** Shown as the step name when the deadline passes: `wait: forLog(/ready/)`. */
+  readonly description: string;
+  wait(context: WaitContext): Promise<void>;
+}
+
+/** The guest runs a trivial command over SSH. The default. */
+export function forSsh(): WaitStrategy {
+  return {
+    description: 'forSsh()',
+    async wait({ session }) {
+      await session.exec('true', { timeoutMs: 10_000 });
+    },
+  };
+}
+
+/** A line of the console log matches `pattern` (at least `times` times). */
+export function forLog(pattern: RegExp | string, options: { times?: number; intervalMs?: number } = {}): WaitStrategy {
+  const regex = typeof pattern === 'string' ? new RegExp(escapeRegExp(pattern), 'g') : new RegExp(pattern.source, pattern.flags.includes('g') ? pattern.flags : `${pattern.flags}g`);
+  const times = options.times ?? 1;
+  return {
+    description: `forLog(${regex})${times > 1 ? ` ×${times}` : ''}`,
+    async wait({ vm, deadline }) {
+      if (!vm.consoleLogPath) {
+        throw new MacvmError('MACVM_NOT_SUPPORTED', 'This provider has no console log, so forLog() cannot be used.');
+      }
+      for (;;) {
+        const text = await readFile(vm.consoleLogPath, 'utf8').catch(() => '');
+        if ((text.match(regex)?.length ?? 0) >= times) return;
+        deadline.throwIfExpired();
+        await deadline.sleep(options.intervalMs ?? 100);
+      }
+    },
+  };
+}
+
+/** `command` exits 0 in the guest; retried until it does or the deadline passes. */
+export function forCommand(command: string, options: { intervalMs?: number; attemptTimeoutMs?: number } = {}): WaitStrategy {
+  return {
+    description: `forCommand(${JSON.stringify(command)})`,
+    async wait({ session, deadline }) {
+      for (;;) {
+        const result = await session
+          .exec(command, { reject: false, timeoutMs: Math.min(options.attemptTimeoutMs ?? 10_000, Math.max(1, deadline.remainingMs())) })
+          .catch(() => undefined);
+        if (result?.exitCode === 0) return;
+        deadline.throwIfExpired();
+        await deadline.sleep(options.intervalMs ?? 250);
+      }
+    },
+  };
+}
+
+/** Every strategy, in order. */
+export function forAll(strategies: WaitStrategy[]): WaitStrategy {
+  return {
+    description: `forAll([${strategies.map((s) => s.description).join(', ')}])`,
+    async wait(context) {
+      for (const strategy of strategies) {
+        context.deadline.enter(`wait: ${strategy.description}`);
+        await strategy.wait(context);
+      }
+    },
+  };
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
