@@ -17,7 +17,7 @@ export async function consoleTail(path: string | undefined, lines = 30, maxBytes
     const length = Math.min(size, maxBytes);
     const buffer = Buffer.alloc(length);
     await handle.read(buffer, 0, length, size - length);
-    return cleanConsoleText(buffer.toString('utf8')).split('\n').slice(-lines).join('\n').trimEnd();
+    return cleanConsoleText(buffer.toString('utf8')).trimEnd().split('\n').slice(-lines).join('\n');
   } finally {
     await handle.close();
   }

@@ -1,0 +1,31 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { MacvmError } from '../../errors.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** node:util parseArgs, with bad flags turned into a coded error that points at --help. */
+export function parseCommandArgs<T extends Options>(verb: string, argv: string[], options: T, allowPositionals = true) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals, strict: true });
+  } catch (error) {
+    throw new MacvmError('MACVM_BAD_ARGUMENT', `macvm ${verb}: ${(error as Error).message}`, { hint: `See \`macvm ${verb} --help\`.` });
+  }
+}
+
+export function positiveInt(verb: string, name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new MacvmError('MACVM_BAD_ARGUMENT', `macvm ${verb}: --${name} must be a positive integer, got "${value}".`);
+  return n;
+}
+
+export function writeJson(stream: NodeJS.WritableStream, value: unknown): void {
+  stream.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Left-aligned columns, for the human form of `ls` verbs. */
+export function table(rows: string[][]): string {
+  if (rows.length === 0) return '';
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}

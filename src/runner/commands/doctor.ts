@@ -1,0 +1,168 @@
+import { access } from 'node:fs/promises';
+import { arch, cpus, platform, totalmem } from 'node:os';
+import { execa } from 'execa';
+import { MacvmError } from '../../errors.js';
+import { homePaths } from '../../vm/home.js';
+import { chooseAccelerator, probeHost } from '../../vm/qemu/accel.js';
+import { qemuBinary } from '../../vm/qemu/args.js';
+import { buildLinuxTestImage, missingHostTools } from '../../vm/qemu/image/build-linux-test.js';
+import { defaultProviderName } from '../../vm/providers.js';
+import type { Command } from './command.js';
+import { parseCommandArgs, writeJson } from './args.js';
+import { progressPrinter } from './progress-printer.js';
+
+interface Check {
+  area: string;
+  ok: boolean;
+  detail: string;
+  /** Debian packages that fix it. */
+  apt?: string[];
+  /** How to fix it by hand, when apt is not the answer. */
+  fix?: string;
+}
+
+/** What the project's own test-suite needs besides the runtime: a real sshd, chromium + chromedriver. */
+const TEST_TOOLS: Array<{ bin: string; apt: string }> = [
+  { bin: '/usr/sbin/sshd', apt: 'openssh-server' },
+  { bin: '/usr/bin/chromium', apt: 'chromium' },
+  { bin: '/usr/bin/chromedriver', apt: 'chromium-driver' },
+];
+
+export const doctorCommand: Command = {
+  path: ['doctor'],
+  summary: 'Check the host',
+  help: `Usage: macvm doctor [--fix] [--with-test-tools] [--quiet] [--json]
+
+Says which providers work on this host, which accelerator qemu would use, and what is
+missing, with the command that fixes it.
+
+  --fix               install what is missing (Debian/Ubuntu: apt-get) and build the
+                      linux-test guest if it is not built yet
+  --with-test-tools   also check (and with --fix install) what macvm's own tests use:
+                      openssh-server, chromium, chromium-driver
+  --quiet             print only problems
+  --json              machine-readable result`,
+  async run({ argv, stdout, stderr }) {
+    const { values } = parseCommandArgs(
+      'doctor',
+      argv,
+      { fix: { type: 'boolean' }, 'with-test-tools': { type: 'boolean' }, quiet: { type: 'boolean' }, json: { type: 'boolean' } },
+      false,
+    );
+    let checks = await runChecks(values['with-test-tools'] ?? false);
+    if (values.fix) {
+      const apt = [...new Set(checks.filter((c) => !c.ok).flatMap((c) => c.apt ?? []))];
+      if (apt.length > 0) await aptInstall(apt, values.json ? undefined : stderr);
+      if (!(await imageBuilt('linux-test')) && (await qemuInstalled())) {
+        const progress = progressPrinter(stderr, { quiet: values.json });
+        if (!values.json) stderr.write('Building the linux-test guest (first use)…\n');
+        await buildLinuxTestImage({ imageDir: homePaths().image('linux-test'), onProgress: progress.update });
+        progress.done();
+      }
+      checks = await runChecks(values['with-test-tools'] ?? false);
+    }
+    const problems = checks.filter((c) => !c.ok);
+    if (values.json) {
+      writeJson(stdout, { ok: problems.length === 0, defaultProvider: defaultProviderName(), checks });
+    } else {
+      for (const check of checks) {
+        if (values.quiet && check.ok) continue;
+        stdout.write(`${check.ok ? '✓' : '✗'} ${check.area.padEnd(14)} ${check.detail}\n`);
+        if (!check.ok) {
+          const fix = check.apt?.length ? `apt-get install -y --no-install-recommends ${check.apt.join(' ')}` : check.fix;
+          if (fix) stdout.write(`  ${''.padEnd(14)} fix: ${fix}\n`);
+        }
+      }
+      if (problems.length > 0 && !values.fix) stdout.write('\n`macvm doctor --fix` installs the missing Debian packages and builds the test guest.\n');
+    }
+    // Problems in providers this host cannot run anyway (vz on Linux) are not failures.
+    return problems.some((p) => p.apt?.length || p.area === 'image') ? 1 : 0;
+  },
+};
+
+async function runChecks(withTestTools: boolean): Promise<Check[]> {
+  const checks: Check[] = [];
+  const host = await probeHost();
+  checks.push({ area: 'host', ok: true, detail: `${platform()} ${arch()}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; default provider: ${defaultProviderName()}` });
+
+  const qemu = await versionOf(qemuBinary('x86_64'), ['--version']);
+  const accel = chooseAccelerator(host, 'x86_64');
+  checks.push(
+    qemu
+      ? { area: 'qemu', ok: true, detail: `${qemu}; accelerator: ${accel}${accel === 'tcg' ? ' (software emulation: slower, works everywhere)' : ''}` }
+      : { area: 'qemu', ok: false, detail: 'qemu-system-x86_64 not found', apt: ['qemu-system-x86'] },
+  );
+  const qemuImg = await versionOf('qemu-img', ['--version']);
+  checks.push(qemuImg ? { area: 'qemu-img', ok: true, detail: qemuImg } : { area: 'qemu-img', ok: false, detail: 'qemu-img not found', apt: ['qemu-utils'] });
+
+  const buildTools = await missingHostTools();
+  checks.push(
+    buildTools.tools.length === 0
+      ? { area: 'image tools', ok: true, detail: 'everything needed to build linux-test is installed' }
+      : { area: 'image tools', ok: false, detail: `missing: ${buildTools.tools.join(', ')}`, apt: buildTools.aptPackages },
+  );
+  const built = await imageBuilt('linux-test');
+  checks.push(built ? { area: 'image', ok: true, detail: `linux-test built (${homePaths().image('linux-test')})` } : { area: 'image', ok: false, detail: 'linux-test is not built', fix: 'macvm image build linux-test' });
+
+  if (withTestTools) {
+    const missing = [];
+    for (const tool of TEST_TOOLS) if (!(await exists(tool.bin))) missing.push(tool);
+    checks.push(
+      missing.length === 0
+        ? { area: 'test tools', ok: true, detail: 'sshd, chromium and chromedriver found' }
+        : { area: 'test tools', ok: false, detail: `missing: ${missing.map((m) => m.bin).join(', ')}`, apt: missing.map((m) => m.apt) },
+    );
+  }
+
+  const appleSilicon = platform() === 'darwin' && arch() === 'arm64';
+  checks.push(
+    appleSilicon
+      ? { area: 'vz', ok: true, detail: 'macOS on Apple Silicon: Virtualization.framework available' }
+      : { area: 'vz', ok: false, detail: 'needs macOS 12+ on Apple Silicon (not this host)' },
+  );
+  const tart = await versionOf('tart', ['--version']);
+  checks.push(tart ? { area: 'tart', ok: true, detail: `tart ${tart}` } : { area: 'tart', ok: false, detail: 'tart not installed (macOS only: brew install cirruslabs/cli/tart)' });
+  checks.push({ area: 'ssh', ok: true, detail: 'works with any reachable machine: set `ssh` in macvm.config.ts' });
+  return checks;
+}
+
+async function versionOf(bin: string, args: string[]): Promise<string | undefined> {
+  const result = await execa(bin, args, { reject: false, timeout: 10_000 });
+  return result.exitCode === 0 ? result.stdout.split('\n')[0]?.trim() : undefined;
+}
+
+async function qemuInstalled(): Promise<boolean> {
+  return (await versionOf('qemu-img', ['--version'])) !== undefined;
+}
+
+async function imageBuilt(name: string): Promise<boolean> {
+  return exists(`${homePaths().image(name)}/image.json`);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function aptInstall(packages: string[], log: NodeJS.WritableStream | undefined): Promise<void> {
+  if (!(await exists('/usr/bin/apt-get'))) {
+    throw new MacvmError('MACVM_HOST_TOOL_MISSING', `Missing packages: ${packages.join(', ')}, and this host has no apt-get.`, {
+      hint: 'Install the equivalents with your package manager (on macOS: brew install qemu).',
+    });
+  }
+  const root = process.getuid?.() === 0;
+  log?.write(`Installing ${packages.join(' ')} …\n`);
+  const run = (args: string[]) => {
+    const [bin, ...rest] = root ? args : ['sudo', '-n', ...args];
+    return execa(bin!, rest, { env: { DEBIAN_FRONTEND: 'noninteractive' }, reject: false, stdio: ['ignore', 'pipe', 'pipe'] });
+  };
+  await run(['apt-get', 'update', '-qq']);
+  const result = await run(['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...packages]);
+  if (result.exitCode !== 0) {
+    throw new MacvmError('MACVM_HOST_TOOL_MISSING', `apt-get could not install ${packages.join(' ')}:\n${String(result.stderr).trim().split('\n').slice(-5).join('\n')}`, {
+      hint: `Run it yourself: sudo apt-get install -y --no-install-recommends ${packages.join(' ')}`,
+    });
+  }
+}

@@ -1,0 +1,24 @@
+import type { Command } from './command.js';
+
+/**
+ * Every CLI verb, loaded only when called, so `macvm vm ls` does not pay for loading
+ * vitest or webdriverio. `summary` is here so `macvm --help` needs no imports.
+ */
+export interface CommandEntry {
+  path: string[];
+  summary: string;
+  load: () => Promise<Command>;
+}
+
+export const COMMANDS: CommandEntry[] = [
+  { path: ['test'], summary: 'Run specs with vitest and the macvm preset (vitest flags work too)', load: async () => (await import('./test.js')).testCommand },
+  { path: ['doctor'], summary: 'Check which providers work on this host and what is missing (--fix installs it)', load: async () => (await import('./doctor.js')).doctorCommand },
+  { path: ['image', 'ls'], summary: 'List local images', load: async () => (await import('./image.js')).imageLsCommand },
+  { path: ['image', 'build'], summary: 'Build an image from a recipe (linux-test)', load: async () => (await import('./image.js')).imageBuildCommand },
+  { path: ['image', 'rm'], summary: 'Remove a local image', load: async () => (await import('./image.js')).imageRmCommand },
+  { path: ['vm', 'start'], summary: 'Start a VM that outlives this command (for manual use)', load: async () => (await import('./vm.js')).vmStartCommand },
+  { path: ['vm', 'ls'], summary: 'List VMs (running or left behind)', load: async () => (await import('./vm.js')).vmLsCommand },
+  { path: ['vm', 'exec'], summary: 'Run a command in a VM: macvm vm exec <id> -- <command>', load: async () => (await import('./vm.js')).vmExecCommand },
+  { path: ['vm', 'stop'], summary: 'Power a VM down (graceful, then forced)', load: async () => (await import('./vm.js')).vmStopCommand },
+  { path: ['vm', 'rm'], summary: 'Stop a VM and delete its clone', load: async () => (await import('./vm.js')).vmRmCommand },
+];

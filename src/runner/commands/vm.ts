@@ -1,0 +1,210 @@
+import { rm } from 'node:fs/promises';
+import { MacvmError } from '../../errors.js';
+import { connectGuest } from '../../guest/session.js';
+import { attachVm } from '../../vm/attach.js';
+import { loadProvider, PROVIDER_NAMES } from '../../vm/providers.js';
+import { listRuntimeDirs } from '../../vm/runtime-dir.js';
+import { newSession } from '../../vm/session.js';
+import { startMacVM } from '../../vm/start.js';
+import type { ProviderName } from '../../vm/types.js';
+import { isSameProcess } from '../../util/process-identity.js';
+import type { Command } from './command.js';
+import { parseCommandArgs, positiveInt, table, writeJson } from './args.js';
+
+export const vmStartCommand: Command = {
+  path: ['vm', 'start'],
+  summary: 'Start a VM that outlives this command',
+  help: `Usage: macvm vm start <image> [options]
+
+Clones <image>, boots it headless and waits until SSH answers. The VM keeps running
+after this command exits; use \`macvm vm exec\`, \`vm stop\` and \`vm rm\` on its id.
+
+Options:
+  --provider <name>   qemu (default on Linux), vz, tart, ssh
+  --cpus <n>          virtual CPUs (default 2)
+  --memory <size>     e.g. 1GiB, 512MiB (default 1GiB)
+  --disk <size>       grow the clone's disk to this size
+  --display           attach a display (for screenshots)
+  --deadline <s>      seconds allowed for clone → boot → SSH (default 120)
+  --json              print the VM as JSON
+
+Example:
+  id=$(macvm vm start linux-test --json | jq -r .id)`,
+  async run({ argv, stdout, stderr }) {
+    const { values, positionals } = parseCommandArgs('vm start', argv, {
+      provider: { type: 'string' },
+      cpus: { type: 'string' },
+      memory: { type: 'string' },
+      disk: { type: 'string' },
+      display: { type: 'boolean' },
+      deadline: { type: 'string' },
+      json: { type: 'boolean' },
+    });
+    const image = positionals[0];
+    if (!image) throw new MacvmError('MACVM_BAD_ARGUMENT', 'macvm vm start: which image? e.g. `macvm vm start linux-test`.');
+    const provider = values.provider === undefined ? undefined : providerName(values.provider);
+    const deadlineSeconds = positiveInt('vm start', 'deadline', values.deadline);
+    const session = newSession();
+    const vm = await startMacVM({
+      image,
+      provider,
+      cpus: positiveInt('vm start', 'cpus', values.cpus),
+      memory: values.memory,
+      disk: values.disk,
+      display: values.display,
+      deadline: deadlineSeconds ? deadlineSeconds * 1000 : undefined,
+      session: { ...session, id: `cli-${session.id}` },
+      detached: true,
+      onStep: values.json ? undefined : (step, ms) => stderr.write(`  ${(ms / 1000).toFixed(1).padStart(5)}s  ${step}\n`),
+    });
+    // Only the SSH connection closes here; the VM process was started detached and lives on.
+    await vm.session.close();
+    const endpoint = { host: vm.session.host, port: vm.session.port };
+    if (values.json) {
+      writeJson(stdout, { ...vm.facts, ssh: endpoint, consoleLog: vm.consoleLogPath });
+    } else {
+      stdout.write(`${vm.id}  ready in ${(vm.facts.readyMs / 1000).toFixed(1)}s  (ssh 127.0.0.1:${endpoint.port})\n`);
+      stdout.write(`  macvm vm exec ${vm.id} -- uname -a\n  macvm vm rm ${vm.id}\n`);
+    }
+    return 0;
+  },
+};
+
+export const vmLsCommand: Command = {
+  path: ['vm', 'ls'],
+  summary: 'List VMs',
+  help: `Usage: macvm vm ls [--json]
+
+Lists every VM runtime dir under MACVM_HOME/run: running VMs and anything a dead run
+left behind (\`macvm gc\` removes those).`,
+  async run({ argv, stdout }) {
+    const { values } = parseCommandArgs('vm ls', argv, { json: { type: 'boolean' } }, false);
+    const vms = await Promise.all(
+      (await listRuntimeDirs()).map(async ({ id, dir, record }) => ({
+        id,
+        dir,
+        image: record?.image,
+        provider: record?.provider,
+        session: record?.session,
+        detached: record?.detached ?? false,
+        state: !record ? 'corrupt' : record.pid === undefined ? 'created' : (await isSameProcess(record.pid, record.pidStartTime)) ? 'running' : 'stopped',
+        pid: record?.pid,
+        ssh: record?.ssh,
+        createdAt: record?.createdAt,
+      })),
+    );
+    if (values.json) {
+      writeJson(stdout, vms);
+      return 0;
+    }
+    if (vms.length === 0) {
+      stdout.write('No VMs.\n');
+      return 0;
+    }
+    const rows = [['ID', 'IMAGE', 'PROVIDER', 'STATE', 'SSH', 'AGE', 'SESSION']];
+    for (const vm of vms) {
+      rows.push([vm.id, vm.image ?? '?', vm.provider ?? '?', vm.state, vm.ssh ? `127.0.0.1:${vm.ssh.port}` : '-', age(vm.createdAt), vm.session ?? '?']);
+    }
+    stdout.write(table(rows));
+    return 0;
+  },
+};
+
+export const vmExecCommand: Command = {
+  path: ['vm', 'exec'],
+  summary: 'Run a command in a VM',
+  help: `Usage: macvm vm exec <id> [--timeout <s>] -- <command> [args...]
+
+Runs the command in the guest over SSH (host key pinned), streaming its output.
+Exits with the command's exit code.
+
+Example:
+  macvm vm exec macvm-1a2b3c4d -- uname -a`,
+  async run({ argv, stdout, stderr }) {
+    const dashes = argv.indexOf('--');
+    const own = dashes >= 0 ? argv.slice(0, dashes) : argv.slice(0, 1);
+    const commandWords = dashes >= 0 ? argv.slice(dashes + 1) : argv.slice(1);
+    const { values, positionals } = parseCommandArgs('vm exec', own, { timeout: { type: 'string' } });
+    const id = positionals[0];
+    if (!id || commandWords.length === 0) throw new MacvmError('MACVM_BAD_ARGUMENT', 'Usage: macvm vm exec <id> -- <command> [args...]');
+    const { record } = await attachVm(id);
+    if (!record.ssh) throw new MacvmError('MACVM_VM_STOPPED', `VM ${id} has no SSH endpoint; is it running? (macvm vm ls)`);
+    const image = await (await loadProvider(providerName(record.provider))).prepare(record.image);
+    const session = await connectGuest({ host: record.ssh.host, port: record.ssh.port, credentials: image.ssh, connectTimeoutMs: 5_000 });
+    try {
+      // One word is taken as a shell command line ("uname -a"); several are argv, quoted.
+      const command = commandWords.length === 1 ? commandWords[0]! : commandWords.map(shellWord).join(' ');
+      const timeout = positiveInt('vm exec', 'timeout', values.timeout);
+      const result = await session.exec(command, {
+        reject: false,
+        timeoutMs: timeout ? timeout * 1000 : undefined,
+        onStdout: (chunk) => stdout.write(chunk),
+        onStderr: (chunk) => stderr.write(chunk),
+      });
+      return result.exitCode ?? 128;
+    } finally {
+      await session.close();
+    }
+  },
+};
+
+export const vmStopCommand: Command = {
+  path: ['vm', 'stop'],
+  summary: 'Power a VM down',
+  help: `Usage: macvm vm stop <id> [--timeout <s>]
+
+Sends an ACPI power-down and waits (default 10 s), then quits and kills the VM process.
+The clone stays on disk; \`macvm vm rm\` deletes it.`,
+  async run({ argv, stdout }) {
+    const { values, positionals } = parseCommandArgs('vm stop', argv, { timeout: { type: 'string' } });
+    const ids = requireIds('vm stop', positionals);
+    for (const id of ids) {
+      const { running } = await attachVm(id);
+      const timeout = positiveInt('vm stop', 'timeout', values.timeout);
+      await running?.stop({ gracefulMs: timeout ? timeout * 1000 : 10_000 });
+      stdout.write(`${id} stopped\n`);
+    }
+    return 0;
+  },
+};
+
+export const vmRmCommand: Command = {
+  path: ['vm', 'rm'],
+  summary: 'Stop a VM and delete its clone',
+  help: `Usage: macvm vm rm <id>... [--timeout <s>]
+
+Stops each VM (graceful power-down first) and deletes its clone and runtime dir.`,
+  async run({ argv, stdout }) {
+    const { values, positionals } = parseCommandArgs('vm rm', argv, { timeout: { type: 'string' } });
+    for (const id of requireIds('vm rm', positionals)) {
+      const { running, dir } = await attachVm(id);
+      const timeout = positiveInt('vm rm', 'timeout', values.timeout);
+      await running?.stop({ gracefulMs: timeout ? timeout * 1000 : 10_000 });
+      await rm(dir, { recursive: true, force: true });
+      stdout.write(`${id} removed\n`);
+    }
+    return 0;
+  },
+};
+
+function requireIds(verb: string, positionals: string[]): string[] {
+  if (positionals.length === 0) throw new MacvmError('MACVM_BAD_ARGUMENT', `macvm ${verb}: which VM? Give one or more ids (see \`macvm vm ls\`).`);
+  return positionals;
+}
+
+function providerName(value: string): ProviderName {
+  if ((PROVIDER_NAMES as readonly string[]).includes(value)) return value as ProviderName;
+  throw new MacvmError('MACVM_BAD_ARGUMENT', `Unknown provider "${value}"; use one of ${PROVIDER_NAMES.join(', ')}.`);
+}
+
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+function age(iso: string | undefined): string {
+  if (!iso) return '?';
+  const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (seconds < 120) return `${seconds}s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)}m`;
+  return `${Math.round(seconds / 3600)}h`;
+}

@@ -1,0 +1,36 @@
+import { rm } from 'node:fs/promises';
+import { MacvmError } from '../errors.js';
+import { homePaths } from './home.js';
+import { QemuRunningVM } from './qemu/boot.js';
+import { listRuntimeDirs, readVmRecord, type VmRecord } from './runtime-dir.js';
+import type { Clone, Image, RunningVM } from './types.js';
+
+/**
+ * A VM known only by its runtime dir: one started by `macvm vm start` in another
+ * process. Enough to stop it gracefully and delete its clone.
+ */
+export interface AttachedVM {
+  record: VmRecord;
+  dir: string;
+  running: RunningVM | undefined;
+}
+
+export async function attachVm(id: string): Promise<AttachedVM> {
+  const dir = homePaths().vm(id);
+  const record = await readVmRecord(dir);
+  if (!record) {
+    const known = (await listRuntimeDirs()).map((d) => d.id);
+    throw new MacvmError('MACVM_VM_NOT_FOUND', `No VM "${id}".`, {
+      hint: known.length ? `Known VMs: ${known.join(', ')} (see \`macvm vm ls\`).` : 'No VMs exist; start one with `macvm vm start linux-test`.',
+    });
+  }
+  const clone: Clone = {
+    id,
+    image: { name: record.image, provider: record.provider } as Image,
+    runtimeDir: dir,
+    boot: () => Promise.reject(new MacvmError('MACVM_BAD_ARGUMENT', 'An attached VM cannot be booted again.')),
+    destroy: () => rm(dir, { recursive: true, force: true }),
+  };
+  const running = record.provider === 'qemu' && record.pid ? QemuRunningVM.attach(clone, record) : undefined;
+  return { record, dir, running };
+}
