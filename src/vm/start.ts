@@ -13,6 +13,8 @@ export interface StartMacVMOptions {
   /** Image name, e.g. 'linux-test' or 'sonoma-xcode'. */
   image: string;
   provider?: ProviderName | Provider;
+  /** Settings for providers that need them (ssh: host, user, hostKey...). */
+  providerSettings?: Record<string, unknown>;
   cpus?: number;
   /** '8GiB', '512MiB', or MiB as a number. */
   memory?: string | number;
@@ -57,7 +59,7 @@ export async function startMacVM(options: StartMacVMOptions): Promise<MacVM> {
   let running: RunningVM | undefined;
   try {
     step('load provider');
-    const provider = typeof options.provider === 'object' ? options.provider : await loadProvider(options.provider ?? defaultProviderName(), { detached: options.detached });
+    const provider = typeof options.provider === 'object' ? options.provider : await loadProvider(options.provider ?? defaultProviderName(), { detached: options.detached, settings: options.providerSettings });
     step('prepare image');
     const image = await deadline.run('prepare image', () => provider.prepare(options.image));
     step('clone');

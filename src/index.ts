@@ -1,0 +1,16 @@
+/**
+ * macvm's public API, for specs: `import { withMacVM, expect } from 'macvm'`.
+ * Importing it also registers the `toMatchImageSnapshot` matcher.
+ */
+import './fixtures/image-snapshot.js';
+
+export { withMacVM, type WithMacVMOptions } from './fixtures/with-macvm.js';
+export { macvmTest } from './fixtures/vm-fixture.js';
+export { startMacVM, type StartMacVMOptions } from './vm/start.js';
+export { MacVM, type VmFacts } from './vm/macvm.js';
+export { forAll, forCommand, forLog, forSsh, type WaitStrategy, type WaitContext } from './vm/wait.js';
+export { Deadline } from './vm/deadline.js';
+export { MacvmError, ERROR_CODES, isMacvmError, type MacvmErrorCode } from './errors.js';
+export type { ExecOptions, ExecResult, GuestSession, PortForward } from './guest/types.js';
+export type { Image, Provider, ProviderName, Clone, RunningVM } from './vm/types.js';
+export { expect, it, test, describe, beforeAll, beforeEach, afterAll, afterEach } from 'vitest';

@@ -1,0 +1,30 @@
+/**
+ * What the runner's main process (globalSetup) hands to every test worker through
+ * vitest's provide/inject: the session VMs are tagged with, where results go, and the
+ * resolved settings that matter in workers. Plain JSON, since it crosses processes.
+ */
+export interface RunContext {
+  sessionId: string;
+  sessionPid: number;
+  /** Absolute path of the reports directory. */
+  reportsDir: string;
+  /** Unix socket of the progress display in the main process, if any. */
+  progressSocket?: string;
+  provider: string;
+  defaults: { image?: string; cpus?: number; memory?: string | number; disk?: string | number; display?: boolean };
+  /** Host-wide VM limit per provider. */
+  slots: Record<string, number>;
+  timeouts: { ready: number; stop: number; slot: number };
+  /** Per-image settings from macvm.config.ts (provider overrides, ssh credentials). */
+  images: Record<string, { provider?: string; source?: string; ssh?: Record<string, unknown> }>;
+  /** Settings for the ssh provider. */
+  ssh?: Record<string, unknown>;
+}
+
+declare module 'vitest' {
+  interface ProvidedContext {
+    macvm: RunContext;
+  }
+}
+
+export const RUN_CONTEXT_KEY = 'macvm' as const;

@@ -1,0 +1,43 @@
+import { fileURLToPath } from 'node:url';
+import { parseCLI, startVitest } from 'vitest/node';
+import { MacvmReporter } from './reporter.js';
+
+/**
+ * `macvm test`: vitest's own CLI parsing, so its flags keep working, plus the macvm
+ * preset: the global setup (session, reaper, sweep, progress display) and our reporter
+ * next to whatever reporters the user chose. Returns the exit code.
+ */
+export async function runTests(argv: string[]): Promise<number> {
+  const watch = argv[0] === 'watch' || argv[0] === 'dev';
+  const rest = argv[0] === 'run' || watch ? argv.slice(1) : argv;
+  const { filter, options } = parseCLI(['vitest', watch ? 'watch' : 'run', ...rest]);
+  const userReporters = options.reporters === undefined ? ['default'] : [options.reporters].flat();
+  const vitest = await startVitest(
+    'test',
+    filter,
+    {
+      ...options,
+      // macvm.config.ts holds macvm's settings; a vitest config is used only when named.
+      config: options.config ?? false,
+      reporters: [...(userReporters as never[]), new MacvmReporter({ log: (line) => process.stderr.write(`${line}\n`) }) as never],
+    },
+    {
+      test: {
+        globalSetup: [globalSetupPath()],
+        // Booting a VM happens in beforeAll; the ready deadline and slot waits bound it,
+        // not vitest's default 10 s hook timeout.
+        hookTimeout: 40 * 60_000,
+        testTimeout: 5 * 60_000,
+        pool: 'forks',
+      },
+    },
+  );
+  if (vitest.shouldKeepServer()) return new Promise<number>(() => {});
+  await vitest.close();
+  return typeof process.exitCode === 'number' ? process.exitCode : 0;
+}
+
+function globalSetupPath(): string {
+  const here = fileURLToPath(import.meta.url);
+  return here.replace(/run-tests\.(ts|js)$/, (_, ext: string) => `global-setup.${ext}`);
+}

@@ -1,0 +1,97 @@
+import { MacvmError } from '../errors.js';
+import type { MacVM } from '../vm/macvm.js';
+import { startMacVM, type StartMacVMOptions } from '../vm/start.js';
+import type { ProviderName } from '../vm/types.js';
+import type { WaitStrategy } from '../vm/wait.js';
+import { reportProgress } from './progress-client.js';
+import type { RunContext } from './run-context.js';
+import { acquireSlot, type SlotLease } from './slots.js';
+
+/** The options of one withMacVM() suite, as users write them. */
+export interface SuiteVMOptions {
+  image?: string;
+  provider?: ProviderName;
+  cpus?: number;
+  memory?: string | number;
+  disk?: string | number;
+  display?: boolean;
+  env?: Record<string, string>;
+  /** ms for clone → boot → SSH → ready (default: timeouts.ready from the config). */
+  deadline?: number;
+  wait?: WaitStrategy;
+  /** Start this suite's VM ahead of time while the previous suite runs (default true). */
+  prewarm?: boolean;
+}
+
+export interface SuiteVM {
+  vm: MacVM;
+  /** Milliseconds spent waiting for a slot. */
+  slotWaitMs: number;
+  prewarmed: boolean;
+  release(): Promise<void>;
+}
+
+/**
+ * Gets a fresh VM for a suite: first a host-wide slot (macOS allows two macOS guests per
+ * host; the broker enforces it across processes), then the whole ready chain. The lease
+ * is released when the VM is disposed, and also when starting fails.
+ */
+export async function startSuiteVM(suite: string, options: SuiteVMOptions, context: RunContext, wait = true): Promise<SuiteVM | undefined> {
+  const provider = (options.provider ?? context.images[options.image ?? '']?.provider ?? context.provider) as ProviderName;
+  const image = options.image ?? context.defaults.image;
+  if (!image) {
+    throw new MacvmError('MACVM_CONFIG_INVALID', `Suite "${suite}" names no image and the config has no defaults.image.`, {
+      hint: "Pass { image: 'linux-test' } to withMacVM() or set defaults.image in macvm.config.ts.",
+    });
+  }
+  const waitStarted = Date.now();
+  const progress = (state: string, detail?: string) => reportProgress(context, { suite, state, detail });
+  const lease: SlotLease | undefined = await acquireSlot({
+    provider,
+    limit: context.slots[provider] ?? 1,
+    holder: { session: context.sessionId, suite, pid: process.pid },
+    timeoutMs: wait ? context.timeouts.slot : 0,
+    onWait: (info) =>
+      progress('waiting for slot', `${info.holders.length} in use: ${info.holders.map((h) => `${h.suite} (pid ${h.pid})`).join(', ')}${info.position > 0 ? `; ${info.position} ahead` : ''}`),
+  }).catch((error: unknown) => {
+    if (!wait && error instanceof MacvmError && error.code === 'MACVM_SLOT_TIMEOUT') return undefined;
+    throw error;
+  });
+  if (!lease) return undefined;
+  const slotWaitMs = Date.now() - waitStarted;
+  const startOptions: StartMacVMOptions = {
+    image,
+    provider,
+    providerSettings: provider === 'ssh' ? context.ssh : undefined,
+    cpus: options.cpus ?? context.defaults.cpus,
+    memory: options.memory ?? context.defaults.memory,
+    disk: options.disk ?? context.defaults.disk,
+    display: options.display ?? context.defaults.display,
+    env: options.env,
+    deadline: options.deadline ?? context.timeouts.ready,
+    stopTimeout: context.timeouts.stop,
+    wait: options.wait,
+    session: { id: context.sessionId, pid: context.sessionPid },
+    onStep: (step) => progress(step),
+  };
+  let vm: MacVM;
+  try {
+    vm = await startMacVM(startOptions);
+  } catch (error) {
+    await lease.release();
+    progress('failed');
+    throw error;
+  }
+  progress('ready', `${(vm.facts.readyMs / 1000).toFixed(1)}s`);
+  vm.defer(() => lease.release());
+  return {
+    vm,
+    slotWaitMs,
+    prewarmed: false,
+    release: async () => {
+      progress('tearing down');
+      await vm.dispose();
+      progress('done');
+    },
+  };
+}
