@@ -18,6 +18,11 @@ export async function loadProvider(name: ProviderName, options: ProviderOptions 
   switch (name) {
     case 'qemu':
       return createQemuProvider({ detached: options.detached });
+    case 'ssh': {
+      // An existing machine: settings { host, port?, user, privateKeyPath | password, hostKey, os?, arch? }, validated in prepare().
+      const { createSshProviderFromConfig } = await import('./ssh/provider.js');
+      return createSshProviderFromConfig(options.settings, { detached: options.detached });
+    }
     default:
       throw new MacvmError('MACVM_PROVIDER_UNAVAILABLE', `The "${name}" provider is not available in this build.`, {
         hint: `Use one of: qemu. Run \`macvm doctor\` to see which providers work on this host.`,
