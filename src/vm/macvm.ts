@@ -1,5 +1,6 @@
 import { MacvmError } from '../errors.js';
 import type { ExecOptions, ExecResult, GuestSession, PortForward, ShellTemplate } from '../guest/types.js';
+import { startGuestBrowser, type BrowserOptions } from '../guest/browser.js';
 import { consoleTail } from './console-tail.js';
 import type { Clone, GuestArch, GuestOS, ProviderName, RunningVM } from './types.js';
 
@@ -103,6 +104,23 @@ export class MacVM implements AsyncDisposable {
     const forward = await this.session.forwardHostPort(hostPort, options);
     this.defer(() => forward.close());
     return forward.port;
+  }
+
+  /**
+   * A WebDriver session on a browser INSIDE the guest (chromedriver on Linux, safaridriver or
+   * chromedriver on macOS), tunnelled over the guest session. Deleted, with its driver
+   * stopped and temp files removed, when the VM is disposed.
+   */
+  async browser(options: BrowserOptions): Promise<WebdriverIO.Browser> {
+    this.assertUsable();
+    const started = await startGuestBrowser({ session: this.session, os: this.facts.os }, options);
+    this.defer(() => started.close());
+    return started.browser;
+  }
+
+  /** Safari in a macOS guest (needs `sudo safaridriver --enable` once in the golden image). */
+  safari(capabilities?: WebdriverIO.Capabilities): Promise<WebdriverIO.Browser> {
+    return this.browser({ browserName: 'safari', capabilities });
   }
 
   /** The VM display as PNG (qemu: QMP screendump; needs `display: true`). */
