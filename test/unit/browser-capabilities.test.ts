@@ -36,7 +36,7 @@ describe('guestCapabilities', () => {
     const caps = guestCapabilities({ browserName: 'safari', os: 'macos', tempDir: '/t' }, { browserName: 'chrome', 'safari:automaticInspection': true } as WebdriverIO.Capabilities);
     expect(caps.browserName).toBe('safari');
     expect(caps['wdio:enforceWebDriverClassic']).toBe(true);
-    expect(caps['safari:automaticInspection']).toBe(true);
+    expect((caps as Record<string, unknown>)['safari:automaticInspection']).toBe(true);
   });
 
   it('mergeArgs treats --x and --x=value as the same switch', () => {
