@@ -41,14 +41,19 @@ export interface Frame {
 export async function fullPageScreenshot(browser: WebdriverIO.Browser, options: FullPageOptions = {}): Promise<Buffer> {
   const hideFixed = options.hideFixed ?? true;
   const maxHeight = options.maxHeight ?? 30_000;
-  const start = await browser.execute(() => ({
-    x: window.scrollX,
-    y: window.scrollY,
-    documentHeight: Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0),
-    viewportWidth: document.documentElement.clientWidth,
-    viewportHeight: document.documentElement.clientHeight,
-    innerHeight: window.innerHeight,
-  }));
+  // scrollingElement is <html> in standards mode and <body> in quirks mode (a page without a
+  // doctype): only its client size is the viewport in both.
+  const start = await browser.execute(() => {
+    const root = document.scrollingElement ?? document.documentElement;
+    return {
+      x: window.scrollX,
+      y: window.scrollY,
+      documentHeight: Math.max(root.scrollHeight, document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0),
+      viewportWidth: root.clientWidth,
+      viewportHeight: root.clientHeight,
+      innerHeight: window.innerHeight,
+    };
+  });
   const layout: PageLayout = start;
   if (layout.documentHeight > maxHeight) {
     throw new MacvmError('MACVM_NOT_SUPPORTED', `The page is ${layout.documentHeight} px tall, more than maxHeight (${maxHeight} px) for a full-page screenshot.`, {
