@@ -144,7 +144,7 @@ async function waitForStatus(driver: GuestDriver, hostPort: number, timeoutMs: n
   let last = 'no answer yet';
   for (let attempt = 0; ; attempt++) {
     try {
-      const response = await fetch(`http://127.0.0.1:${hostPort}/status`, { signal: AbortSignal.timeout(3_000) });
+      const response = await fetch(`http://127.0.0.1:${hostPort}/status`, { signal: AbortSignal.timeout(Math.max(250, Math.min(3_000, until - Date.now()))) });
       const body = (await response.json().catch(() => ({}))) as { value?: { ready?: boolean; message?: string } };
       if (response.ok && body.value?.ready !== false) return;
       last = `HTTP ${response.status}: ${body.value?.message ?? 'not ready'}`;

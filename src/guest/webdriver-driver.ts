@@ -84,8 +84,15 @@ export class GuestDriver {
     return { kind: 'started', driver, browserBinary: fields.browser || undefined };
   }
 
+  /** Running, and not a zombie: a driver that exited may linger unreaped (kill -0 still succeeds). */
   async alive(): Promise<boolean> {
-    const result = await runSh(this.session, `kill -0 ${this.pid} 2>/dev/null`, 10_000);
+    const script = [
+      `pid=${this.pid}`,
+      'kill -0 $pid 2>/dev/null || exit 1',
+      'if [ -r /proc/$pid/stat ]; then state=$(sed "s/.*) //" /proc/$pid/stat | cut -c1); else state=$(ps -o stat= -p $pid 2>/dev/null | cut -c1); fi',
+      '[ "$state" != Z ]',
+    ].join('\n');
+    const result = await runSh(this.session, script, 10_000);
     return result.exitCode === 0;
   }
 
