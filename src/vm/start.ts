@@ -34,6 +34,8 @@ export interface StartMacVMOptions {
   stopTimeout?: number;
   /** Called as the chain enters each step (progress lines). */
   onStep?: (step: string, elapsedMs: number) => void;
+  /** Called once the VM process runs, before address and SSH (benchmarks watch its console from here). */
+  onBooted?: (vm: RunningVM) => void;
 }
 
 export const DEFAULT_DEADLINE_MS = 120_000;
@@ -67,6 +69,7 @@ export async function startMacVM(options: StartMacVMOptions): Promise<MacVM> {
     step('boot');
     const booted = await deadline.run('boot', () => clone!.boot({ cpus, memoryMiB, display, deadline, ...(options.detached ? { detached: true } : {}) }));
     running = booted;
+    options.onBooted?.(booted);
     const bootMs = deadline.elapsedMs();
     const crashed = crashWatch(booted);
     try {
