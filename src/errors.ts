@@ -50,6 +50,8 @@ export const ERROR_CODES = {
   MACVM_SNAPSHOT_CORRUPT: 'A baseline file is not a readable PNG.',
   MACVM_SNAPSHOT_ENV_MISMATCH: 'The baseline was taken in another environment (OS build, GPU, display).',
   MACVM_PNG_INVALID: 'The image handed in is not a PNG.',
+  MACVM_SNAPSHOT_WRITE_FAILED: 'Writing a baseline failed; the previous baseline (if any) is left intact.',
+  MACVM_SCREEN_UNSTABLE: 'The screen kept changing: no two consecutive captures matched before the timeout.',
   // bench and reports
   MACVM_BENCH_REGRESSION: 'A benchmark regressed beyond the allowed percentage.',
   MACVM_BENCH_INVALID: 'A benchmark definition or history file is invalid.',
