@@ -1,4 +1,4 @@
-import type { RunResult, TestStatus } from '../runner/results.js';
+import type { RunResult, SuiteResult, TestStatus } from '../runner/results.js';
 import { renderBenchSection } from './bench-html.js';
 import { formatDuration, formatMemory } from './format.js';
 import { REPORT_SCRIPT } from './html-script.js';
@@ -38,7 +38,7 @@ ${renderBenchSection(input.bench)}
 ${run ? renderTestsShell(run) : '<p class="empty">No test results in this reports folder (results.json not found). Run <code>macvm test</code> to make them.</p>'}
 <footer>Made by macvm on ${h(input.generatedAt)} · works offline; images are files beside this page.</footer>
 </main>
-<script type="application/json" id="macvm-data">${jsonForScript(run ? { suites: run.suites } : { suites: [] })}</script>
+<script type="application/json" id="macvm-data">${jsonForScript({ suites: run ? compactSuites(run.suites) : [] })}</script>
 ${run ? `<script>${REPORT_SCRIPT}</script>` : ''}
 </body>
 </html>
@@ -102,4 +102,22 @@ function renderTestsShell(run: RunResult): string {
 <noscript><p class="empty">The test list needs JavaScript; results.json beside this file holds the same data.</p></noscript>
 <div id="suites"></div>
 </section>`;
+}
+
+/**
+ * The suites as the page script reads them, minus what it can infer: a fullName that is just
+ * "suite › name", zero retries, empty artifact lists. Thousands of tests make this most of
+ * the file, so it is about a third smaller and parses faster.
+ */
+function compactSuites(suites: SuiteResult[]): unknown[] {
+  return suites.map((suite) => ({
+    ...suite,
+    artifacts: suite.artifacts.length > 0 ? suite.artifacts : undefined,
+    tests: suite.tests.map((test) => ({
+      ...test,
+      fullName: test.fullName === `${suite.name} › ${test.name}` || test.fullName === test.name ? undefined : test.fullName,
+      retries: test.retries || undefined,
+      artifacts: test.artifacts.length > 0 ? test.artifacts : undefined,
+    })),
+  }));
 }
