@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   MACVM_VM_NOT_FOUND: 'No VM with that id is known.',
   MACVM_VM_STOPPED: 'The VM stopped (or crashed) while it was in use.',
   MACVM_STOP_FAILED: 'The VM did not stop cleanly.',
+  MACVM_REAPER_FAILED: 'The reaper (the watchdog that removes a killed run\'s VMs) could not start or be reached.',
   MACVM_SLOT_LIMIT: 'The host-wide limit of running VMs was reached (macOS allows two macOS guests per host).',
   MACVM_SLOT_TIMEOUT: 'Waited too long for a free VM slot.',
   MACVM_QMP_ERROR: 'QEMU refused or failed a QMP command.',
