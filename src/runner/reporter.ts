@@ -60,7 +60,7 @@ export class MacvmReporter implements Reporter {
     };
     await writeFileAtomic(resolve(reportsDir, 'results.json'), `${JSON.stringify(result, null, 2)}\n`);
     if (this.options.html !== false || this.options.junit !== false) {
-      const { generateReport } = await import('../report/generate.js');
+      const { generateReport } = await import('../report/index.js');
       await generateReport({ reportsDir });
       this.options.log?.(`macvm report: ${relative(process.cwd(), resolve(reportsDir, 'index.html'))}`);
     }
