@@ -1,0 +1,257 @@
+import { readFile } from 'node:fs/promises';
+import { MacvmError, isMacvmError, messageOf } from '../errors.js';
+import type { Artifact } from '../runner/results.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { snapshotArtifactPaths, writeArtifact } from './artifacts.js';
+import { DEFAULT_PATH_TEMPLATE, resolveBaselinePath, safeRelative } from './baseline-path.js';
+import { allowedDiffPixels, comparePngs, type CompareResult, type Rect } from './compare.js';
+import { describeEnvironment, environmentDifferences, environmentKey, parseSidecar, type SnapshotEnvironment, type SnapshotSidecar } from './environment.js';
+import { decodePng, encodePng, readPngHeader, toPngBytes, type PngSource } from './png.js';
+import type { UpdateMode } from './update-mode.js';
+
+export interface ImageSnapshotOptions {
+  /** Baseline name; default: the test's full name + a per-test counter. */
+  name?: string;
+  /** pixelmatch per-pixel colour distance, 0–1. Default 0.1. */
+  threshold?: number;
+  /** Differing pixels allowed. With maxDiffPixelRatio too, the stricter wins. Default 0. */
+  maxDiffPixels?: number;
+  /** Share of differing pixels allowed, 0–1. */
+  maxDiffPixelRatio?: number;
+  /** Rectangles painted out on both sides before comparing (clocks, cursors, avatars). */
+  masks?: Rect[];
+  /** Count anti-aliased pixels as differences. Default false (anti-aliasing is tolerated). */
+  includeAA?: boolean;
+  /** See DEFAULT_PATH_TEMPLATE and resolveBaselinePath for the tokens. */
+  pathTemplate?: string;
+  /** Overrides (field by field) the environment set with setSnapshotEnvironment. */
+  environment?: SnapshotEnvironment;
+  /** Overrides the update mode (-u, MACVM_UPDATE_SNAPSHOTS). */
+  update?: UpdateMode;
+}
+
+/** Everything the matcher learned from vitest and the process, resolved. */
+export interface SnapshotRun {
+  /** Absolute path of the spec file. */
+  specPath: string;
+  root: string;
+  /** Sanitised snapshot name. */
+  name: string;
+  reportsDir: string;
+  update: UpdateMode;
+  environment: SnapshotEnvironment;
+  /** Injectable for tests of interrupted writes; default writeFileAtomic. */
+  writeFile?: (path: string, data: Buffer | string) => Promise<void>;
+  now?: () => Date;
+}
+
+export type SnapshotStatus = 'matched' | 'written' | 'updated' | 'failed';
+
+export interface SnapshotOutcome {
+  pass: boolean;
+  status: SnapshotStatus;
+  baselinePath: string;
+  /** For the test's report: set on failure and whenever a baseline was written. */
+  artifact?: Artifact;
+  /** The coded error of a failure. */
+  error?: MacvmError;
+  compare?: CompareResult;
+}
+
+/**
+ * Compares an image with its baseline, writing baselines and artifacts as the update mode
+ * says. Errors about the input (not a PNG, bad options) are thrown; failures of the
+ * comparison come back as `error` on the outcome, together with their artifact.
+ *
+ * A corrupt baseline is replaced only by an explicit update ('changed' or 'all'); in
+ * 'missing' and 'none' it is an error and the file is not touched, so a broken baseline is
+ * never papered over by a run that did not ask to update.
+ */
+export async function matchImageSnapshot(input: unknown, options: ImageSnapshotOptions, run: SnapshotRun): Promise<SnapshotOutcome> {
+  validateOptions(options);
+  const actual = toPngBytes(input);
+  const environment = run.environment;
+  const template = options.pathTemplate ?? DEFAULT_PATH_TEMPLATE;
+  const baselinePath = resolveBaselinePath(template, {
+    specPath: run.specPath,
+    root: run.root,
+    name: run.name,
+    envKey: environmentKey(environment),
+    provider: environment.provider,
+  });
+  const sidecarPath = `${baselinePath}.json`;
+  const corrupt: PngSource = {
+    code: 'MACVM_SNAPSHOT_CORRUPT',
+    label: `baseline ${baselinePath}`,
+    hint: 'Restore it from version control, or re-record it with -u (MACVM_UPDATE_SNAPSHOTS=changed); it was left untouched.',
+  };
+  const artifacts = snapshotArtifactPaths(run.reportsDir, safeRelative(run.root, run.specPath), run.name);
+  const write = run.writeFile ?? ((path: string, data: Buffer | string) => writeFileAtomic(path, data));
+  const label = `Image "${run.name}"`;
+
+  const writeBaseline = async (status: 'written' | 'updated', previous?: Buffer): Promise<SnapshotOutcome> => {
+    decodePng(actual); // never keep a baseline that cannot be read back
+    const sidecar: SnapshotSidecar = { ...environment, takenAt: (run.now?.() ?? new Date()).toISOString() };
+    try {
+      await write(baselinePath, actual);
+      await write(sidecarPath, `${JSON.stringify(sidecar, null, 2)}\n`);
+    } catch (error) {
+      throw new MacvmError('MACVM_SNAPSHOT_WRITE_FAILED', `Writing baseline ${baselinePath} failed: ${messageOf(error)}.`, {
+        hint: 'The previous baseline, if there was one, is intact. Check that the directory is writable and the disk has space.',
+        cause: error,
+      });
+    }
+    const { width, height } = decodeSize(actual);
+    await writeArtifact(artifacts.actual, actual);
+    if (previous) await writeArtifact(artifacts.expected, previous);
+    return {
+      pass: true,
+      status,
+      baselinePath,
+      artifact: artifactOf(run, artifacts, { expected: Boolean(previous), diff: false, diffPixels: 0, diffRatio: 0, width, height }),
+    };
+  };
+
+  let baseline: Buffer;
+  try {
+    baseline = await readFile(baselinePath);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    if (run.update === 'none') {
+      await writeArtifact(artifacts.actual, actual);
+      const { width, height } = decodeSize(actual);
+      return failure(baselinePath, artifactOf(run, artifacts, { expected: false, diff: false, diffPixels: 0, diffRatio: 0, width, height }), new MacvmError(
+        'MACVM_SNAPSHOT_MISSING',
+        `${label} has no baseline at ${baselinePath}, and the update mode is 'none' (the default when CI is set), so none was written.`,
+        { hint: 'Record baselines locally (or with MACVM_UPDATE_SNAPSHOTS=missing) and commit them.', details: { baselinePath, actual: artifacts.actual } },
+      ));
+    }
+    return writeBaseline('written');
+  }
+
+  if (run.update === 'all') return writeBaseline('updated', baseline);
+
+  try {
+    readPngHeader(baseline, corrupt);
+  } catch (error) {
+    if (run.update === 'changed') return writeBaseline('updated');
+    throw error;
+  }
+
+  const recorded = await readSidecar(sidecarPath);
+  const differing = recorded ? environmentDifferences(recorded, environment) : [];
+  if (differing.length > 0) {
+    if (run.update === 'changed') return writeBaseline('updated', baseline);
+    const mismatch = `baseline taken on ${describeEnvironment(recorded!)}, this run is ${describeEnvironment(environment)} (differs in ${differing.join(', ')})`;
+    await writeArtifact(artifacts.actual, actual);
+    await writeArtifact(artifacts.expected, baseline);
+    const { width, height } = decodeSize(actual);
+    const artifact = artifactOf(run, artifacts, { expected: true, diff: false, diffPixels: 0, diffRatio: 0, width, height });
+    artifact.snapshot!.environmentMismatch = mismatch;
+    return failure(baselinePath, artifact, new MacvmError(
+      'MACVM_SNAPSHOT_ENV_MISMATCH',
+      `${label} was not compared: ${mismatch}. Pixels from different environments are not comparable.`,
+      {
+        hint: 'Re-record with -u on this environment, or keep per-environment baselines with {env} in pathTemplate.',
+        details: { baselinePath, fields: differing, baseline: recorded, current: environment },
+      },
+    ));
+  }
+
+  let result: CompareResult;
+  try {
+    result = comparePngs(baseline, actual, { threshold: options.threshold, includeAA: options.includeAA, masks: options.masks, diffImage: true }, { expected: corrupt });
+  } catch (error) {
+    if (isMacvmError(error, 'MACVM_SNAPSHOT_CORRUPT') && run.update === 'changed') return writeBaseline('updated');
+    throw error;
+  }
+
+  const total = result.width * result.height;
+  const allowed = allowedDiffPixels(total, options);
+  if (!result.sizeMismatch && result.diffPixels <= allowed) return { pass: true, status: 'matched', baselinePath, compare: result };
+  if (run.update === 'changed') return { ...(await writeBaseline('updated', baseline)), compare: result };
+
+  await writeArtifact(artifacts.expected, baseline);
+  await writeArtifact(artifacts.actual, actual);
+  if (result.diff) await writeArtifact(artifacts.diff, encodePng(result.diff));
+  const artifact = artifactOf(run, artifacts, { expected: true, diff: Boolean(result.diff), diffPixels: result.diffPixels, diffRatio: result.diffRatio, width: result.width, height: result.height });
+  const where = [`expected: ${artifacts.expected}`, `actual:   ${artifacts.actual}`, ...(result.diff ? [`diff:     ${artifacts.diff}`] : [])].join('\n  ');
+  const headline = result.sizeMismatch
+    ? `${label} is ${result.sizeMismatch.actual.width}×${result.sizeMismatch.actual.height} but its baseline is ${result.sizeMismatch.expected.width}×${result.sizeMismatch.expected.height}.`
+    : `${label} differs from its baseline: ${count(result.diffPixels)} pixels (${percent(result.diffRatio)}) beyond threshold ${options.threshold ?? 0.1} (allowed: ${describeAllowed(options, allowed)}).`;
+  return {
+    ...failure(baselinePath, artifact, new MacvmError('MACVM_SNAPSHOT_MISMATCH', `${headline}\n  ${where}`, {
+      hint: 'If the change is intended, re-run with -u (or MACVM_UPDATE_SNAPSHOTS=changed) to accept it.',
+      details: { baselinePath, diffPixels: result.diffPixels, diffRatio: result.diffRatio, allowed, ...artifacts },
+    })),
+    compare: result,
+  };
+}
+
+function failure(baselinePath: string, artifact: Artifact, error: MacvmError): SnapshotOutcome {
+  return { pass: false, status: 'failed', baselinePath, artifact, error };
+}
+
+async function readSidecar(path: string): Promise<SnapshotSidecar | undefined> {
+  try {
+    return parseSidecar(await readFile(path, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function decodeSize(png: Buffer): { width: number; height: number } {
+  return { width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
+}
+
+function artifactOf(
+  run: SnapshotRun,
+  paths: ReturnType<typeof snapshotArtifactPaths>,
+  facts: { expected: boolean; diff: boolean; diffPixels: number; diffRatio: number; width: number; height: number },
+): Artifact {
+  const rel = (path: string) => safeRelative(run.reportsDir, path);
+  return {
+    kind: 'snapshot',
+    name: run.name,
+    path: rel(paths.actual),
+    contentType: 'image/png',
+    snapshot: {
+      name: run.name,
+      actual: rel(paths.actual),
+      ...(facts.expected ? { expected: rel(paths.expected) } : {}),
+      ...(facts.diff ? { diff: rel(paths.diff) } : {}),
+      diffPixels: facts.diffPixels,
+      diffRatio: facts.diffRatio,
+      width: facts.width,
+      height: facts.height,
+    },
+  };
+}
+
+function count(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+function percent(ratio: number): string {
+  const value = ratio * 100;
+  return `${value >= 0.01 || value === 0 ? value.toFixed(2) : value.toPrecision(2)} %`;
+}
+
+function describeAllowed(options: ImageSnapshotOptions, allowed: number): string {
+  const parts = [`${count(allowed)} pixels`];
+  if (options.maxDiffPixelRatio !== undefined) parts.push(`${+(options.maxDiffPixelRatio * 100).toFixed(4)} %`);
+  return parts.join(' / ');
+}
+
+function validateOptions(options: ImageSnapshotOptions): void {
+  const bad = (what: string) => {
+    throw new MacvmError('MACVM_BAD_ARGUMENT', `toMatchImageSnapshot: ${what}.`);
+  };
+  if (options.threshold !== undefined && !(options.threshold >= 0 && options.threshold <= 1)) bad(`threshold must be between 0 and 1, got ${options.threshold}`);
+  if (options.maxDiffPixels !== undefined && !(Number.isInteger(options.maxDiffPixels) && options.maxDiffPixels >= 0)) bad(`maxDiffPixels must be a non-negative integer, got ${options.maxDiffPixels}`);
+  if (options.maxDiffPixelRatio !== undefined && !(options.maxDiffPixelRatio >= 0 && options.maxDiffPixelRatio <= 1)) bad(`maxDiffPixelRatio must be between 0 and 1, got ${options.maxDiffPixelRatio}`);
+  for (const mask of options.masks ?? []) {
+    const numbers = [mask?.x, mask?.y, mask?.width, mask?.height];
+    if (!numbers.every((n) => typeof n === 'number' && Number.isFinite(n)) || mask.width < 0 || mask.height < 0) bad(`a mask must be {x, y, width, height} with finite numbers, got ${JSON.stringify(mask)}`);
+  }
+}

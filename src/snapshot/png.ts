@@ -1,0 +1,232 @@
+import { crc32, deflateSync, inflateSync } from 'node:zlib';
+import { PNG } from 'pngjs';
+import { MacvmError, messageOf, type MacvmErrorCode } from '../errors.js';
+
+/** Decoded pixels: 8-bit RGBA, rows top to bottom, no padding. */
+export interface RgbaImage {
+  width: number;
+  height: number;
+  data: Buffer;
+}
+
+export interface PngHeader {
+  width: number;
+  height: number;
+  bitDepth: number;
+  colorType: number;
+  interlace: number;
+}
+
+const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+// The last 12 bytes of every complete PNG: length 0, "IEND", its fixed CRC.
+const IEND_TRAILER = Buffer.from([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
+/** Far beyond any display (16K × 16K); stops a corrupt header from asking for gigabytes. */
+const MAX_PIXELS = 16384 * 16384;
+
+/** What a decode error is about: the image handed in, or a baseline file on disk. */
+export interface PngSource {
+  code: Extract<MacvmErrorCode, 'MACVM_PNG_INVALID' | 'MACVM_SNAPSHOT_CORRUPT'>;
+  /** "the image passed to toMatchImageSnapshot", "baseline /path/x.png" */
+  label: string;
+  hint?: string;
+}
+
+const INPUT: PngSource = { code: 'MACVM_PNG_INVALID', label: 'the image' };
+
+function invalid(source: PngSource, problem: string, cause?: unknown): MacvmError {
+  return new MacvmError(source.code, `${capitalise(source.label)} is not a readable PNG: ${problem}.`, {
+    hint: source.hint,
+    cause,
+    details: { problem },
+  });
+}
+
+function capitalise(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/**
+ * Accepts what screenshot APIs hand out: PNG bytes (Buffer/Uint8Array) or base64 (WebDriver's
+ * takeScreenshot, optionally as a data: URL). Returns the bytes without copying a Buffer.
+ */
+export function toPngBytes(input: unknown, source: PngSource = INPUT): Buffer {
+  let bytes: Buffer;
+  if (Buffer.isBuffer(input)) bytes = input;
+  else if (input instanceof Uint8Array) bytes = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  else if (typeof input === 'string') {
+    const base64 = input.startsWith('data:') ? input.slice(input.indexOf(',') + 1) : input;
+    bytes = Buffer.from(base64.trim(), 'base64');
+  } else {
+    throw invalid(source, `expected a Buffer, Uint8Array or base64 string, got ${input === null ? 'null' : typeof input}`);
+  }
+  readPngHeader(bytes, source);
+  return bytes;
+}
+
+/**
+ * Checks the structure without inflating anything: signature, IHDR first, IEND last (so a
+ * truncated file is caught here). Cheap enough to run on every input.
+ */
+export function readPngHeader(bytes: Buffer, source: PngSource = INPUT): PngHeader {
+  if (bytes.length < SIGNATURE.length + 25 + IEND_TRAILER.length) throw invalid(source, `only ${bytes.length} bytes`);
+  if (!bytes.subarray(0, 8).equals(SIGNATURE)) throw invalid(source, 'the PNG signature is missing');
+  if (bytes.readUInt32BE(8) !== 13 || bytes.toString('latin1', 12, 16) !== 'IHDR') throw invalid(source, 'the first chunk is not IHDR');
+  const header: PngHeader = {
+    width: bytes.readUInt32BE(16),
+    height: bytes.readUInt32BE(20),
+    bitDepth: bytes[24]!,
+    colorType: bytes[25]!,
+    interlace: bytes[28]!,
+  };
+  if (header.width === 0 || header.height === 0 || header.width * header.height > MAX_PIXELS) {
+    throw invalid(source, `implausible size ${header.width}×${header.height}`);
+  }
+  if (!bytes.subarray(bytes.length - 12).equals(IEND_TRAILER)) throw invalid(source, 'it is truncated (no IEND chunk at the end)');
+  return header;
+}
+
+/**
+ * Decodes to RGBA. 8-bit RGB/RGBA non-interlaced images — what screen capture tools write —
+ * take a fast path (zlib's native inflate, then one unfilter pass straight into the RGBA
+ * buffer); anything else goes through pngjs.
+ */
+export function decodePng(bytes: Buffer, source: PngSource = INPUT): RgbaImage {
+  const header = readPngHeader(bytes, source);
+  const fast = header.bitDepth === 8 && (header.colorType === 2 || header.colorType === 6) && header.interlace === 0;
+  try {
+    return fast ? decodeTrueColour(bytes, header, source) : decodeWithPngjs(bytes);
+  } catch (error) {
+    if (error instanceof MacvmError) throw error;
+    throw invalid(source, messageOf(error), error);
+  }
+}
+
+function decodeWithPngjs(bytes: Buffer): RgbaImage {
+  const png = PNG.sync.read(bytes);
+  return { width: png.width, height: png.height, data: png.data };
+}
+
+function decodeTrueColour(bytes: Buffer, header: PngHeader, source: PngSource): RgbaImage {
+  const idat: Buffer[] = [];
+  let offset = 8;
+  while (offset + 12 <= bytes.length) {
+    const length = bytes.readUInt32BE(offset);
+    const type = bytes.toString('latin1', offset + 4, offset + 8);
+    const end = offset + 12 + length;
+    if (end > bytes.length) throw invalid(source, `chunk ${type} runs past the end of the file`);
+    if (type === 'IDAT') idat.push(bytes.subarray(offset + 8, offset + 8 + length));
+    if (type === 'IEND') break;
+    offset = end;
+  }
+  if (idat.length === 0) throw invalid(source, 'it has no image data (IDAT)');
+  const { width, height } = header;
+  const channels = header.colorType === 6 ? 4 : 3;
+  const stride = width * channels;
+  // zlib checks the Adler-32 of the whole stream, so corrupt image data cannot pass silently.
+  const raw = inflateSync(idat.length === 1 ? idat[0]! : Buffer.concat(idat));
+  if (raw.length < (stride + 1) * height) throw invalid(source, `image data is short (${raw.length} of ${(stride + 1) * height} bytes)`);
+  unfilter(raw, stride, height, channels, source);
+  const data = channels === 4 ? packRows(raw, stride, height) : expandRgb(raw, width, height);
+  return { width, height, data };
+}
+
+/** Reverses the PNG row filters in place; each row's filtered bytes follow its filter-type byte. */
+function unfilter(raw: Buffer, stride: number, height: number, bpp: number, source: PngSource): void {
+  for (let y = 0; y < height; y++) {
+    const row = y * (stride + 1) + 1;
+    const prev = row - stride - 1; // the previous row's first byte (unfiltered already)
+    const filter = raw[row - 1];
+    switch (filter) {
+      case 0:
+        break;
+      case 1: // Sub
+        for (let i = bpp; i < stride; i++) raw[row + i] = (raw[row + i]! + raw[row + i - bpp]!) & 0xff;
+        break;
+      case 2: // Up
+        if (y > 0) for (let i = 0; i < stride; i++) raw[row + i] = (raw[row + i]! + raw[prev + i]!) & 0xff;
+        break;
+      case 3: // Average
+        for (let i = 0; i < stride; i++) {
+          const left = i >= bpp ? raw[row + i - bpp]! : 0;
+          const up = y > 0 ? raw[prev + i]! : 0;
+          raw[row + i] = (raw[row + i]! + ((left + up) >> 1)) & 0xff;
+        }
+        break;
+      case 4: // Paeth
+        for (let i = 0; i < stride; i++) {
+          const a = i >= bpp ? raw[row + i - bpp]! : 0;
+          const b = y > 0 ? raw[prev + i]! : 0;
+          const c = i >= bpp && y > 0 ? raw[prev + i - bpp]! : 0;
+          const p = a + b - c;
+          const pa = Math.abs(p - a);
+          const pb = Math.abs(p - b);
+          const pc = Math.abs(p - c);
+          const predictor = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+          raw[row + i] = (raw[row + i]! + predictor) & 0xff;
+        }
+        break;
+      default:
+        throw invalid(source, `row ${y} has unknown filter type ${filter}`);
+    }
+  }
+}
+
+/** Drops the filter byte of each row: one native copy per row. */
+function packRows(raw: Buffer, stride: number, height: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(stride * height);
+  for (let y = 0; y < height; y++) raw.copy(out, y * stride, y * (stride + 1) + 1, (y + 1) * (stride + 1));
+  return out;
+}
+
+function expandRgb(raw: Buffer, width: number, height: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(width * height * 4);
+  let o = 0;
+  for (let y = 0; y < height; y++) {
+    let i = y * (width * 3 + 1) + 1;
+    for (let x = 0; x < width; x++, i += 3, o += 4) {
+      out[o] = raw[i]!;
+      out[o + 1] = raw[i + 1]!;
+      out[o + 2] = raw[i + 2]!;
+      out[o + 3] = 255;
+    }
+  }
+  return out;
+}
+
+/**
+ * Encodes RGBA as an 8-bit RGBA PNG. Rows use the Sub filter (one subtraction per byte; flat UI
+ * areas become runs of zeros) and zlib level 6 — small files for the baselines users keep, at
+ * a fraction of pngjs's adaptive-filter time.
+ */
+export function encodePng(image: RgbaImage, options: { level?: number } = {}): Buffer {
+  const { width, height, data } = image;
+  const stride = width * 4;
+  const filtered = Buffer.allocUnsafeSlow((stride + 1) * height);
+  for (let y = 0; y < height; y++) {
+    const out = y * (stride + 1);
+    const src = y * stride;
+    filtered[out] = 1;
+    data.copy(filtered, out + 1, src, src + 4);
+    for (let i = 4; i < stride; i++) filtered[out + 1 + i] = (data[src + i]! - data[src + i - 4]!) & 0xff;
+  }
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 6; // RGBA
+  return Buffer.concat([
+    SIGNATURE,
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(filtered, { level: options.level ?? 6 })),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+function chunk(type: string, body: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(body.length, 0);
+  head.write(type, 4, 'latin1');
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body, crc32(head.subarray(4))) >>> 0, 0);
+  return Buffer.concat([head, body, crc]);
+}
