@@ -141,7 +141,7 @@ describe('matchImageSnapshot', () => {
   it('refuses a baseline whose image data is corrupt (checksum) in missing mode', async () => {
     await check(page, 'missing');
     const corrupt = Buffer.from(page);
-    corrupt[80] ^= 0x55;
+    corrupt[80] = corrupt[80]! ^ 0x55;
     await writeFile(baselinePath(), corrupt);
     expect((await rejected(check(pageChanged, 'missing'))).code).toBe('MACVM_SNAPSHOT_CORRUPT');
     expect((await readFile(baselinePath())).equals(corrupt)).toBe(true);

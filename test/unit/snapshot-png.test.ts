@@ -80,7 +80,7 @@ describe('png input', () => {
 
   it('reports corrupt image data (the zlib checksum) with the caller\'s code and label', () => {
     const broken = Buffer.from(bytes);
-    broken[60] ^= 0xff; // inside the IDAT stream
+    broken[60] = broken[60]! ^ 0xff; // inside the IDAT stream
     try {
       decodePng(broken, { code: 'MACVM_SNAPSHOT_CORRUPT', label: 'baseline /x/cart.png' });
       expect.fail('decoded a corrupt file');
