@@ -46,7 +46,8 @@ function provider(extra: Partial<TartProviderOptions> & { env?: NodeJS.ProcessEn
 }
 const argvLog = async () => (await readFile(join(tartHome, 'argv.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as string[]);
 
-describe('tart provider contract', () => {
+// Each test starts several processes; on a loaded 2-core host that can take seconds.
+describe('tart provider contract', { timeout: 60_000 }, () => {
   it('contract: prepare finds the image in `tart list --format json` with admin/admin and the pinned host key', async () => {
     const image = await provider().prepare('sonoma-base');
     expect(image).toMatchObject({ name: 'sonoma-base', provider: 'tart', os: 'macos', arch: 'aarch64', facts: { tartSource: 'local' } });
@@ -124,11 +125,13 @@ describe('tart provider contract', () => {
 
   it('contract: a guest that never gets an address fails at the deadline, naming the step', async () => {
     const p = provider({ env: { ...env, FAKE_TART_IP_NEVER: '1' } });
-    const deadline = new Deadline(2_500);
-    const clone = await p.clone(await p.prepare('sonoma-base'), { session, deadline });
-    const vm = await clone.boot({ cpus: 4, memoryMiB: 8192, display: false, deadline });
+    const setup = new Deadline(60_000);
+    const clone = await p.clone(await p.prepare('sonoma-base'), { session, deadline: setup });
+    const vm = await clone.boot({ cpus: 4, memoryMiB: 8192, display: false, deadline: setup });
+    setup.finish();
     running.push(vm);
-    const error = await vm.endpoint(deadline).catch((e: unknown) => e);
+    // a short deadline of its own, so only the address step can run out of time
+    const error = await vm.endpoint(new Deadline(2_000)).catch((e: unknown) => e);
     expect(isMacvmError(error, 'MACVM_DEADLINE_EXCEEDED')).toBe(true);
     expect((error as { details: { step: string } }).details.step).toBe('address');
     await clone.destroy();

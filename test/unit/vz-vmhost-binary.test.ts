@@ -29,7 +29,7 @@ describe('codesign entitlement output', () => {
   });
 });
 
-describe('ensureVmhostBinary', () => {
+describe('ensureVmhostBinary', { timeout: 30_000 }, () => {
   let home: string;
   let source: string;
   beforeEach(async () => {

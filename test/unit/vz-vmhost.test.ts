@@ -48,7 +48,7 @@ async function startVmhost(env: Record<string, string> = {}): Promise<VmhostClie
 
 const calls = async () => (await readFile(join(dir, 'calls.log'), 'utf8')).trim().split('\n');
 
-describe('vmhost line framing', () => {
+describe('vmhost line framing', { timeout: 30_000 }, () => {
   it('reassembles lines cut anywhere, including inside a UTF-8 character', () => {
     const bytes = Buffer.from(serializeMessage({ event: 'state', state: 'running' }) + serializeMessage({ event: 'error', error: { code: 'X', message: 'café ☕' } }));
     for (let cut = 1; cut < bytes.length; cut += 7) {
@@ -103,7 +103,7 @@ describe('vmhost line framing', () => {
   });
 });
 
-describe('vmhost contract (real vmhost process, fake addon replaying Virtualization.framework)', () => {
+describe('vmhost contract (real vmhost process, fake addon replaying Virtualization.framework)', { timeout: 60_000 }, () => {
   it('contract: start reports starting then running; requestStop ends with a guest stop', async () => {
     const client = await startVmhost();
     const states: string[] = [];

@@ -7,8 +7,11 @@ import { MacvmError } from '../../errors.js';
 import { isSameProcess, processStartTime } from '../../util/process-identity.js';
 import type { Deadline } from '../deadline.js';
 import { createRuntimeDir, writeVmRecord, type VmRecord } from '../runtime-dir.js';
-import type { BootOptions, Clone, CloneOptions, ExitInfo, GuestEndpoint, Image, Provider, RunningVM, SshCredentials } from '../types.js';
+import type { BootOptions, Clone, CloneOptions, ExitInfo, GuestEndpoint, Image, Provider, RunningVM } from '../types.js';
 import { parseTartIp, runTart, tartError, tartList, type TartCli } from './cli.js';
+import { pinnedCredentials, type ImageSshSettings } from './credentials.js';
+
+export type { ImageSshSettings as TartImageSettings } from './credentials.js';
 
 /**
  * The tart provider: Tart (cirruslabs) does the VM work, macvm supervises it.
@@ -21,12 +24,6 @@ import { parseTartIp, runTart, tartError, tartList, type TartCli } from './cli.j
  * learned: each image needs `hostKey` in the provider settings (`images: { "<image>": { hostKey } }`),
  * unless `insecureAcceptAnyHostKey: true` is set for throwaway use.
  */
-export interface TartImageSettings {
-  hostKey?: string;
-  user?: string;
-  password?: string;
-  privateKeyPath?: string;
-}
 
 export interface TartProviderOptions {
   /** The tart executable; default "tart" on PATH. */
@@ -35,13 +32,11 @@ export interface TartProviderOptions {
   /** Keep `tart run` alive after this process exits (`macvm vm start`). */
   detached?: boolean;
   /** SSH settings per image name ("*" for every image). */
-  images?: Record<string, TartImageSettings>;
+  images?: Record<string, ImageSshSettings>;
   /** Accept any guest host key (never for shared machines). Images without hostKey are refused otherwise. */
   insecureAcceptAnyHostKey?: boolean;
 }
 
-/** Tart's documented defaults for its cirruslabs images. */
-export const TART_DEFAULT_CREDENTIALS = { user: 'admin', password: 'admin' } as const;
 
 export interface TartImage extends Image {
   provider: 'tart';
@@ -68,7 +63,7 @@ export function createTartProvider(options: TartProviderOptions = {}): Provider 
         location: imageRef,
         os: 'macos',
         arch: 'aarch64',
-        ssh: credentialsFor(imageRef, options),
+        ssh: pinnedCredentials('tart', imageRef, options),
         facts: known ? { tartSource: known.Source } : { tartSource: 'remote' },
       };
     },
@@ -104,26 +99,6 @@ export function createTartProvider(options: TartProviderOptions = {}): Provider 
       }
       return new TartClone(name, image, runtimeDir, record, cli, options.detached ?? false);
     },
-  };
-}
-
-function credentialsFor(imageRef: string, options: TartProviderOptions): SshCredentials {
-  const settings = options.images?.[imageRef] ?? options.images?.['*'] ?? {};
-  if (!settings.hostKey && !options.insecureAcceptAnyHostKey) {
-    throw new MacvmError('MACVM_CONFIG_INVALID', `The tart image "${imageRef}" has no pinned SSH host key.`, {
-      hint:
-        `Boot it once (\`tart run ${imageRef}\`), run \`ssh-keyscan -t ed25519 $(tart ip ${imageRef})\`, and set ` +
-        `providers.tart.images["${imageRef}"].hostKey to the "ssh-ed25519 AAAA..." part — or set insecureAcceptAnyHostKey: true for throwaway use.`,
-    });
-  }
-  if (settings.hostKey && !/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}$/.test(settings.hostKey.trim())) {
-    throw new MacvmError('MACVM_CONFIG_INVALID', `providers.tart.images["${imageRef}"].hostKey is not an OpenSSH public key ("ssh-ed25519 AAAA...").`);
-  }
-  return {
-    user: settings.user ?? TART_DEFAULT_CREDENTIALS.user,
-    password: settings.privateKeyPath ? settings.password : (settings.password ?? TART_DEFAULT_CREDENTIALS.password),
-    privateKeyPath: settings.privateKeyPath,
-    hostKey: settings.hostKey?.trim(),
   };
 }
 
