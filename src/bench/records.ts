@@ -52,4 +52,18 @@ export interface BenchRun {
   gitRef?: string;
   environment: BenchEnvironment;
   workloads: WorkloadResult[];
+  /** How the samples were taken (optional: older records lack it). */
+  method?: BenchMethod;
+}
+
+/** How a run measured, so a comparison can tell like from unlike. */
+export interface BenchMethod {
+  /** Measured rounds per side; host and guest rounds alternate (host, guest, host, ...). */
+  rounds: number;
+  /** Rounds per side run first and discarded. */
+  warmup: number;
+  /** How commands were timed, the same way on both sides: 'perl' | 'date-ns' | 'node'. */
+  commandTimer?: string;
+  /** Where function workloads ran in the guest: 'guest-node' (its own node of the same version) or 'uploaded-node'. */
+  guestNode?: string;
 }

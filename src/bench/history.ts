@@ -1,0 +1,127 @@
+import { appendFile, mkdir, readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { MacvmError, messageOf } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { compareWithBaseline, type CompareMetric } from './compare.js';
+import { resolveGitRef } from './environment.js';
+import type { BenchRun } from './records.js';
+
+/** reports/bench/: latest.json (the last run, whole) and history.jsonl (every run, one per line). */
+export function benchPaths(reportsDir: string): { dir: string; latest: string; history: string } {
+  const dir = join(resolve(reportsDir), 'bench');
+  return { dir, latest: join(dir, 'latest.json'), history: join(dir, 'history.jsonl') };
+}
+
+/**
+ * Appends the run to history.jsonl and replaces latest.json. One appendFile of one line
+ * (with its newline) per run: concurrent suites each add whole lines, and a reader skips a
+ * torn last line rather than losing the rest. latest.json is written atomically.
+ */
+export async function recordRun(run: BenchRun, reportsDir: string): Promise<void> {
+  const paths = benchPaths(reportsDir);
+  await mkdir(paths.dir, { recursive: true });
+  await appendFile(paths.history, `${JSON.stringify(run)}\n`);
+  await writeFileAtomic(paths.latest, `${JSON.stringify(run, null, 2)}\n`);
+}
+
+/** Every readable run in a history file, oldest first; unreadable lines are skipped. */
+export async function readHistory(file: string): Promise<BenchRun[]> {
+  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return '';
+    throw new MacvmError('MACVM_BENCH_INVALID', `Cannot read ${file}: ${error.message}`, { cause: error });
+  });
+  const runs: BenchRun[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      runs.push(checkRun(JSON.parse(line), file));
+    } catch {
+      // A torn or hand-edited line must not hide every other run.
+    }
+  }
+  return runs;
+}
+
+/** Checks the parts of a BenchRun that comparisons use; names the file and the problem. */
+export function checkRun(value: unknown, source: string): BenchRun {
+  const fail = (problem: string): never => {
+    throw new MacvmError('MACVM_BENCH_INVALID', `${source} is not a benchmark run: ${problem}.`, {
+      hint: 'Pass reports/bench/history.jsonl, reports/bench/latest.json or a git ref that has a run in the history.',
+    });
+  };
+  if (typeof value !== 'object' || value === null) return fail('not a JSON object');
+  const run = value as Partial<BenchRun>;
+  if (typeof run.suite !== 'string') fail('"suite" is missing');
+  if (!Array.isArray(run.workloads)) fail('"workloads" is missing');
+  run.workloads!.forEach((w, i) => {
+    if (typeof w?.name !== 'string') fail(`workloads[${i}].name is missing`);
+    for (const side of ['host', 'guest'] as const) {
+      const samples = w[side]?.samples;
+      if (!Array.isArray(samples) || samples.some((s) => typeof s !== 'number' || !Number.isFinite(s))) {
+        fail(`workloads[${i}].${side}.samples is not a list of numbers`);
+      }
+    }
+  });
+  return run as BenchRun;
+}
+
+export interface Baseline {
+  run: BenchRun;
+  /** How it is named in tables: "abc1234", "history.jsonl (2026-11-20T...)", a file name. */
+  against: string;
+}
+
+/**
+ * Finds the run to compare with, from what a user types after --compare:
+ * - a path to a history file (.jsonl): its newest run of the same suite;
+ * - a path to one run (latest.json, or a copy kept as a CI artifact);
+ * - a git ref (a tag, a branch, HEAD~3, a sha): the newest run in `historyFile` of the same
+ *   suite made at that commit.
+ * The current run (by runId) is never its own baseline.
+ */
+export async function resolveBaseline(
+  spec: string,
+  options: { suite: string; historyFile: string; excludeRunId?: string; cwd?: string },
+): Promise<Baseline> {
+  const path = resolve(options.cwd ?? process.cwd(), spec);
+  const isFile = await stat(path).then((s) => s.isFile(), () => false);
+  const sameSuite = (r: BenchRun) => r.suite === options.suite && r.runId !== options.excludeRunId;
+  if (isFile) {
+    if (path.endsWith('.jsonl')) {
+      const run = (await readHistory(path)).filter(sameSuite).at(-1);
+      if (!run) throw new MacvmError('MACVM_BENCH_INVALID', `${spec} holds no earlier run of the benchmark "${options.suite}".`);
+      return { run, against: `${spec} (${run.gitRef ?? run.at})` };
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(await readFile(path, 'utf8'));
+    } catch (error) {
+      throw new MacvmError('MACVM_BENCH_INVALID', `${spec} is not valid JSON: ${messageOf(error)}`, { cause: error });
+    }
+    return { run: checkRun(json, spec), against: spec };
+  }
+  const commit = await resolveGitRef(spec, options.cwd);
+  if (!commit) {
+    throw new MacvmError('MACVM_BAD_ARGUMENT', `--compare ${spec}: no such file, and not a git ref here.`, {
+      hint: 'Pass a history.jsonl or BenchRun JSON file, or a commit/tag/branch that has a run in reports/bench/history.jsonl.',
+    });
+  }
+  const run = (await readHistory(options.historyFile)).filter((r) => sameSuite(r) && !!r.gitRef && commit.startsWith(r.gitRef)).at(-1);
+  if (!run) {
+    throw new MacvmError('MACVM_BENCH_INVALID', `No run of "${options.suite}" at ${spec} (${commit.slice(0, 12)}) in ${options.historyFile}.`, {
+      hint: `Run the benchmark with ${spec} checked out first, or compare against a file.`,
+    });
+  }
+  return { run, against: `${spec === run.gitRef ? spec : `${spec} (${run.gitRef})`}` };
+}
+
+/** The run with each workload compared against the baseline's workload of the same name. */
+export function withBaseline(run: BenchRun, baseline: Baseline, metric: CompareMetric = 'ratio'): BenchRun {
+  return {
+    ...run,
+    workloads: run.workloads.map((workload) => {
+      const before = baseline.run.workloads.find((w) => w.name === workload.name);
+      return before ? { ...workload, baseline: compareWithBaseline(workload, before, baseline.against, { metric }) } : workload;
+    }),
+  };
+}

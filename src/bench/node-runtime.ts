@@ -1,0 +1,128 @@
+import { basename } from 'node:path';
+import { execa } from 'execa';
+import { MacvmError, messageOf } from '../errors.js';
+import type { BenchShell } from './shell.js';
+import { shellWord } from './shell.js';
+
+/**
+ * Making THIS host's node binary run on a side, so JS workloads (and, on minimal guests,
+ * the command timer) run the very same engine in the guest as on the host.
+ *
+ * - A guest whose own `node --version` equals ours is used as is ('guest-node').
+ * - Otherwise, when the guest has our OS and CPU architecture, process.execPath is uploaded
+ *   ('uploaded-node'). On Linux it is dynamically linked against glibc, which a busybox guest
+ *   does not have, so the libraries `ldd` lists (libc, libstdc++, libm, libgcc_s, ...) and the
+ *   dynamic loader go beside it, and node starts as
+ *     <dir>/lib/ld-linux-x86-64.so.2 --library-path <dir>/lib <dir>/node
+ *   (invoking the loader directly means the guest's own /lib is never consulted). On macOS the
+ *   binary needs only system libraries and runs directly.
+ * - Another OS or architecture cannot run our binary: a MacvmError says to use commands.
+ * The upload (~100 MB) lands in a directory named after node's version, and is reused when a
+ * working copy is already there (long-lived `ssh` provider machines).
+ */
+export interface NodeOnSide {
+  /** Shell words that start node on that side. */
+  command: string;
+  how: 'host' | 'guest-node' | 'uploaded-node';
+}
+
+export function hostNode(): NodeOnSide {
+  return { command: shellWord(process.execPath), how: 'host' };
+}
+
+const OS_NAMES: Record<string, string> = { Linux: 'linux', Darwin: 'darwin' };
+const ARCH_NAMES: Record<string, string> = { x86_64: 'x64', amd64: 'x64', aarch64: 'arm64', arm64: 'arm64' };
+
+export async function guestPlatform(guest: BenchShell): Promise<{ platform: string; arch: string; raw: string }> {
+  const result = await guest.exec('uname -s; uname -m', { reject: false, timeoutMs: 30_000 });
+  const [os = '', machine = ''] = result.stdout.trim().split(/\s+/);
+  return { platform: OS_NAMES[os] ?? os.toLowerCase(), arch: ARCH_NAMES[machine] ?? machine, raw: `${os} ${machine}` };
+}
+
+export interface GuestNodeOptions {
+  /** Where the upload goes in the guest (default /tmp). */
+  baseDir?: string;
+}
+
+export async function guestNode(guest: BenchShell, options: GuestNodeOptions = {}): Promise<NodeOnSide> {
+  const own = await guest.exec('node --version', { reject: false, timeoutMs: 30_000 }).catch(() => undefined);
+  if (own?.exitCode === 0 && own.stdout.trim() === process.version) return { command: 'node', how: 'guest-node' };
+
+  const target = await guestPlatform(guest);
+  if (target.platform !== process.platform || target.arch !== process.arch) {
+    throw new MacvmError(
+      'MACVM_NOT_SUPPORTED',
+      `JS function workloads need the guest to run this host's node (${process.platform}-${process.arch}), but the guest is ${target.raw.trim() || 'unknown'} and has no node ${process.version}.`,
+      {
+        hint: `Benchmark this guest with b.command(...) workloads only, or install node ${process.version} in the image.`,
+        details: { host: `${process.platform}-${process.arch}`, guest: target },
+      },
+    );
+  }
+  const dir = `${options.baseDir ?? '/tmp'}/macvm-node-${process.version}-${process.platform}-${process.arch}`;
+  const libs = process.platform === 'linux' ? await linkedLibraries(process.execPath) : undefined;
+  const loader = libs?.find((lib) => lib.isLoader);
+  const command =
+    process.platform === 'linux'
+      ? `${shellWord(`${dir}/lib/${basename(loader!.name)}`)} --library-path ${shellWord(`${dir}/lib`)} ${shellWord(`${dir}/node`)}`
+      : shellWord(`${dir}/node`);
+
+  if (await runsAs(guest, command)) return { command, how: 'uploaded-node' };
+  try {
+    await guest.exec(`mkdir -p ${shellWord(`${dir}/lib`)}`, { timeoutMs: 30_000 });
+    for (const lib of libs ?? []) await guest.upload(lib.path, `${dir}/lib/${basename(lib.name)}`);
+    await guest.upload(process.execPath, `${dir}/node`);
+    await guest.exec(`chmod 755 ${shellWord(`${dir}/node`)}${loader ? ` ${shellWord(`${dir}/lib/${basename(loader.name)}`)}` : ''}`, { timeoutMs: 30_000 });
+  } catch (error) {
+    throw new MacvmError('MACVM_TRANSFER_FAILED', `Uploading node to ${dir} in the guest failed: ${messageOf(error)}`, {
+      hint: 'The guest needs ~110 MB free there; pass a roomier directory as guestDir.',
+      cause: error,
+    });
+  }
+  if (!(await runsAs(guest, command))) {
+    const check = await guest.exec(`${command} --version`, { reject: false, timeoutMs: 60_000 });
+    throw new MacvmError('MACVM_NOT_SUPPORTED', `This host's node was copied to the guest but does not start there (exit ${check.exitCode}): ${check.stderr.trim().slice(0, 400)}`, {
+      hint: 'Use b.command(...) workloads for this guest, or install node in the image.',
+    });
+  }
+  return { command, how: 'uploaded-node' };
+}
+
+async function runsAs(guest: BenchShell, command: string): Promise<boolean> {
+  const result = await guest.exec(`${command} --version`, { reject: false, timeoutMs: 60_000 }).catch(() => undefined);
+  return result?.exitCode === 0 && result.stdout.trim() === process.version;
+}
+
+export interface LinkedLibrary {
+  /** The name the binary asks for (soname, or the loader's path). */
+  name: string;
+  /** Where it is on this host (symlinks are followed by the upload). */
+  path: string;
+  isLoader: boolean;
+}
+
+/** Parses `ldd <binary>`: "libm.so.6 => /lib/x86_64-linux-gnu/libm.so.6 (0x...)" and the loader's "/lib64/ld-linux-x86-64.so.2 (0x...)". */
+export function parseLdd(output: string): LinkedLibrary[] {
+  const libs: LinkedLibrary[] = [];
+  for (const line of output.split('\n')) {
+    const arrow = /^\s*(\S+)\s+=>\s+(\/\S+)\s+\(0x[0-9a-f]+\)/.exec(line);
+    if (arrow) {
+      libs.push({ name: arrow[1]!, path: arrow[2]!, isLoader: false });
+      continue;
+    }
+    const bare = /^\s*(\/\S+)\s+\(0x[0-9a-f]+\)/.exec(line);
+    if (bare) libs.push({ name: bare[1]!, path: bare[1]!, isLoader: /\/ld-linux[^/]*\.so/.test(bare[1]!) });
+  }
+  return libs;
+}
+
+async function linkedLibraries(binary: string): Promise<LinkedLibrary[]> {
+  const result = await execa('ldd', [binary], { reject: false });
+  const libs = parseLdd(String(result.stdout));
+  if (result.exitCode !== 0 || !libs.some((lib) => lib.isLoader)) {
+    throw new MacvmError('MACVM_NOT_SUPPORTED', `Cannot list the shared libraries of ${binary} (ldd exit ${result.exitCode}), so it cannot be copied into the guest.`, {
+      hint: 'Use b.command(...) workloads, or install node in the guest image.',
+    });
+  }
+  return libs;
+}

@@ -1,0 +1,74 @@
+import type { BenchRun, WorkloadResult } from './records.js';
+import { minSamplesForMedianCI } from './stats.js';
+
+/** A duration in the unit that reads best: µs below 1 ms, s from 1000 ms, ~3 significant digits. */
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms)) return String(ms);
+  const [value, unit] = Math.abs(ms) < 1 ? [ms * 1000, 'µs'] : Math.abs(ms) < 1000 ? [ms, 'ms'] : [ms / 1000, 's'];
+  return `${significant(value)} ${unit}`;
+}
+
+function significant(value: number): string {
+  const abs = Math.abs(value);
+  if (abs >= 100) return value.toFixed(0);
+  if (abs >= 10) return value.toFixed(1);
+  return value.toFixed(2);
+}
+
+export function formatRatio(ratio: WorkloadResult['ratio']): string {
+  const plusMinus = Math.max(ratio.median - ratio.ciLow, ratio.ciHigh - ratio.median);
+  return `${ratio.median.toFixed(2)}× ±${Number.isFinite(plusMinus) ? plusMinus.toFixed(2) : '∞'}`;
+}
+
+export function formatVerdict(workload: WorkloadResult): string {
+  const b = workload.baseline;
+  if (!b) return '–';
+  const p = `p=${b.pValue < 0.001 ? b.pValue.toExponential(0) : b.pValue.toFixed(3)}`;
+  const change = `${b.change >= 0 ? '+' : '−'}${Math.abs(b.change * 100).toFixed(1)} %`;
+  switch (b.verdict) {
+    case 'slower':
+      return `${change} slower (${p})`;
+    case 'faster':
+      return `${change} faster (${p})`;
+    case '~':
+      return `~ (${p})`;
+    default:
+      return '? too few samples';
+  }
+}
+
+/**
+ * The terminal table: workload | host median | guest median | guest/host ± CI | vs baseline,
+ * numbers right-aligned, followed by warning lines where the sample counts are too small
+ * for the 95 % intervals or the baseline test to mean anything.
+ */
+export function formatBenchTable(run: BenchRun): string {
+  const header = ['workload', 'host median', 'guest median', 'guest/host', 'vs baseline'];
+  const rows = run.workloads.map((w) => [w.name, formatDuration(w.host.medianMs), formatDuration(w.guest.medianMs), formatRatio(w.ratio), formatVerdict(w)]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === 0 || i === cells.length - 1 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  const out = [line(header), ...rows.map(line)];
+  const env = run.environment;
+  out.push(`${run.suite} · ${env.provider} ${env.image}${env.guestOs ? ` (${env.guestOs})` : ''} · ${env.cpus} CPU ${env.memoryMiB} MiB · host ${env.hostModel}${run.gitRef ? ` · ${run.gitRef}` : ''}`);
+  out.push(...benchWarnings(run).map((w) => `warning: ${w}`));
+  return `${out.join('\n')}\n`;
+}
+
+export function benchWarnings(run: BenchRun): string[] {
+  const warnings: string[] = [];
+  const needed = minSamplesForMedianCI();
+  for (const w of run.workloads) {
+    const n = Math.min(w.host.samples.length, w.guest.samples.length);
+    if (n > 0 && n < needed) {
+      warnings.push(`${w.name}: ${n} round(s) per side; a 95 % CI of the median needs at least ${needed}, so the intervals shown are min–max.`);
+    }
+    if (w.baseline?.verdict === 'too-few-samples') {
+      warnings.push(`${w.name}: too few rounds to tell a change from noise against ${w.baseline.against} (even complete separation would not reach p < 0.05; use ≥ 4 rounds in both runs).`);
+    }
+  }
+  return warnings;
+}
