@@ -127,10 +127,8 @@ async function launchOnFreePort(
       throw driverMissingError(options.browserName, target.os, what, { executable, missing: outcome.what });
     }
     const { driver } = outcome;
-    // A driver that cannot bind exits at once; give it a moment, then look.
-    await sleep(150);
-    if (await driver.alive()) return outcome;
-    const tail = await driver.logTail();
+    if (outcome.exitedLog === undefined) return outcome;
+    const tail = outcome.exitedLog;
     await driver.stop().catch(() => {});
     if (mentionsPortInUse(tail) && options.driverPort === undefined && attempt < PORT_ATTEMPTS) continue;
     if (options.browserName === 'safari' && mentionsRemoteAutomation(tail)) throw driverNotEnabledError(tail, driverDetails(driver));
@@ -153,8 +151,8 @@ async function waitForStatus(driver: GuestDriver, hostPort: number, timeoutMs: n
       if (error instanceof MacvmError) throw error;
       last = messageOf(error);
     }
-    // Checking the process costs an SSH round trip: do it every 4th poll (~1 s).
-    if (attempt % 4 === 3 && !(await driver.alive())) {
+    // Checking the process costs an SSH round trip: do it every 8th poll (~2 s).
+    if (attempt % 8 === 7 && !(await driver.alive())) {
       const tail = await driver.logTail();
       if (browserName === 'safari' && mentionsRemoteAutomation(tail)) throw driverNotEnabledError(tail, driverDetails(driver, hostPort));
       throw driverCrashedError(`${driver.executable} exited in the guest before it answered /status.`, tail, driverDetails(driver, hostPort));

@@ -11,6 +11,12 @@ function runSh(session: GuestSession, script: string, timeoutMs = 20_000) {
   return session.exec(`/bin/sh -c ${shQuote(script)}`, { reject: false, timeoutMs });
 }
 
+/** Shell condition: $pid runs and is not a zombie (an exited driver may linger unreaped, and kill -0 still succeeds on it). */
+const IS_ALIVE =
+  '{ kill -0 $pid 2>/dev/null && { if [ -r /proc/$pid/stat ]; then state=$(sed "s/.*) //" /proc/$pid/stat | cut -c1); else state=$(ps -o stat= -p $pid 2>/dev/null | cut -c1); fi; [ "$state" != Z ]; }; }';
+const LOG_MARKER = '--- macvm: driver log ---';
+const EARLY_EXIT_SECONDS = 0.3;
+
 export interface DriverLaunch {
   /** Name on the guest's PATH or an absolute path. */
   executable: string;
@@ -23,7 +29,8 @@ export interface DriverLaunch {
 }
 
 export type LaunchOutcome =
-  | { kind: 'started'; driver: GuestDriver; browserBinary?: string }
+  /** exitedLog: set (to the driver's log tail) when the driver was already gone moments after its start. */
+  | { kind: 'started'; driver: GuestDriver; browserBinary?: string; exitedLog?: string }
   | { kind: 'missing'; what: 'driver' | 'browser'; output: string };
 
 /**
@@ -67,7 +74,12 @@ export class GuestDriver {
       `  nohup "$driver" ${argv} >driver.log 2>&1 </dev/null &`,
       '  echo group=0',
       'fi',
-      'echo "pid=$!"; echo "dir=$dir"; echo "driver=$driver"; echo "browser=$browser"',
+      'pid=$!',
+      'echo "pid=$pid"; echo "dir=$dir"; echo "driver=$driver"; echo "browser=$browser"',
+      // A driver that cannot start (bad install, port taken) exits at once: look after a
+      // moment in this same round trip, and bring its log back if it is gone.
+      `sleep ${EARLY_EXIT_SECONDS}`,
+      `if ${IS_ALIVE}; then echo alive=1; else echo alive=0; echo ${LOG_MARKER}; tail -n 40 driver.log; fi`,
     ].join('\n');
     const result = await runSh(session, script);
     const fields = parseFields(result.stdout);
@@ -81,18 +93,14 @@ export class GuestDriver {
       });
     }
     const driver = new GuestDriver(session, fields.driver || launch.executable, pid, launch.port, fields.dir, fields.group === '1');
-    return { kind: 'started', driver, browserBinary: fields.browser || undefined };
+    const markerAt = result.stdout.indexOf(`${LOG_MARKER}\n`);
+    const exitedLog = fields.alive === '0' ? (markerAt === -1 ? '' : result.stdout.slice(markerAt + LOG_MARKER.length + 1).trimEnd()) : undefined;
+    return { kind: 'started', driver, browserBinary: fields.browser || undefined, exitedLog };
   }
 
-  /** Running, and not a zombie: a driver that exited may linger unreaped (kill -0 still succeeds). */
+  /** Running, and not a zombie. */
   async alive(): Promise<boolean> {
-    const script = [
-      `pid=${this.pid}`,
-      'kill -0 $pid 2>/dev/null || exit 1',
-      'if [ -r /proc/$pid/stat ]; then state=$(sed "s/.*) //" /proc/$pid/stat | cut -c1); else state=$(ps -o stat= -p $pid 2>/dev/null | cut -c1); fi',
-      '[ "$state" != Z ]',
-    ].join('\n');
-    const result = await runSh(this.session, script, 10_000);
+    const result = await runSh(this.session, `pid=${this.pid}; ${IS_ALIVE}`, 10_000);
     return result.exitCode === 0;
   }
 
