@@ -2,6 +2,7 @@ import { arch, cpus, platform, release, totalmem } from 'node:os';
 import { relative, resolve } from 'node:path';
 import type { Reporter, TestCase, TestModule, TestSuite, Vitest } from 'vitest/node';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import './task-meta.js';
 import { RESULTS_SCHEMA_VERSION, type Artifact, type ErrorInfo, type RunResult, type SuiteResult, type TestResult, type VmFacts } from './results.js';
 
 export interface MacvmReporterOptions {
@@ -94,7 +95,7 @@ export class MacvmReporter implements Reporter {
   private suiteResult(suite: TestSuite, file: string): SuiteResult {
     const tests = [...suite.children.allTests()].map((t) => this.testResult(t));
     const errors = suite.errors() as SerializedErrorLike[];
-    const meta = suite.meta() as { macvm?: VmFacts };
+    const meta = suite.meta();
     const artifacts: Artifact[] = meta.macvm?.consoleLog ? [{ kind: 'console-log', name: 'console.log', path: meta.macvm.consoleLog, contentType: 'text/plain' }] : [];
     return {
       id: suite.id,
@@ -112,10 +113,10 @@ export class MacvmReporter implements Reporter {
   private testResult(test: TestCase): TestResult {
     const result = test.result();
     const diagnostic = test.diagnostic();
-    const meta = test.meta() as { macvmArtifacts?: Artifact[]; macvmConsoleTail?: string };
+    const meta = test.meta();
     const status: TestResult['status'] =
       result.state === 'failed' ? 'failed' : result.state === 'passed' ? (diagnostic?.flaky ? 'flaky' : 'passed') : 'skipped';
-    const error = result.state === 'failed' ? firstError(result.errors as SerializedErrorLike[]) : undefined;
+    const error = result.state === 'failed' ? firstError(result.errors as unknown as SerializedErrorLike[]) : undefined;
     if (error && meta.macvmConsoleTail && !error.consoleTail) error.consoleTail = meta.macvmConsoleTail;
     return {
       id: test.id,
