@@ -3,10 +3,10 @@ import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import pixelmatch from 'pixelmatch';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isMacvmError, type MacvmErrorCode } from '../../src/errors.js';
+import '../../src/fixtures/image-snapshot.js';
 import { fullPageScreenshot } from '../../src/guest/full-page-screenshot.js';
 import type { MacVM } from '../../src/vm/macvm.js';
 import { createSshProvider } from '../../src/vm/ssh/provider.js';
@@ -50,10 +50,13 @@ let server: Server;
 let serverPort: number;
 let home: string;
 const savedHome = process.env.MACVM_HOME;
+const savedReports = process.env.MACVM_REPORTS_DIR;
 
 beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), 'macvm-browser-home-'));
   process.env.MACVM_HOME = home;
+  // Snapshot mismatch artifacts (if any) go here, not into the project's reports/.
+  process.env.MACVM_REPORTS_DIR = join(home, 'reports');
   sshd = await startSshd();
   server = createServer((request, response) => {
     const page = PAGES[request.url ?? '/'];
@@ -67,6 +70,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await new Promise((resolve) => server?.close(resolve));
   await sshd?.stop();
+  if (savedReports === undefined) delete process.env.MACVM_REPORTS_DIR;
+  else process.env.MACVM_REPORTS_DIR = savedReports;
   if (savedHome === undefined) delete process.env.MACVM_HOME;
   else process.env.MACVM_HOME = savedHome;
   rmSync(home, { recursive: true, force: true });
@@ -128,18 +133,6 @@ function pixel(png: PNG, x: number, y: number): [number, number, number] {
   return [png.data[i]!, png.data[i + 1]!, png.data[i + 2]!];
 }
 
-/** Stand-in for toMatchImageSnapshot: first call writes the baseline, later calls compare. */
-function matchBaseline(png: Buffer, baselinePath: string): { written: boolean; diffPixels: number } {
-  if (!existsSync(baselinePath)) {
-    writeFileSync(baselinePath, png);
-    return { written: true, diffPixels: 0 };
-  }
-  const expected = PNG.sync.read(readFileSync(baselinePath));
-  const actual = PNG.sync.read(png);
-  expect([actual.width, actual.height]).toEqual([expected.width, expected.height]);
-  return { written: false, diffPixels: pixelmatch(expected.data, actual.data, undefined, expected.width, expected.height, { threshold: 0.1 }) };
-}
-
 describe('chromium in the guest over the ssh provider', () => {
   it('reaches a host page through exposeHostPort, clicks, reads the DOM, matches a screenshot baseline, and leaves nothing running', async () => {
     const baselineDir = mkdtempSync(join(tmpdir(), 'macvm-browser-baseline-'));
@@ -162,9 +155,13 @@ describe('chromium in the guest over the ssh provider', () => {
         // localhost: sshd binds the reverse forward on the guest's loopback; Chrome resolves it to 127.0.0.1.
         await browser.url(`http://localhost:${guestPort}/`);
         expect(await browser.$('#title').getText()).toBe('Hello from the host');
+        // Round 1 writes the baseline, round 2 (a fresh browser) must match it; 'missing' never rewrites one.
+        expect(existsSync(baseline)).toBe(round === 2);
+        const before = round === 2 ? readFileSync(baseline) : undefined;
         const shot = Buffer.from(await browser.takeScreenshot(), 'base64');
-        const result = matchBaseline(shot, baseline);
-        expect(result).toEqual({ written: round === 1, diffPixels: 0 });
+        await expect(shot).toMatchImageSnapshot({ name: 'hello', pathTemplate: join(baselineDir, '{name}.png'), update: 'missing' });
+        expect(existsSync(baseline)).toBe(true);
+        if (before) expect(readFileSync(baseline).equals(before)).toBe(true);
 
         await browser.$('#go').click();
         await browser.$('#go').click();
