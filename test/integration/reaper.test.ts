@@ -104,6 +104,42 @@ describe('reaper', () => {
   });
 });
 
+describe('reaper without a runner', () => {
+  const reaperMain = resolve('src/runner/reaper-main.ts');
+
+  async function runIdleReaper(session: string): Promise<number | null> {
+    const dir = join(home, 'sessions', session);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const child = spawn(process.execPath, ['--import', 'tsx', reaperMain, JSON.stringify({ session, home, socket: join(dir, 'reaper.sock'), idleMs: 300 })], { stdio: 'ignore' });
+    runners.push(child);
+    await exited(child);
+    return child.exitCode;
+  }
+
+  it('exits by itself when no runner connects, sweeping only if the runner is already dead', async () => {
+    // Runner alive (this process): the reaper leaves its VM alone.
+    await registerSession({ id: 's-alive', pid: process.pid }, { home });
+    const vm = spawn('sleep', ['300'], { detached: true, stdio: 'ignore' });
+    vm.unref();
+    started.push(vm.pid!);
+    const runDir = join(home, 'run', 'vm-idle');
+    await mkdir(runDir, { recursive: true });
+    await writeVmRecord(runDir, { id: 'vm-idle', session: 's-alive', provider: 'qemu', image: 'fake', createdAt: new Date().toISOString(), pid: vm.pid!, pidStartTime: await processStartTime(vm.pid!) });
+    expect(await runIdleReaper('s-alive')).toBe(0);
+    expect(await isRunning(vm.pid!)).toBe(true);
+    expect(existsSync(runDir)).toBe(true);
+
+    // Runner dead: the same reaper sweeps the session before it goes.
+    const gone = spawn('true');
+    await new Promise((done) => gone.once('exit', done));
+    await writeFile(join(home, 'sessions', 's-alive', 'session.json'), JSON.stringify({ id: 's-alive', pid: gone.pid, pidStartTime: '1', startedAt: '', cwd: '/' }));
+    expect(await runIdleReaper('s-alive')).toBe(0);
+    expect(await isRunning(vm.pid!)).toBe(false);
+    expect(existsSync(runDir)).toBe(false);
+    expect(existsSync(join(home, 'sessions', 's-alive'))).toBe(false);
+  });
+});
+
 describe('gc', () => {
   /** A real process standing in for a VM, in its own process group like qemu. */
   function fakeVm(): number {
