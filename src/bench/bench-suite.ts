@@ -55,6 +55,7 @@ export async function runBenchSuite(
   const paths = benchPaths(reportsDir);
   const failOnRegression = options.failOnRegression ?? parsePercent(env.MACVM_BENCH_FAIL_ON_REGRESSION);
   const log = options.log ?? ((text: string) => process.stderr.write(text));
+  const metric = options.metric ?? (env.MACVM_BENCH_METRIC === 'guest' ? 'guest' : 'ratio');
 
   // Resolve the baseline before the (long) run, so a typo in --compare fails in a second.
   const spec = options.baseline === false ? undefined : (options.baseline ?? env.MACVM_BENCH_COMPARE);
@@ -79,7 +80,7 @@ export async function runBenchSuite(
     gitRef,
     onProgress: (line) => log(`  ${suite} › ${line}\n`),
   });
-  const run = baseline ? withBaseline(measured, baseline, options.metric) : measured;
+  const run = baseline ? withBaseline(measured, baseline, metric) : measured;
   const table = formatBenchTable(run);
   log(`\n${table}`);
   await recordRun(run, reportsDir);
