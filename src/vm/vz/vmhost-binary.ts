@@ -129,5 +129,6 @@ export function vmhostCommandLine(binary: string): { command: string; args: stri
   const here = fileURLToPath(import.meta.url);
   const fromSource = here.endsWith('.ts');
   const entry = join(dirname(here), fromSource ? 'vmhost-main.ts' : 'vmhost-main.js');
-  return { command: binary, args: fromSource ? ['--import', 'tsx', entry] : [entry] };
+  // vmhost runs with its runtime dir as cwd, so tsx is named by absolute URL, not resolved from cwd.
+  return { command: binary, args: fromSource ? ['--import', import.meta.resolve('tsx'), entry] : [entry] };
 }
