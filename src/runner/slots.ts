@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { link, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { link, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MacvmError } from '../errors.js';
-import { writeFileAtomic } from '../util/atomic-write.js';
 import { isAlive, processStartTime } from '../util/process-identity.js';
 import { ensurePrivateDir, homePaths } from '../vm/home.js';
 
@@ -93,7 +92,11 @@ export async function acquireSlot(options: AcquireSlotOptions): Promise<SlotLeas
   const ticket = newTicket();
   const record: Record_ = { ...holder, since: new Date().toISOString(), pidStartTime: await processStartTime(holder.pid), ticket };
   const ticketPath = join(queue, `${ticket}.json`);
-  await writeFileAtomic(ticketPath, JSON.stringify(record), { mode: 0o600 });
+  // Written beside and renamed in, so nobody reads half a ticket. No fsync: tickets only
+  // matter while their process lives, and a crash of the host takes the processes with it.
+  const temp = join(queue, `.${ticket}.tmp`);
+  await writeFile(temp, JSON.stringify(record), { mode: 0o600 });
+  await rename(temp, ticketPath);
 
   const started = Date.now();
   const pollMs = options.pollMs ?? 100;
