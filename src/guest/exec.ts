@@ -20,6 +20,8 @@ export interface ExecContext {
 
 /** After asking the remote process to die, how long to wait for the server to close the channel. */
 const KILL_GRACE_MS = 3_000;
+/** How long a timed-out command may take to report its PID (its shell may still be starting). */
+const PID_WAIT_MS = 15_000;
 /** How much output the error message quotes. */
 const MESSAGE_TAIL_LINES = 20;
 /** How much output an error keeps in `details` (it may be printed and serialised). */
@@ -31,7 +33,7 @@ const DETAILS_MAX_CHARS = 64 * 1024;
  * group led by the login shell, so that PID names the whole group; see stop().
  */
 const PID_MARKER = 'macvm-pid:';
-const PID_LINE_MAX = 64;
+const PID_SCAN_MAX = 16 * 1024;
 
 export function execOverSsh(context: ExecContext, command: string, options: ExecOptions = {}): Promise<ExecResult> {
   const killable = options.timeoutMs !== undefined || options.signal !== undefined;
@@ -88,6 +90,8 @@ function run(
   let exitCode: number | null | undefined;
   let exitSignal: string | null = null;
   let stopped: 'timeout' | 'abort' | undefined;
+  let killing = false;
+  let killWhenPidKnown: (() => void) | undefined;
   let finished = false;
   let timeoutTimer: NodeJS.Timeout | undefined;
   let graceTimer: NodeJS.Timeout | undefined;
@@ -103,21 +107,38 @@ function run(
     stderr.push(chunk);
     if (options.onStderr) emit(options.onStderr, stderrText.write(chunk));
   };
+  // Shell start-up files may print to stderr before the marker, so complete lines
+  // are scanned (and passed on) until the marker shows up or the scan budget runs out.
+  let scanned = 0;
   channel.stderr.on('data', (chunk: Buffer) => {
     if (pidLine === undefined) {
       takeStderr(chunk);
       return;
     }
     pidLine = Buffer.concat([pidLine, chunk]);
-    const newline = pidLine.indexOf(0x0a);
-    if (newline < 0 && pidLine.length < PID_LINE_MAX) return;
-    const line = newline < 0 ? '' : pidLine.subarray(0, newline).toString('latin1');
-    const match = line.startsWith(PID_MARKER) ? /^\d+$/.exec(line.slice(PID_MARKER.length)) : null;
-    const rest = match ? pidLine.subarray(newline + 1) : pidLine;
-    if (match) remotePid = Number(match[0]);
-    pidLine = undefined;
-    takeStderr(rest);
+    for (let newline = pidLine.indexOf(0x0a); newline >= 0 && pidLine !== undefined; newline = pidLine?.indexOf(0x0a) ?? -1) {
+      const line = pidLine.subarray(0, newline).toString('latin1');
+      const match = line.startsWith(PID_MARKER) ? /^\d+$/.exec(line.slice(PID_MARKER.length)) : null;
+      const rest: Buffer = pidLine.subarray(newline + 1);
+      scanned += newline + 1;
+      if (match) {
+        remotePid = Number(match[0]);
+        pidLine = undefined;
+        takeStderr(rest);
+        killWhenPidKnown?.();
+        return;
+      }
+      takeStderr(pidLine.subarray(0, newline + 1));
+      pidLine = rest;
+    }
+    if (pidLine !== undefined && scanned + pidLine.length > PID_SCAN_MAX) {
+      const text = pidLine;
+      pidLine = undefined;
+      takeStderr(text);
+      killWhenPidKnown?.();
+    }
   });
+
   channel.on('exit', (code: number | null, signal?: string) => {
     exitCode = code ?? null;
     exitSignal = signal ?? null;
@@ -149,10 +170,26 @@ function run(
     if (finished || stopped) return;
     stopped = reason;
     sendSignal(channel, 'KILL');
+    if (remotePid !== undefined || pidLine === undefined) {
+      killAndClose();
+      return;
+    }
+    // The login shell has not printed its PID yet (slow shell start-up files): closing
+    // now would orphan the command, so wait for the PID, within a bound.
+    killWhenPidKnown = killAndClose;
+    graceTimer = setTimeout(killAndClose, PID_WAIT_MS);
+    graceTimer.unref();
+  }
+
+  function killAndClose(): void {
+    if (finished || killing) return;
+    killing = true;
+    killWhenPidKnown = undefined;
+    clearTimeout(graceTimer);
     graceTimer = setTimeout(() => {
       channel.destroy();
       finish();
-    }, KILL_GRACE_MS);
+    }, KILL_GRACE_MS * 2);
     graceTimer.unref();
     const closeChannel = (): void => {
       if (!finished) channel.close();
@@ -160,6 +197,7 @@ function run(
     if (remotePid === undefined) closeChannel();
     else void killRemoteGroup(context.client, remotePid).finally(closeChannel);
   }
+
 
   function finish(): void {
     if (finished) return;

@@ -26,7 +26,8 @@ function splice(a: Duplex, b: Duplex, connections: Set<Duplex>): void {
   };
   for (const stream of [a, b]) {
     stream.once('close', finish);
-    stream.once('error', finish);
+    // `on`, not `once`: a destroyed stream can still emit a second error (EPIPE).
+    stream.on('error', finish);
   }
   a.pipe(b);
   b.pipe(a);
@@ -40,10 +41,12 @@ export async function openLocalForward(
 ): Promise<PortForward> {
   const guestHost = options.guestHost ?? '127.0.0.1';
   const connections = new Set<Duplex>();
-  const server = createServer((socket: Socket) => {
+  // allowHalfOpen: a client that sends EOF (e.g. after a request) must still get
+  // the reply, so its end is forwarded as EOF instead of closing the socket.
+  const server = createServer({ allowHalfOpen: true }, (socket: Socket) => {
     socket.pause();
     connections.add(socket);
-    socket.once('error', () => socket.destroy());
+    socket.on('error', () => socket.destroy());
     client.forwardOut(socket.remoteAddress ?? '127.0.0.1', socket.remotePort ?? 0, guestHost, guestPort, (error, channel: ClientChannel) => {
       connections.delete(socket);
       // The guest refused (nothing listens there, or forwarding is off): the host
@@ -162,14 +165,14 @@ export class ReverseForwards {
     }
     const channel = accept();
     channel.pause();
-    const socket = connect(route.hostPort, route.hostHost);
+    const socket = connect({ port: route.hostPort, host: route.hostHost, allowHalfOpen: true });
     route.connections.add(channel);
     route.connections.add(socket);
     socket.once('connect', () => {
       splice(channel, socket, route.connections);
       channel.resume();
     });
-    socket.once('error', () => {
+    socket.on('error', () => {
       route.connections.delete(channel);
       route.connections.delete(socket);
       channel.destroy();
