@@ -345,9 +345,12 @@ class SshGuestSession implements GuestSession {
           );
           return;
         }
-        sftp.once('close', () => {
+        // A broken SFTP channel is reopened on next use; its error must not crash the process.
+        const forget = (): void => {
           this.sftpChannel = undefined;
-        });
+        };
+        sftp.once('close', forget);
+        sftp.on('error', forget);
         resolve(sftp);
       });
     });
