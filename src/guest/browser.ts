@@ -86,12 +86,14 @@ export async function startGuestBrowser(target: BrowserTarget, options: BrowserO
     const { remote } = await import('webdriverio');
     let browser: WebdriverIO.Browser;
     try {
-      browser = await remote({ hostname: '127.0.0.1', port: forward.port, path: '/', protocol: 'http', capabilities, logLevel: 'warn', connectionRetryCount: 1 });
+      // No retries: a retried POST /session after a slow first one can leave a second browser behind,
+      // and a refused session (Safari not enabled) would only be refused again.
+      browser = await remote({ hostname: '127.0.0.1', port: forward.port, path: '/', protocol: 'http', capabilities, logLevel: 'warn', connectionRetryCount: 0 });
     } catch (error) {
       const tail = await driver.logTail();
       const text = `${messageOf(error)}\n${tail}`;
       const details = driverDetails(driver, forward.port);
-      if (browserName === 'safari' && mentionsRemoteAutomation(text)) throw driverNotEnabledError(tail || messageOf(error), details);
+      if (browserName === 'safari' && mentionsRemoteAutomation(text)) throw driverNotEnabledError(tail, details, messageOf(error));
       throw driverCrashedError(`${executable} answered /status but could not start a ${browserName} session: ${messageOf(error)}`, tail, details, error);
     }
     cleanup.browser = browser;
@@ -146,7 +148,7 @@ async function waitForStatus(driver: GuestDriver, hostPort: number, timeoutMs: n
       const body = (await response.json().catch(() => ({}))) as { value?: { ready?: boolean; message?: string } };
       if (response.ok && body.value?.ready !== false) return;
       last = `HTTP ${response.status}: ${body.value?.message ?? 'not ready'}`;
-      if (browserName === 'safari' && mentionsRemoteAutomation(last)) throw driverNotEnabledError(`${last}\n${await driver.logTail()}`, driverDetails(driver, hostPort));
+      if (browserName === 'safari' && mentionsRemoteAutomation(last)) throw driverNotEnabledError(await driver.logTail(), driverDetails(driver, hostPort), last);
     } catch (error) {
       if (error instanceof MacvmError) throw error;
       last = messageOf(error);

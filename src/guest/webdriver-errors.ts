@@ -29,13 +29,14 @@ function installHint(browserName: BrowserName, os: GuestOS): string {
     : 'Install Google Chrome and a matching chromedriver in the golden image (`brew install --cask google-chrome chromedriver`), or pass driverPath.';
 }
 
-export function driverNotEnabledError(logTail: string, details: Record<string, unknown>): MacvmError {
+/** `said`: what the driver answered (the new-session error), when that, not its log, gave it away. */
+export function driverNotEnabledError(logTail: string, details: Record<string, unknown>, said?: string): MacvmError {
   return new MacvmError(
     'MACVM_DRIVER_NOT_ENABLED',
-    `safaridriver refused to automate Safari: remote automation is not enabled in this guest.${tailBlock(logTail)}`,
+    `safaridriver refused to automate Safari: remote automation is not enabled in this guest.${said ? `\nIt said: ${said.trim()}` : ''}${tailBlock(logTail)}`,
     {
-      hint: 'In the golden image, run once as an admin: `sudo safaridriver --enable` (it turns on Develop ▸ Allow Remote Automation), then rebuild/re-snapshot the image.',
-      details: { ...details, logTail },
+      hint: 'In the golden image, logged in as the user the tests use, run once: `sudo safaridriver --enable` (it turns on Develop ▸ Allow Remote Automation for that user), then re-snapshot the image.',
+      details: { ...details, logTail, ...(said ? { driverSaid: said } : {}) },
     },
   );
 }
