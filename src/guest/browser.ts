@@ -57,6 +57,11 @@ const STATUS_INTERVAL_MS = 250;
  * nowhere else (so chromedriver needs no --allowed-ips / --allowed-origins). chromedriver
  * builds the BiDi websocket URL from the request's Host header, so BiDi works through the
  * tunnel too. Whatever fails, everything started so far is stopped before the error is thrown.
+ *
+ * Host services: `vm.exposeHostPort(port)` returns a guest port bound on the guest's
+ * 127.0.0.1. Chrome reaches it as `http://localhost:<port>/` (it falls back from ::1 to
+ * 127.0.0.1) and as `http://127.0.0.1:<port>/`; both are tested. Prefer 127.0.0.1 for
+ * browsers that resolve localhost to ::1 only.
  */
 export async function startGuestBrowser(target: BrowserTarget, options: BrowserOptions): Promise<GuestBrowser> {
   const { browserName } = options;
@@ -188,7 +193,7 @@ class Cleanup {
     if (this.browser) {
       // A hung browser must not hold the suite: the driver is killed next anyway.
       const browser = this.browser;
-      await Promise.race([browser.deleteSession().catch(() => {}), sleep(15_000)]);
+      await Promise.race([browser.deleteSession().catch(() => {}), sleep(15_000, undefined, { ref: false })]);
     }
     await this.driver.stop().catch((error: unknown) => errors.push(error));
     await this.forward?.close().catch((error: unknown) => errors.push(error));
