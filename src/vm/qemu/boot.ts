@@ -233,7 +233,8 @@ export class QemuRunningVM implements RunningVM {
 
 async function pollExit(record: VmRecord): Promise<ExitInfo> {
   if (!record.pid) return { code: null, signal: null };
-  while (await isSameProcess(record.pid, record.pidStartTime)) await sleep(100);
+  // Unref'd: watching a VM we did not start must not keep this process alive.
+  while (await isSameProcess(record.pid, record.pidStartTime)) await sleep(100, undefined, { ref: false });
   return { code: null, signal: null };
 }
 

@@ -26,6 +26,8 @@ export class QmpClient {
   private closedError: Error | undefined;
 
   private constructor(private readonly socket: Socket) {
+    // The control socket never keeps a process alive (`macvm vm start` exits, the VM runs on).
+    socket.unref();
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => this.onData(chunk));
     socket.on('close', () => this.failAll(new MacvmError('MACVM_QMP_ERROR', 'The QMP connection closed (the VM process has exited).')));

@@ -1,0 +1,45 @@
+import type { TestProject } from 'vitest/node';
+import { currentSession } from '../vm/session.js';
+import { loadConfig } from './config.js';
+import { sweepDeadSessions } from './gc.js';
+import { startProgressServer } from './progress-server.js';
+import { startReaper } from './reaper.js';
+import type { RunContext } from './run-context.js';
+import { registerSession } from './sessions.js';
+
+/**
+ * The runner session, in vitest's main process: load and validate macvm.config.ts, sweep
+ * what dead sessions left, register this session and start its reaper (which removes the
+ * session's VMs if this process dies, even by SIGKILL), serve the progress display, and
+ * hand the workers their RunContext.
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const config = await loadConfig({ cwd: project.config.root });
+  process.env.MACVM_HOME = config.home;
+  const swept = await sweepDeadSessions();
+  if (swept.removed.length > 0) {
+    process.stderr.write(`macvm: removed ${swept.removed.length} VM(s) left by dead runs (${swept.removed.map((r) => r.id).join(', ')})\n`);
+  }
+  const session = currentSession();
+  const { dir } = await registerSession(session, { cwd: config.root });
+  const reaper = await startReaper(session);
+  const progress = await startProgressServer(dir, { quiet: Boolean(process.env.CI) });
+  const context: RunContext = {
+    sessionId: session.id,
+    sessionPid: session.pid,
+    reportsDir: config.reports.dir,
+    progressSocket: progress.socketPath,
+    provider: config.provider,
+    defaults: config.defaults,
+    slots: config.slots,
+    timeouts: config.timeouts,
+    images: config.images as RunContext['images'],
+    ssh: config.ssh as RunContext['ssh'],
+  };
+  project.provide('macvm', context);
+  return async () => {
+    await progress.close();
+    // The reaper sweeps anything left, removes the session dir and exits.
+    await reaper.stop();
+  };
+}
