@@ -83,26 +83,41 @@ export function compareImages(expected: RgbaImage, actual: RgbaImage, options: C
   if (expected.data.equals(actual.data)) return { width, height, identical: true, method: 'pixels', diffPixels: 0, diffRatio: 0 };
 
   const stride = width * 4;
-  let first = 0;
-  while (rowEquals(expected.data, actual.data, first, stride)) first++;
-  let last = height - 1;
-  while (rowEquals(expected.data, actual.data, last, stride)) last--;
-  const top = Math.max(0, first - AA_MARGIN_ROWS);
-  const bottom = Math.min(height - 1, last + AA_MARGIN_ROWS);
-
   const diff = options.diffImage ? { width, height, data: Buffer.allocUnsafeSlow(stride * height) } : undefined;
-  const band = (image: Buffer) => aligned(image.subarray(top * stride, (bottom + 1) * stride));
-  const diffPixels = pixelmatch(band(expected.data), band(actual.data), diff ? diff.data.subarray(top * stride, (bottom + 1) * stride) : undefined, width, bottom - top + 1, {
-    threshold: options.threshold ?? 0.1,
-    includeAA: options.includeAA ?? false,
-    // Blend translucent pixels on white: a checkerboard would depend on the band's offset.
-    checkerboard: false,
-  });
-  if (diff) {
-    fadeRows(expected.data, diff.data, 0, top, stride);
-    fadeRows(expected.data, diff.data, bottom + 1, height, stride);
+  let diffPixels = 0;
+  let drawn = 0; // rows of the diff picture filled so far
+  for (const [top, bottom] of differingBands(expected.data, actual.data, stride, height)) {
+    const rows = (image: Buffer) => aligned(image.subarray(top * stride, (bottom + 1) * stride));
+    diffPixels += pixelmatch(rows(expected.data), rows(actual.data), diff ? diff.data.subarray(top * stride, (bottom + 1) * stride) : undefined, width, bottom - top + 1, {
+      threshold: options.threshold ?? 0.1,
+      includeAA: options.includeAA ?? false,
+      // Blend translucent pixels on white: a checkerboard would depend on the band's offset.
+      checkerboard: false,
+    });
+    if (diff) fadeRows(expected.data, diff.data, drawn, top, stride);
+    drawn = bottom + 1;
   }
+  if (diff) fadeRows(expected.data, diff.data, drawn, height, stride);
   return { width, height, identical: false, method: 'pixelmatch', diffPixels, diffRatio: diffPixels / (width * height), ...(diff ? { diff } : {}) };
+}
+
+/**
+ * Row ranges [top, bottom] that contain every differing row plus AA_MARGIN_ROWS each way.
+ * Ranges closer than that merge, so no pixel's anti-aliasing neighbourhood is cut. Finding
+ * them costs one memcmp per row.
+ */
+function differingBands(a: Buffer, b: Buffer, stride: number, height: number): Array<[number, number]> {
+  const bands: Array<[number, number]> = [];
+  for (let row = 0; row < height; row++) {
+    if (rowEquals(a, b, row, stride)) continue;
+    const top = Math.max(0, row - AA_MARGIN_ROWS);
+    const bottom = Math.min(height - 1, row + AA_MARGIN_ROWS);
+    const last = bands[bands.length - 1];
+    // Overlapping or touching bands merge, so each row is compared once.
+    if (last && top <= last[1] + 1) last[1] = bottom;
+    else bands.push([top, bottom]);
+  }
+  return bands;
 }
 
 function rowEquals(a: Buffer, b: Buffer, row: number, stride: number): boolean {
@@ -115,16 +130,35 @@ function aligned(view: Buffer): Buffer {
   return view.byteOffset % 4 === 0 ? view : Buffer.from(view);
 }
 
-/** The diff picture's background for unchanged rows: the expected image, faded towards white (as pixelmatch draws it). */
+/**
+ * The diff picture's background for unchanged rows: the expected image as grey, faded towards
+ * white (as pixelmatch draws it). UI screenshots are long runs of one colour, so the last
+ * result is reused while the pixel repeats.
+ */
 function fadeRows(source: Buffer, out: Buffer, fromRow: number, toRow: number, stride: number): void {
+  if (toRow <= fromRow) return;
+  if (source.byteOffset % 4 !== 0) source = Buffer.from(source); // Uint32Array views need alignment
   const alpha = 0.1;
-  for (let i = fromRow * stride, end = toRow * stride; i < end; i += 4) {
-    const luma = source[i]! * 0.29889531 + source[i + 1]! * 0.58662247 + source[i + 2]! * 0.11448223;
-    const value = 255 + ((luma - 255) * alpha * source[i + 3]!) / 255;
-    out[i] = value;
-    out[i + 1] = value;
-    out[i + 2] = value;
-    out[i + 3] = 255;
+  const src32 = new Uint32Array(source.buffer, source.byteOffset + fromRow * stride, ((toRow - fromRow) * stride) >> 2);
+  const out32 = new Uint32Array(out.buffer, out.byteOffset + fromRow * stride, src32.length);
+  const bytes = new Uint8Array(4);
+  const word = new Uint32Array(bytes.buffer);
+  let lastIn = -1;
+  let lastOut = 0;
+  for (let k = 0; k < src32.length; k++) {
+    const pixel = src32[k]!;
+    if (pixel !== lastIn) {
+      word[0] = pixel;
+      const luma = bytes[0]! * 0.29889531 + bytes[1]! * 0.58662247 + bytes[2]! * 0.11448223;
+      const value = 255 + ((luma - 255) * alpha * bytes[3]!) / 255;
+      bytes[0] = value;
+      bytes[1] = value;
+      bytes[2] = value;
+      bytes[3] = 255;
+      lastIn = pixel;
+      lastOut = word[0]!;
+    }
+    out32[k] = lastOut;
   }
 }
 

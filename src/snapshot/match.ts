@@ -173,7 +173,8 @@ export async function matchImageSnapshot(input: unknown, options: ImageSnapshotO
 
   await writeArtifact(artifacts.expected, baseline);
   await writeArtifact(artifacts.actual, actual);
-  if (result.diff) await writeArtifact(artifacts.diff, encodePng(result.diff));
+  // Diffs are throwaway artifacts: fast compression (level 1) over small files.
+  if (result.diff) await writeArtifact(artifacts.diff, encodePng(result.diff, { level: 1 }));
   const artifact = artifactOf(run, artifacts, { expected: true, diff: Boolean(result.diff), diffPixels: result.diffPixels, diffRatio: result.diffRatio, width: result.width, height: result.height });
   const where = [`expected: ${artifacts.expected}`, `actual:   ${artifacts.actual}`, ...(result.diff ? [`diff:     ${artifacts.diff}`] : [])].join('\n  ');
   const headline = result.sizeMismatch

@@ -125,72 +125,88 @@ function decodeTrueColour(bytes: Buffer, header: PngHeader, source: PngSource): 
   // zlib checks the Adler-32 of the whole stream, so corrupt image data cannot pass silently.
   const raw = inflateSync(idat.length === 1 ? idat[0]! : Buffer.concat(idat));
   if (raw.length < (stride + 1) * height) throw invalid(source, `image data is short (${raw.length} of ${(stride + 1) * height} bytes)`);
-  unfilter(raw, stride, height, channels, source);
-  const data = channels === 4 ? packRows(raw, stride, height) : expandRgb(raw, width, height);
+  const data = Buffer.allocUnsafeSlow(width * height * 4);
+  if (channels === 4) unfilterInto(raw, data, stride, height, 4, source);
+  else {
+    // Unfilter RGB rows into a scratch buffer first (filters work on the stored layout), then widen.
+    const rgb = Buffer.allocUnsafeSlow(stride * height);
+    unfilterInto(raw, rgb, stride, height, 3, source);
+    widenRgb(rgb, data, width * height);
+  }
   return { width, height, data };
 }
 
-/** Reverses the PNG row filters in place; each row's filtered bytes follow its filter-type byte. */
-function unfilter(raw: Buffer, stride: number, height: number, bpp: number, source: PngSource): void {
+/**
+ * Reverses the PNG row filters: each filtered row (after its filter-type byte in `raw`) is
+ * copied into place in `out` natively, then reconstructed in place, reading the previous row
+ * back from `out`. Sub (with 4-byte pixels) and Up, the filters screenshots mostly use, add four
+ * bytes per step in 32-bit words (SWAR: the top bit of each byte is added separately, so no carry
+ * crosses a byte); Average and Paeth go byte by byte.
+ */
+function unfilterInto(rawBuffer: Buffer, outBuffer: Buffer, stride: number, height: number, bpp: number, source: PngSource): void {
+  const raw = new Uint8Array(rawBuffer.buffer, rawBuffer.byteOffset, rawBuffer.byteLength);
+  const out = new Uint8Array(outBuffer.buffer, outBuffer.byteOffset, outBuffer.byteLength);
+  const words = stride % 4 === 0 && outBuffer.byteOffset % 4 === 0 ? new Uint32Array(outBuffer.buffer, outBuffer.byteOffset, outBuffer.byteLength >> 2) : undefined;
+  const rowWords = stride >> 2;
   for (let y = 0; y < height; y++) {
-    const row = y * (stride + 1) + 1;
-    const prev = row - stride - 1; // the previous row's first byte (unfiltered already)
-    const filter = raw[row - 1];
-    switch (filter) {
-      case 0:
-        break;
-      case 1: // Sub
-        for (let i = bpp; i < stride; i++) raw[row + i] = (raw[row + i]! + raw[row + i - bpp]!) & 0xff;
-        break;
-      case 2: // Up
-        if (y > 0) for (let i = 0; i < stride; i++) raw[row + i] = (raw[row + i]! + raw[prev + i]!) & 0xff;
-        break;
-      case 3: // Average
-        for (let i = 0; i < stride; i++) {
-          const left = i >= bpp ? raw[row + i - bpp]! : 0;
-          const up = y > 0 ? raw[prev + i]! : 0;
-          raw[row + i] = (raw[row + i]! + ((left + up) >> 1)) & 0xff;
-        }
-        break;
-      case 4: // Paeth
-        for (let i = 0; i < stride; i++) {
-          const a = i >= bpp ? raw[row + i - bpp]! : 0;
-          const b = y > 0 ? raw[prev + i]! : 0;
-          const c = i >= bpp && y > 0 ? raw[prev + i - bpp]! : 0;
-          const p = a + b - c;
-          const pa = Math.abs(p - a);
-          const pb = Math.abs(p - b);
-          const pc = Math.abs(p - c);
-          const predictor = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
-          raw[row + i] = (raw[row + i]! + predictor) & 0xff;
-        }
-        break;
-      default:
-        throw invalid(source, `row ${y} has unknown filter type ${filter}`);
+    const src = y * (stride + 1) + 1;
+    const dst = y * stride;
+    const up = dst - stride;
+    const filter = raw[src - 1];
+    out.set(raw.subarray(src, src + stride), dst);
+    if (filter === 0 || (filter === 2 && y === 0)) continue;
+    if (filter === 2 && words) {
+      for (let k = dst >> 2, end = k + rowWords; k < end; k++) words[k] = addBytes(words[k]!, words[k - rowWords]!);
+    } else if (filter === 1 && words && bpp === 4) {
+      for (let k = (dst >> 2) + 1, end = (dst >> 2) + rowWords; k < end; k++) words[k] = addBytes(words[k]!, words[k - 1]!);
+    } else if (filter === 1) {
+      for (let i = dst + bpp, end = dst + stride; i < end; i++) out[i] = (out[i]! + out[i - bpp]!) & 0xff;
+    } else if (filter === 2) {
+      for (let i = dst, end = dst + stride; i < end; i++) out[i] = (out[i]! + out[i - stride]!) & 0xff;
+    } else if (filter === 3) {
+      for (let i = 0; i < stride; i++) {
+        const left = i >= bpp ? out[dst + i - bpp]! : 0;
+        const above = y > 0 ? out[up + i]! : 0;
+        out[dst + i] = (out[dst + i]! + ((left + above) >> 1)) & 0xff;
+      }
+    } else if (filter === 4 && y > 0) {
+      // Paeth. The first pixel has no left or upper-left neighbour: its predictor is the byte above.
+      for (let i = dst; i < dst + bpp; i++) out[i] = out[i]! + out[i - stride]!;
+      for (let i = dst + bpp, end = dst + stride; i < end; i++) {
+        const a = out[i - bpp]!;
+        const b = out[i - stride]!;
+        const c = out[i - stride - bpp]!;
+        let pa = b - c;
+        if (pa < 0) pa = -pa;
+        let pb = a - c;
+        if (pb < 0) pb = -pb;
+        let pc = a + b - c - c;
+        if (pc < 0) pc = -pc;
+        out[i] = out[i]! + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c); // a Uint8Array store wraps mod 256
+      }
+    } else if (filter === 4) {
+      // Paeth on the first row is Sub: only the left neighbour exists.
+      for (let i = dst + bpp, end = dst + stride; i < end; i++) out[i] = out[i]! + out[i - bpp]!;
+    } else {
+      throw invalid(source, `row ${y} has unknown filter type ${filter}`);
     }
   }
 }
 
-/** Drops the filter byte of each row: one native copy per row. */
-function packRows(raw: Buffer, stride: number, height: number): Buffer {
-  const out = Buffer.allocUnsafeSlow(stride * height);
-  for (let y = 0; y < height; y++) raw.copy(out, y * stride, y * (stride + 1) + 1, (y + 1) * (stride + 1));
-  return out;
+/** Four independent byte additions modulo 256 in one 32-bit word. */
+function addBytes(a: number, b: number): number {
+  return ((a & 0x7f7f7f7f) + (b & 0x7f7f7f7f)) ^ ((a ^ b) & 0x80808080);
 }
 
-function expandRgb(raw: Buffer, width: number, height: number): Buffer {
-  const out = Buffer.allocUnsafeSlow(width * height * 4);
-  let o = 0;
-  for (let y = 0; y < height; y++) {
-    let i = y * (width * 3 + 1) + 1;
-    for (let x = 0; x < width; x++, i += 3, o += 4) {
-      out[o] = raw[i]!;
-      out[o + 1] = raw[i + 1]!;
-      out[o + 2] = raw[i + 2]!;
-      out[o + 3] = 255;
-    }
+function widenRgb(rgbBuffer: Buffer, outBuffer: Buffer, pixels: number): void {
+  const rgb = new Uint8Array(rgbBuffer.buffer, rgbBuffer.byteOffset, rgbBuffer.byteLength);
+  const out = new Uint8Array(outBuffer.buffer, outBuffer.byteOffset, outBuffer.byteLength);
+  for (let p = 0, i = 0, o = 0; p < pixels; p++, i += 3, o += 4) {
+    out[o] = rgb[i]!;
+    out[o + 1] = rgb[i + 1]!;
+    out[o + 2] = rgb[i + 2]!;
+    out[o + 3] = 255;
   }
-  return out;
 }
 
 /**
