@@ -2,9 +2,10 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { MacvmError } from '../../errors.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
+type ParsedArgs<T extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: boolean; strict: true }>>;
 
 /** node:util parseArgs, with bad flags turned into a coded error that points at --help. */
-export function parseCommandArgs<T extends Options>(verb: string, argv: string[], options: T, allowPositionals = true) {
+export function parseCommandArgs<T extends Options>(verb: string, argv: string[], options: T, allowPositionals = true): ParsedArgs<T> {
   try {
     return parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (error) {
