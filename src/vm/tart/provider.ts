@@ -183,8 +183,7 @@ class TartRunningVM implements RunningVM {
 
   async endpoint(deadline: Deadline): Promise<GuestEndpoint> {
     return deadline.run('address', async (signal) => {
-      const waitSeconds = Math.max(1, Math.floor(deadline.remainingMs() / 1000));
-      const ip = runTart(this.cli, ['ip', '--wait', String(waitSeconds), this.clone.id], { signal, fallback: 'MACVM_ADDRESS_NOT_FOUND' });
+      const ip = this.askTartForIp(deadline, signal);
       ip.catch(() => {}); // when `died` wins the race, this rejection is expected and already reported
       // If `tart run` dies meanwhile, say why instead of waiting out the deadline.
       let answered = false;
@@ -204,6 +203,24 @@ class TartRunningVM implements RunningVM {
       await writeVmRecord(this.clone.runtimeDir, this.record);
       return { host, port: 22 };
     });
+  }
+
+  /**
+   * `tart ip --wait <secs>` for the time the deadline has left. Its whole-second wait can end
+   * just before the deadline does ("no IP address found"); then ask again, so the deadline —
+   * not tart's rounding — decides when to give up, and the error names the step.
+   */
+  private async askTartForIp(deadline: Deadline, signal: AbortSignal): Promise<string> {
+    for (;;) {
+      const waitSeconds = Math.max(1, Math.floor(deadline.remainingMs() / 1000));
+      try {
+        return await runTart(this.cli, ['ip', '--wait', String(waitSeconds), this.clone.id], { signal, fallback: 'MACVM_ADDRESS_NOT_FOUND' });
+      } catch (error) {
+        if (!(error instanceof MacvmError && error.code === 'MACVM_ADDRESS_NOT_FOUND') || signal.aborted) throw error;
+        if (deadline.expired) throw deadline.error();
+        await deadline.sleep(200);
+      }
+    }
   }
 
   private async bootFailure(info: ExitInfo): Promise<MacvmError> {
