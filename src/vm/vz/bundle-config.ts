@@ -37,7 +37,7 @@ export interface TartVmConfig {
   raw: Record<string, unknown>;
 }
 
-export function parseTartConfig(text: string, where = BUNDLE_FILES.config): TartVmConfig {
+export function parseTartConfig(text: string, where: string = BUNDLE_FILES.config): TartVmConfig {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
