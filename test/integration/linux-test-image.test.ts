@@ -51,6 +51,8 @@ describe('linux-test image', () => {
     expect(manifest.facts.kernel).toMatch(/^\d+\.\d+\.\d+-\d+-cloud-amd64$/);
     expect(manifest.facts.busybox).toMatch(/1\.\d+/);
     expect(manifest.facts.dropbear).toMatch(/^20\d\d\./);
+    // Debian's kernel is LZ4: the build unpacks it so QEMU boots it directly (PVH).
+    expect(manifest.facts.kernelFormat).toMatch(/^vmlinux/);
     expect((await stat(join(imageDir, manifest.disk))).mode & 0o777).toBe(0o444);
     expect((await stat(join(imageDir, manifest.ssh.privateKey))).mode & 0o777).toBe(0o600);
   });

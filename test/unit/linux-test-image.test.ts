@@ -11,6 +11,8 @@ import { parseControlStanzas } from '../../src/vm/qemu/image/debs.js';
 import { neededLibraries } from '../../src/vm/qemu/image/elf.js';
 import { initrdInit, inittab, HOST_KEY_PATH, kernelAppend, READY_MARKER, announceReady } from '../../src/vm/qemu/image/guest-files.js';
 import { normalizeModuleName } from '../../src/vm/qemu/image/kernel-modules.js';
+import { withBuildLock } from '../../src/vm/qemu/image/build-lock.js';
+import { decodeLz4Block, decompressLz4Legacy, hasPvhNote } from '../../src/vm/qemu/image/vmlinux.js';
 
 let dir: string;
 beforeEach(() => {
@@ -73,10 +75,10 @@ describe('Debian control stanzas', () => {
 });
 
 describe('guest files', () => {
-  it('the initrd /init loads modules in the given order, passing microvm devices to virtio_mmio', () => {
+  it('the initrd /init loads the modules in the given order, each failure reported', () => {
     const init = initrdInit(['virtio', 'virtio_mmio', 'virtio_blk']);
-    const loads = [...init.matchAll(/^insmod \/lib\/modules\/(\S+)\.ko(.*)$/gm)].map((m) => [m[1], m[2]!.includes('$mmio_devices')]);
-    expect(loads).toEqual([['virtio', false], ['virtio_mmio', true], ['virtio_blk', false]]);
+    const loads = [...init.matchAll(/^insmod \/lib\/modules\/(\S+)\.ko \|\| fail "insmod (\S+)"$/gm)].map((m) => [m[1], m[2]]);
+    expect(loads).toEqual([['virtio', 'virtio'], ['virtio_mmio', 'virtio_mmio'], ['virtio_blk', 'virtio_blk']]);
     expect(init).toMatch(/exec switch_root \/newroot \/sbin\/init/);
   });
 
@@ -160,5 +162,65 @@ describe('build cache', () => {
     } finally {
       process.env.PATH = savedPath;
     }
+  });
+});
+
+describe('LZ4 (the kernel payload format)', () => {
+  // Hand-assembled per the LZ4 block format: token (literals<<4 | match-4), literals,
+  // 2-byte little-endian offset; the last sequence has literals only.
+  const block = Buffer.from([0x35, 0x61, 0x62, 0x63, 0x03, 0x00, 0x10, 0x58]);
+
+  it('decodes literals and an overlapping back-reference', () => {
+    const out = Buffer.alloc(13);
+    expect(decodeLz4Block(block, out, 0)).toBe(13);
+    expect(out.toString()).toBe('abcabcabcabcX');
+  });
+
+  it('decodes a legacy stream (magic, sized blocks, trailing length) and checks the length', () => {
+    const word = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
+    const stream = Buffer.concat([word(0x184c2102), word(block.length), block, word(block.length), block, word(26)]);
+    expect(decompressLz4Legacy(stream).toString()).toBe('abcabcabcabcXabcabcabcabcX');
+    const lying = Buffer.concat([word(0x184c2102), word(block.length), block, word(14)]);
+    expect(() => decompressLz4Legacy(lying)).toThrow(/expected 14/);
+  });
+
+  it('refuses a match that points before the start of the output', () => {
+    expect(() => decodeLz4Block(Buffer.from([0x15, 0x61, 0x09, 0x00]), Buffer.alloc(32), 0)).toThrow(/offset/);
+  });
+
+  it('finds no PVH note in a host program (only kernels have one)', () => {
+    expect(hasPvhNote(readFileSync('/usr/bin/ssh'))).toBe(false);
+  });
+});
+
+describe('build lock', () => {
+  it('serialises two builds of one image and takes over a lock whose process is gone', async () => {
+    const imageDir = join(dir, 'images', 'linux-test');
+    mkdirSync(join(dir, 'images'), { recursive: true });
+    // A lock left by a process that has exited: a real pid, no longer alive.
+    const dead = execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    writeFileSync(join(dir, 'images', '.linux-test.lock'), JSON.stringify({ pid: Number(dead) }));
+    mkdirSync(join(dir, 'images', '.linux-test.building-1-dead'));
+
+    const events: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const first = withBuildLock(imageDir, () => events.push('first waited'), async () => {
+      events.push('first in');
+      await held;
+      events.push('first out');
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const waits: number[] = [];
+    const second = withBuildLock(imageDir, (pid) => waits.push(pid), async () => {
+      events.push('second in');
+    });
+    await new Promise((r) => setTimeout(r, 700));
+    release();
+    await Promise.all([first, second]);
+    expect(events).toEqual(['first in', 'first out', 'second in']);
+    expect(waits).toEqual([process.pid]);
+    expect(() => statSync(join(dir, 'images', '.linux-test.lock'))).toThrow();
+    expect(() => statSync(join(dir, 'images', '.linux-test.building-1-dead'))).toThrow();
   });
 });

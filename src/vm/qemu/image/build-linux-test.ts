@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { MacvmError } from '../../../errors.js';
+import { MacvmError, messageOf } from '../../../errors.js';
 import { writeFileAtomic } from '../../../util/atomic-write.js';
 import { homePaths } from '../../home.js';
 import { MANIFEST_FILE, readQemuManifest, type QemuImageManifest } from '../manifest.js';
@@ -14,6 +14,8 @@ import { makeInitrd } from './initrd.js';
 import { generateImageKeys } from './keys.js';
 import { resolveModules } from './kernel-modules.js';
 import { assembleRootfs } from './rootfs.js';
+import { withBuildLock } from './build-lock.js';
+import { extractVmlinux } from './vmlinux.js';
 
 export { missingHostTools } from './host-tools.js';
 
@@ -39,7 +41,7 @@ export interface BuildLinuxTestOptions {
  * Bumped whenever what goes into the guest changes, so cached images of an older
  * recipe are rebuilt instead of silently reused.
  */
-export const LINUX_TEST_RECIPE = '1';
+export const LINUX_TEST_RECIPE = '2';
 
 const KERNEL_META_PACKAGE = 'linux-image-cloud-amd64';
 /** Everything in the guest comes from these Debian packages (plus the kernel). */
@@ -50,7 +52,7 @@ const GUEST_PACKAGES = ['busybox-static', 'dropbear-bin', 'openssh-sftp-server',
  */
 const INITRD_MODULES = ['virtio_pci', 'virtio_mmio', 'virtio_blk', 'virtio_net', 'virtio_rng', 'ext4', 'button', 'evdev'];
 
-const FILES = { disk: 'disk.qcow2', kernel: 'vmlinuz', initrd: 'initrd.img', privateKey: 'id_ed25519' } as const;
+const FILES = { disk: 'disk.qcow2', vmlinux: 'vmlinux', bzImage: 'vmlinuz', initrd: 'initrd.img', privateKey: 'id_ed25519' } as const;
 
 export async function buildLinuxTestImage(options: BuildLinuxTestOptions): Promise<QemuImageManifest> {
   const { imageDir } = options;
@@ -79,21 +81,33 @@ export async function buildLinuxTestImage(options: BuildLinuxTestOptions): Promi
 
   const parent = dirname(imageDir);
   await mkdir(parent, { recursive: true });
-  const temp = join(parent, `.${basename(imageDir)}.building-${process.pid}-${randomBytes(4).toString('hex')}`);
-  const out = join(temp, 'image');
-  const work = join(temp, 'work');
-  await mkdir(out, { recursive: true, mode: 0o755 });
-  await mkdir(work, { recursive: true, mode: 0o700 });
-  try {
-    const manifest = await buildInto(out, work, options, progress);
-    await rm(work, { recursive: true, force: true });
-    progress({ step: 'install', detail: imageDir, fraction: 0.98 });
-    const installed = await moveIntoPlace(out, imageDir, options.force ?? false);
-    progress({ step: 'done', detail: imageDir, fraction: 1 });
-    return installed ?? manifest;
-  } finally {
-    await rm(temp, { recursive: true, force: true });
-  }
+  return withBuildLock(
+    imageDir,
+    (pid) => progress({ step: 'wait', detail: `another build of linux-test is running (pid ${pid})` }),
+    async () => {
+      // The other build may have finished the image while we waited.
+      const done = options.force ? undefined : await intactImage(imageDir);
+      if (done) {
+        progress({ step: 'cached', detail: `linux-test is already built in ${imageDir}`, fraction: 1 });
+        return done;
+      }
+      const temp = join(parent, `.${basename(imageDir)}.building-${process.pid}-${randomBytes(4).toString('hex')}`);
+      const out = join(temp, 'image');
+      const work = join(temp, 'work');
+      await mkdir(out, { recursive: true, mode: 0o755 });
+      await mkdir(work, { recursive: true, mode: 0o700 });
+      try {
+        const manifest = await buildInto(out, work, options, progress);
+        await rm(work, { recursive: true, force: true });
+        progress({ step: 'install', detail: imageDir, fraction: 0.98 });
+        await moveIntoPlace(out, imageDir);
+        progress({ step: 'done', detail: imageDir, fraction: 1 });
+        return manifest;
+      } finally {
+        await rm(temp, { recursive: true, force: true });
+      }
+    },
+  );
 }
 
 async function buildInto(out: string, work: string, options: BuildLinuxTestOptions, progress: (p: BuildProgress) => void): Promise<QemuImageManifest> {
@@ -138,8 +152,21 @@ async function buildInto(out: string, work: string, options: BuildLinuxTestOptio
   const modules = await resolveModules(moduleRoot, INITRD_MODULES);
   facts.initrdModules = modules.map((m) => m.name).join(',');
   await writeFile(join(out, FILES.initrd), await makeInitrd({ busybox: join(packageRoot, 'bin/busybox'), modules }), { mode: 0o444 });
-  await copyFile(join(packageRoot, 'boot', `vmlinuz-${release}`), join(out, FILES.kernel));
-  await chmod(join(out, FILES.kernel), 0o444);
+
+  progress({ step: 'kernel', detail: 'unpacking vmlinux for direct (PVH) boot', fraction: 0.7 });
+  const bzImage = await readFile(join(packageRoot, 'boot', `vmlinuz-${release}`));
+  let kernelFile: string = FILES.vmlinux;
+  let kernelData: Buffer;
+  try {
+    kernelData = extractVmlinux(bzImage);
+    facts.kernelFormat = 'vmlinux (PVH entry)';
+  } catch (error) {
+    // Still bootable, only slower: the bzImage decompresses itself in the guest.
+    kernelFile = FILES.bzImage;
+    kernelData = bzImage;
+    facts.kernelFormat = `bzImage (${messageOf(error)})`;
+  }
+  await writeFile(join(out, kernelFile), kernelData, { mode: 0o444 });
 
   progress({ step: 'disk', detail: 'ext4 root → qcow2', fraction: 0.75 });
   await makeRootDisk({ rootfs, rawPath: join(work, 'disk.raw'), qcow2Path: join(out, FILES.disk), workDir: work });
@@ -151,7 +178,7 @@ async function buildInto(out: string, work: string, options: BuildLinuxTestOptio
     arch: 'x86_64',
     createdAt,
     disk: FILES.disk,
-    kernel: FILES.kernel,
+    kernel: kernelFile,
     initrd: FILES.initrd,
     append: kernelAppend(await hostTscKhz()),
     machine: 'q35',
@@ -198,15 +225,10 @@ export async function intactImage(imageDir: string): Promise<QemuImageManifest |
 
 /**
  * Renames the finished build over `imageDir`. An old image is first renamed aside and
- * removed after, so the window in which no image is there is two renames long. If another
- * build finished first (and this one was not forced), its image is kept and returned.
+ * removed after, so the window in which no image is there is two renames long.
  */
-async function moveIntoPlace(built: string, imageDir: string, force: boolean): Promise<QemuImageManifest | undefined> {
-  if (!force) {
-    const other = await intactImage(imageDir);
-    if (other) return other;
-  }
-  const old = `${dirname(imageDir)}/.${basename(imageDir)}.old-${process.pid}-${randomBytes(4).toString('hex')}`;
+async function moveIntoPlace(built: string, imageDir: string): Promise<void> {
+  const old = join(dirname(imageDir), `.${basename(imageDir)}.old-${process.pid}-${randomBytes(4).toString('hex')}`);
   const hadOld = await rename(imageDir, old).then(
     () => true,
     (error: NodeJS.ErrnoException) => {
@@ -216,5 +238,4 @@ async function moveIntoPlace(built: string, imageDir: string, force: boolean): P
   );
   await rename(built, imageDir);
   if (hadOld) await rm(old, { recursive: true, force: true });
-  return undefined;
 }

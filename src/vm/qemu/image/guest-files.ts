@@ -22,15 +22,12 @@ export const INITRD_APPLETS = ['sh', 'mount', 'umount', 'insmod', 'mkdir', 'cat'
 /**
  * The initrd's /init. The cloud kernel has ext4 built in but its virtio drivers are
  * modules: load them (dependencies first), wait for the root disk, mount it and
- * switch_root to its init. virtio_mmio gets the `virtio_mmio.device=` arguments that
- * qemu's microvm puts on the command line, because insmod (unlike modprobe) does not
- * read them from /proc/cmdline. On failure it says why and powers off, so a broken
- * image fails fast instead of hanging until a deadline.
+ * switch_root to its init. (virtio_mmio finds microvm's devices through ACPI; this
+ * kernel has no `virtio_mmio.device=` parameter.) On failure it says why and powers off,
+ * so a broken image fails fast instead of hanging until a deadline.
  */
 export function initrdInit(modules: string[]): string {
-  const loads = modules
-    .map((m) => (m === 'virtio_mmio' ? `insmod /lib/modules/${m}.ko $mmio_devices || fail "insmod ${m}"` : `insmod /lib/modules/${m}.ko || fail "insmod ${m}"`))
-    .join('\n');
+  const loads = modules.map((m) => `insmod /lib/modules/${m}.ko || fail "insmod ${m}"`).join('\n');
   return `#!/bin/sh
 # macvm linux-test initrd
 fail() {
@@ -45,13 +42,11 @@ mount -t devtmpfs devtmpfs /dev
 root=/dev/vda
 rootfstype=ext4
 rootflags=rw
-mmio_devices=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     root=*) root="\${arg#root=}" ;;
     rootfstype=*) rootfstype="\${arg#rootfstype=}" ;;
     ro) rootflags=ro ;;
-    virtio_mmio.device=*) mmio_devices="$mmio_devices device=\${arg#virtio_mmio.device=}" ;;
   esac
 done
 ${loads}
