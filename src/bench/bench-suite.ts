@@ -26,8 +26,10 @@ export interface BenchSuiteOptions {
   metric?: CompareMetric;
   /** Default: $MACVM_REPORTS_DIR, else ./reports. */
   reportsDir?: string;
-  /** Directory in the guest for temp files and the node upload (default /tmp). */
+  /** Directory in the guest for per-run temp files (default /tmp). */
   guestDir?: string;
+  /** Where this host's node is uploaded when the guest needs it (default $HOME/.cache in the guest). */
+  guestNodeDir?: string;
   /** Where the table and progress lines go (default: stderr). */
   log?: (text: string) => void;
 }
@@ -76,6 +78,7 @@ export async function runBenchSuite(
     rounds: options.rounds,
     warmup: options.warmup,
     guestDir: options.guestDir,
+    guestNodeDir: options.guestNodeDir,
     environment: { ...host, ...vm },
     gitRef,
     onProgress: (line) => log(`  ${suite} › ${line}\n`),

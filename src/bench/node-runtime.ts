@@ -40,8 +40,18 @@ export async function guestPlatform(guest: BenchShell): Promise<{ platform: stri
 }
 
 export interface GuestNodeOptions {
-  /** Where the upload goes in the guest (default /tmp). */
+  /**
+   * Where the upload goes in the guest. Default $HOME/.cache: on disk in most guests (a
+   * tmpfs /tmp would hold 100 MB of the guest's RAM during the benchmark) and kept between
+   * runs on long-lived machines.
+   */
   baseDir?: string;
+}
+
+async function guestCacheDir(guest: BenchShell): Promise<string> {
+  const home = await guest.exec('printf %s "$HOME"', { reject: false, timeoutMs: 30_000 }).catch(() => undefined);
+  const dir = home?.exitCode === 0 ? home.stdout.trim() : '';
+  return dir.startsWith('/') && dir !== '/' ? `${dir}/.cache` : '/tmp';
 }
 
 export async function guestNode(guest: BenchShell, options: GuestNodeOptions = {}): Promise<NodeOnSide> {
@@ -59,7 +69,7 @@ export async function guestNode(guest: BenchShell, options: GuestNodeOptions = {
       },
     );
   }
-  const dir = `${options.baseDir ?? '/tmp'}/macvm-node-${process.version}-${process.platform}-${process.arch}`;
+  const dir = `${options.baseDir ?? (await guestCacheDir(guest))}/macvm-node-${process.version}-${process.platform}-${process.arch}`;
   const libs = process.platform === 'linux' ? await linkedLibraries(process.execPath) : undefined;
   const loader = libs?.find((lib) => lib.isLoader);
   const command =

@@ -24,8 +24,10 @@ export interface RunBenchOptions {
   rounds?: number;
   /** Rounds per side run first and discarded (default 1): caches, page cache, JIT, CPU clocks. */
   warmup?: number;
-  /** Directory in the guest for temp files and the node upload (default /tmp). */
+  /** Directory in the guest for per-run temp files (default /tmp). */
   guestDir?: string;
+  /** Where this host's node is uploaded when the guest needs it (default $HOME/.cache in the guest). */
+  guestNodeDir?: string;
   environment: BenchEnvironment;
   gitRef?: string;
   /** One line per round, for progress output. */
@@ -62,7 +64,7 @@ export async function runBench(options: RunBenchOptions): Promise<BenchRun> {
     guest.dir = await makeGuestDir(options.guest, options.guestDir ?? '/tmp');
     host.node = hostNode();
     let guestNodePromise: Promise<NodeOnSide> | undefined;
-    const needGuestNode = () => (guestNodePromise ??= guestNode(options.guest, { baseDir: options.guestDir ?? '/tmp' }));
+    const needGuestNode = () => (guestNodePromise ??= guestNode(options.guest, { baseDir: options.guestNodeDir }));
 
     const functions = options.workloads.filter((w): w is FunctionWorkload => w.kind === 'function');
     if (functions.length > 0) {

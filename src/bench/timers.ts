@@ -14,10 +14,13 @@ import { shellWord } from './shell.js';
  * 2. `date +%s%N` — GNU date. Costs one extra date exec inside the window (its tail and the
  *    second date's start). busybox date has no %N (it prints a literal "N"), so the probe
  *    checks the output, not the exit code.
- * 3. node (this host's node, uploaded when the guest lacks one — see node-runtime.ts) with
- *    process.hrtime around spawnSync: what minimal busybox guests such as linux-test fall to.
+ * 3. busybox `adjtimex`, which prints the kernel clock as time.tv_sec / time.tv_usec
+ *    (reading it needs no privilege): microseconds, on minimal busybox guests such as
+ *    linux-test whose date lacks %N. Same window as date-ns; the output is parsed after it.
+ * 4. node (this host's node, uploaded when the guest lacks one — see node-runtime.ts) with
+ *    process.hrtime around spawnSync: the last resort, as it costs a ~100 MB upload.
  */
-export type TimerKind = 'perl' | 'date-ns' | 'node';
+export type TimerKind = 'perl' | 'date-ns' | 'adjtimex' | 'node';
 
 export interface CommandTimer {
   kind: TimerKind;
@@ -60,6 +63,34 @@ export function dateTimer(): CommandTimer {
   };
 }
 
+/**
+ * `tool` is `adjtimex` or `busybox adjtimex`. Both readings are taken raw inside the window
+ * and picked apart afterwards with `set --` (no forks), so parsing costs nothing measured.
+ */
+export function adjtimexTimer(tool: string): CommandTimer {
+  const parse = (raw: string, prefix: string) =>
+    `set -- $${raw}; while [ $# -gt 1 ]; do case $1 in time.tv_sec:) ${prefix}s=$2;; time.tv_usec:) ${prefix}u=$2;; esac; shift; done`;
+  return {
+    kind: 'adjtimex',
+    script: (command, log) =>
+      [
+        `a=$(${tool}); sh -c ${shellWord(command)} >${shellWord(log)} 2>&1; rc=$?; b=$(${tool})`,
+        parse('a', 'a'),
+        parse('b', 'b'),
+        `echo "${MARKER} $(( ((bs - as) * 1000000 + bu - au) * 1000 )) $rc"`,
+      ].join('; '),
+  };
+}
+
+/** The adjtimex invocation that prints the clock on this side, if any. */
+export async function probeAdjtimex(shell: BenchShell): Promise<string | undefined> {
+  for (const tool of ['adjtimex', 'busybox adjtimex']) {
+    const result = await shell.exec(tool, { reject: false, timeoutMs: 30_000 }).catch(() => undefined);
+    if (result && /time\.tv_sec:\s+\d+/.test(result.stdout) && /time\.tv_usec:\s+\d+/.test(result.stdout)) return tool;
+  }
+  return undefined;
+}
+
 /** `nodeCommand` is the shell words that start node (a path, or loader + library path + node). */
 export function nodeTimer(nodeCommand: string): CommandTimer {
   return { kind: 'node', script: (command, log) => `${nodeCommand} -e ${shellWord(NODE_TIMER)} ${shellWord(command)} ${shellWord(log)}` };
@@ -100,9 +131,11 @@ export async function chooseCommandTimer(
       return { host: timer, guest: timer };
     }
   }
+  const [hostTool, guestTool] = await Promise.all([probeAdjtimex(host), probeAdjtimex(guest)]);
+  if (hostTool && guestTool) return { host: adjtimexTimer(hostTool), guest: adjtimexTimer(guestTool) };
   const node = await nodeOnBoth();
   if (node) return { host: nodeTimer(node.host), guest: nodeTimer(node.guest) };
-  throw new MacvmError('MACVM_NOT_SUPPORTED', 'No way to time a command inside the guest: it has neither perl (Time::HiRes) nor a date with %N, and this host\'s node cannot run there.', {
+  throw new MacvmError('MACVM_NOT_SUPPORTED', 'No way to time a command inside the guest: it has neither perl (Time::HiRes), a date with %N nor busybox adjtimex, and this host\'s node cannot run there.', {
     hint: 'Install perl in the guest image, or run the benchmark from a host of the same OS and CPU architecture as the guest.',
   });
 }
