@@ -16,6 +16,8 @@ export interface QemuImageManifest {
   disk: string;
   /** Direct kernel boot (the test guest); absent for images that boot from their disk. */
   kernel?: string;
+  /** Optional faster kernel for boots without a display (PVH vmlinux: no VGA text console, so never with display). */
+  headlessKernel?: string;
   initrd?: string;
   /** Kernel command line, without console= (the provider adds the console it wires up). */
   append?: string;
