@@ -62,7 +62,7 @@ export async function startSuiteVM(suite: string, options: SuiteVMOptions, conte
   const startOptions: StartMacVMOptions = {
     image,
     provider,
-    providerSettings: provider === 'ssh' ? context.ssh : undefined,
+    providerSettings: providerSettings(provider, context),
     cpus: options.cpus ?? context.defaults.cpus,
     memory: options.memory ?? context.defaults.memory,
     disk: options.disk ?? context.defaults.disk,
@@ -94,4 +94,14 @@ export async function startSuiteVM(suite: string, options: SuiteVMOptions, conte
       progress('done');
     },
   };
+}
+
+/** What each provider needs from macvm.config.ts: the ssh target, or per-image guest logins. */
+function providerSettings(provider: ProviderName, context: RunContext): Record<string, unknown> | undefined {
+  if (provider === 'ssh') return context.ssh;
+  if (provider === 'vz' || provider === 'tart') {
+    const logins = Object.entries(context.images).flatMap(([name, image]) => (image.ssh ? [[name, image.ssh] as const] : []));
+    return { images: Object.fromEntries(logins) };
+  }
+  return undefined;
 }

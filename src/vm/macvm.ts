@@ -53,7 +53,7 @@ export class MacVM implements AsyncDisposable {
     return this.running?.consoleLogPath;
   }
 
-  exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+  async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     this.assertUsable();
     return this.session.exec(command, { ...options, env: { ...this.options.env, ...options.env } });
   }
@@ -67,22 +67,22 @@ export class MacVM implements AsyncDisposable {
     return this.session.shWith({ ...options, env: { ...this.options.env, ...options.env } });
   }
 
-  upload(localPath: string, remotePath: string): Promise<void> {
+  async upload(localPath: string, remotePath: string): Promise<void> {
     this.assertUsable();
     return this.session.upload(localPath, remotePath);
   }
 
-  download(remotePath: string, localPath: string): Promise<void> {
+  async download(remotePath: string, localPath: string): Promise<void> {
     this.assertUsable();
     return this.session.download(remotePath, localPath);
   }
 
-  writeFile(remotePath: string, data: string | Buffer, options?: { mode?: number }): Promise<void> {
+  async writeFile(remotePath: string, data: string | Buffer, options?: { mode?: number }): Promise<void> {
     this.assertUsable();
     return this.session.writeFile(remotePath, data, options);
   }
 
-  readFile(remotePath: string): Promise<Buffer> {
+  async readFile(remotePath: string): Promise<Buffer> {
     this.assertUsable();
     return this.session.readFile(remotePath);
   }

@@ -23,9 +23,18 @@ export async function loadProvider(name: ProviderName, options: ProviderOptions 
       const { createSshProviderFromConfig } = await import('./ssh/provider.js');
       return createSshProviderFromConfig(options.settings, { detached: options.detached });
     }
+    case 'vz': {
+      // Apple Silicon: Tart-compatible bundles booted by vmhost. settings: { images: { <name>|'*': { hostKey, user?, password?, privateKeyPath? } } }
+      const { createVzProvider } = await import('./vz/provider.js');
+      return createVzProvider({ ...(options.settings as Parameters<typeof createVzProvider>[0]), detached: options.detached });
+    }
+    case 'tart': {
+      const { createTartProvider } = await import('./tart/provider.js');
+      return createTartProvider({ ...(options.settings as Parameters<typeof createTartProvider>[0]), detached: options.detached });
+    }
     default:
       throw new MacvmError('MACVM_PROVIDER_UNAVAILABLE', `The "${name}" provider is not available in this build.`, {
-        hint: `Use one of: qemu. Run \`macvm doctor\` to see which providers work on this host.`,
+        hint: `Use qemu, vz, tart or ssh. Run \`macvm doctor\` to see which providers work on this host.`,
       });
   }
 }

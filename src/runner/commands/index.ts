@@ -17,6 +17,7 @@ export const COMMANDS: CommandEntry[] = [
   { path: ['doctor'], summary: 'Check which providers work on this host and what is missing (--fix installs it)', load: async () => (await import('./doctor.js')).doctorCommand },
   { path: ['image', 'ls'], summary: 'List local images', load: async () => (await import('./image.js')).imageLsCommand },
   { path: ['image', 'build'], summary: 'Build an image from a recipe (linux-test)', load: async () => (await import('./image.js')).imageBuildCommand },
+  { path: ['image', 'create'], summary: 'Create a macOS image from an IPSW (Apple Silicon, vz)', load: async () => (await import('./image-create.js')).imageCreateCommand },
   { path: ['image', 'rm'], summary: 'Remove a local image', load: async () => (await import('./image.js')).imageRmCommand },
   { path: ['vm', 'start'], summary: 'Start a VM that outlives this command (for manual use)', load: async () => (await import('./vm.js')).vmStartCommand },
   { path: ['vm', 'ls'], summary: 'List VMs (running or left behind)', load: async () => (await import('./vm.js')).vmLsCommand },
