@@ -59,7 +59,7 @@ missing, with the command that fixes it.
         await buildLinuxTestImage({ imageDir: homePaths().image('linux-test'), onProgress: progress.update });
         progress.done();
       }
-      checks = await runChecks(values['with-test-tools'] ?? false);
+      checks = await runChecks(values['with-test-tools'] ?? false, true);
     }
     const problems = checks.filter((c) => !c.ok);
     if (values.json) {
@@ -80,7 +80,7 @@ missing, with the command that fixes it.
   },
 };
 
-async function runChecks(withTestTools: boolean): Promise<Check[]> {
+async function runChecks(withTestTools: boolean, fix = false): Promise<Check[]> {
   const checks: Check[] = [];
   const host = await probeHost();
   checks.push({ area: 'host', ok: true, detail: `${platform()} ${arch()}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; default provider: ${defaultProviderName()}` });
@@ -114,15 +114,36 @@ async function runChecks(withTestTools: boolean): Promise<Check[]> {
     );
   }
 
-  const appleSilicon = platform() === 'darwin' && arch() === 'arm64';
-  checks.push(
-    appleSilicon
-      ? { area: 'vz', ok: true, detail: 'macOS on Apple Silicon: Virtualization.framework available' }
-      : { area: 'vz', ok: false, detail: 'needs macOS 12+ on Apple Silicon (not this host)' },
-  );
+  checks.push(...(await vzChecks(fix)));
   const tart = await versionOf('tart', ['--version']);
   checks.push(tart ? { area: 'tart', ok: true, detail: `tart ${tart}` } : { area: 'tart', ok: false, detail: 'tart not installed (macOS only: brew install cirruslabs/cli/tart)' });
   checks.push({ area: 'ssh', ok: true, detail: 'works with any reachable machine: set `ssh` in macvm.config.ts' });
+  return checks;
+}
+
+/**
+ * vz needs macOS on Apple Silicon, the addon built (npm run build:native), and vmhost: a
+ * copy of node signed with the virtualization entitlement (made by --fix).
+ */
+async function vzChecks(fix: boolean): Promise<Check[]> {
+  if (platform() !== 'darwin' || arch() !== 'arm64') {
+    return [{ area: 'vz', ok: false, detail: 'needs macOS 12+ on Apple Silicon (not this host)' }];
+  }
+  const checks: Check[] = [];
+  try {
+    const { loadVzAddon } = await import('../../vm/vz/addon.js');
+    loadVzAddon();
+    checks.push({ area: 'vz addon', ok: true, detail: 'Virtualization.framework addon loads' });
+  } catch (error) {
+    checks.push({ area: 'vz addon', ok: false, detail: (error as Error).message.split('\n')[0]!, fix: 'npm run build:native' });
+  }
+  const { ensureVmhostBinary } = await import('../../vm/vz/vmhost-binary.js');
+  const vmhost = await ensureVmhostBinary({ fix });
+  checks.push(
+    vmhost.ok
+      ? { area: 'vz vmhost', ok: true, detail: `${vmhost.path} carries com.apple.security.virtualization${vmhost.fixed ? ' (signed now)' : ''}` }
+      : { area: 'vz vmhost', ok: false, detail: vmhost.problem ?? 'vmhost is not signed', fix: 'macvm doctor --fix' },
+  );
   return checks;
 }
 
