@@ -173,8 +173,8 @@ export async function matchImageSnapshot(input: unknown, options: ImageSnapshotO
 
   await writeArtifact(artifacts.expected, baseline);
   await writeArtifact(artifacts.actual, actual);
-  // Diffs are throwaway artifacts: fast compression (level 1) over small files.
-  if (result.diff) await writeArtifact(artifacts.diff, encodePng(result.diff, { level: 1 }));
+  // Diffs are throwaway artifacts: no filter pass and fast compression over the smallest file.
+  if (result.diff) await writeArtifact(artifacts.diff, encodePng(result.diff, { level: 1, filter: 'none' }));
   const artifact = artifactOf(run, artifacts, { expected: true, diff: Boolean(result.diff), diffPixels: result.diffPixels, diffRatio: result.diffRatio, width: result.width, height: result.height });
   const where = [`expected: ${artifacts.expected}`, `actual:   ${artifacts.actual}`, ...(result.diff ? [`diff:     ${artifacts.diff}`] : [])].join('\n  ');
   const headline = result.sizeMismatch

@@ -210,18 +210,24 @@ function widenRgb(rgbBuffer: Buffer, outBuffer: Buffer, pixels: number): void {
 }
 
 /**
- * Encodes RGBA as an 8-bit RGBA PNG. Rows use the Sub filter (one subtraction per byte; flat UI
- * areas become runs of zeros) and zlib level 6 — small files for the baselines users keep, at
- * a fraction of pngjs's adaptive-filter time.
+ * Encodes RGBA as an 8-bit RGBA PNG. `filter: 'sub'` (default) stores each byte as its difference
+ * from the pixel to the left, so flat UI areas become runs of zeros and files stay small;
+ * `filter: 'none'` skips that pass entirely (rows are copied natively) — right for diff
+ * pictures, which are mostly one faded tone and are thrown away after the run.
  */
-export function encodePng(image: RgbaImage, options: { level?: number } = {}): Buffer {
+export function encodePng(image: RgbaImage, options: { level?: number; filter?: 'sub' | 'none' } = {}): Buffer {
   const { width, height, data } = image;
   const stride = width * 4;
   const filtered = Buffer.allocUnsafeSlow((stride + 1) * height);
+  const sub = (options.filter ?? 'sub') === 'sub';
   for (let y = 0; y < height; y++) {
     const out = y * (stride + 1);
     const src = y * stride;
-    filtered[out] = 1;
+    filtered[out] = sub ? 1 : 0;
+    if (!sub) {
+      data.copy(filtered, out + 1, src, src + stride);
+      continue;
+    }
     data.copy(filtered, out + 1, src, src + 4);
     for (let i = 4; i < stride; i++) filtered[out + 1 + i] = (data[src + i]! - data[src + i - 4]!) & 0xff;
   }

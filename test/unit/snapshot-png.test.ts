@@ -90,3 +90,11 @@ describe('png input', () => {
     }
   });
 });
+
+describe('png encode options', () => {
+  it("writes unfiltered rows with filter 'none' that decode to the same pixels", () => {
+    const bytes = encodePng(page, { filter: 'none', level: 1 });
+    expect(PNG.sync.read(bytes).data.equals(page.data)).toBe(true);
+    expect(bytes.equals(encodePng(page))).toBe(false);
+  });
+});
