@@ -137,18 +137,25 @@ exit 0
 }
 
 /**
- * Run by busybox acpid when the ACPI power button is pressed (QMP system_powerdown).
- * busybox init's own poweroff path sleeps between SIGTERM and SIGKILL (~2.5 s under
- * TCG); nothing here needs that grace, so stop the daemons, leave the root filesystem
- * clean (read-only) and power off at once.
+ * /sbin/poweroff, also run by busybox acpid for the ACPI power button (QMP
+ * system_powerdown). busybox init's own poweroff path sleeps between SIGTERM and SIGKILL
+ * (~2.5 s under TCG); nothing here needs that grace, so stop the daemons, leave the root
+ * filesystem clean (read-only) and power off at once. `halt` and `reboot` stay busybox's.
  */
-export function powerButtonAction(): string {
+export function fastPoweroff(): string {
   return `#!/bin/sh
-killall dropbear syslogd 2>/dev/null
+# macvm linux-test: quick clean power-off
+killall dropbear syslogd acpid 2>/dev/null
 sync
 mount -o remount,ro / 2>/dev/null
 sync
-poweroff -f
+exec /bin/busybox poweroff -f
+`;
+}
+
+export function powerButtonAction(): string {
+  return `#!/bin/sh
+exec /sbin/poweroff
 `;
 }
 
