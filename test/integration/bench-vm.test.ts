@@ -49,6 +49,7 @@ describe.skipIf(!haveImage)('bench against the qemu linux-test guest', () => {
         expect(w.ratio.ciHigh).toBeGreaterThanOrEqual(w.ratio.median);
       }
       expect(first.table).toMatch(/^json round trip\s/m);
+      console.log(first.table); // the figures, for the CI log
 
       // The same guest now loops 10× as long: its guest/host ratio rises far past noise.
       const second = await runBenchSuite('linux-test', vm, facts, loop(20000), { ...options, warmup: 0, failOnRegression: 25 }).catch((e: unknown) => e);
@@ -59,6 +60,7 @@ describe.skipIf(!haveImage)('bench against the qemu linux-test guest', () => {
       const verdict = lines[1]!.workloads.find((w) => w.name === 'sh loop')!.baseline!;
       expect(verdict.verdict).toBe('slower');
       expect(verdict.change).toBeGreaterThan(0.25);
+      console.log(`sh loop with 10× the guest work: ${verdict.verdict} ${(verdict.change * 100).toFixed(0)} % (p=${verdict.pValue.toPrecision(2)})`);
     } finally {
       await vm.dispose();
     }
