@@ -1,6 +1,7 @@
 import { MacvmError } from '../errors.js';
 import type { ExecOptions, ExecResult, GuestSession, PortForward, ShellTemplate } from '../guest/types.js';
 import { startGuestBrowser, type BrowserOptions } from '../guest/browser.js';
+import { captureMacosScreen, captureStable, type StableCaptureOptions } from '../guest/screen.js';
 import { consoleTail } from './console-tail.js';
 import type { Clone, GuestArch, GuestOS, ProviderName, RunningVM } from './types.js';
 
@@ -123,13 +124,25 @@ export class MacVM implements AsyncDisposable {
     return this.browser({ browserName: 'safari', capabilities });
   }
 
-  /** The VM display as PNG (qemu: QMP screendump; needs `display: true`). */
-  async screenshot(): Promise<Buffer> {
+  /**
+   * The VM display as PNG: from the host where the provider can (qemu: QMP screendump, needs
+   * `display: true`), else inside a macOS guest with `screencapture`. With `stable: true` it
+   * retakes until two captures match, so a blinking cursor or a page still drawing cannot
+   * make a snapshot flaky.
+   */
+  async screenshot(options: { stable?: boolean } & StableCaptureOptions = {}): Promise<Buffer> {
     this.assertUsable();
-    if (!this.running?.screenshot) {
-      throw new MacvmError('MACVM_NOT_SUPPORTED', `The ${this.facts.provider} provider cannot capture the VM display from the host.`);
+    const capture = this.running?.screenshot
+      ? () => this.running!.screenshot!()
+      : this.facts.os === 'macos'
+        ? () => captureMacosScreen(this.session)
+        : undefined;
+    if (!capture) {
+      throw new MacvmError('MACVM_NOT_SUPPORTED', `The ${this.facts.provider} provider cannot capture this ${this.facts.os} guest's display.`, {
+        hint: this.facts.provider === 'qemu' ? 'Start the VM with `display: true`.' : undefined,
+      });
     }
-    return this.running.screenshot();
+    return options.stable ? captureStable(capture, options) : capture();
   }
 
   /** The last lines of the guest's console log (empty where the provider has none). */

@@ -62,6 +62,8 @@ missing, with the command that fixes it.
       checks = await runChecks(values['with-test-tools'] ?? false, true);
     }
     const problems = checks.filter((c) => !c.ok);
+    // What --fix can mend here; vz and tart on a Linux host are facts, not problems.
+    const fixable = problems.filter((p) => p.apt?.length || p.area === 'image' || p.area.startsWith('vz '));
     if (values.json) {
       writeJson(stdout, { ok: problems.length === 0, defaultProvider: defaultProviderName(), checks });
     } else {
@@ -73,10 +75,10 @@ missing, with the command that fixes it.
           if (fix) stdout.write(`  ${''.padEnd(14)} fix: ${fix}\n`);
         }
       }
-      if (problems.length > 0 && !values.fix) stdout.write('\n`macvm doctor --fix` installs the missing Debian packages and builds the test guest.\n');
+      if (fixable.length > 0 && !values.fix) stdout.write('\n`macvm doctor --fix` installs the missing Debian packages and builds the test guest.\n');
     }
     // Problems in providers this host cannot run anyway (vz on Linux) are not failures.
-    return problems.some((p) => p.apt?.length || p.area === 'image') ? 1 : 0;
+    return fixable.length > 0 ? 1 : 0;
   },
 };
 
