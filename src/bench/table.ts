@@ -15,9 +15,18 @@ function significant(value: number): string {
   return value.toFixed(2);
 }
 
+/**
+ * "1.43× ±0.05" when the 95 % CI is about symmetric; otherwise the interval itself,
+ * "2.46× (1.10–7.35)", since a ratio's interval is often skewed (it cannot go below 0) and
+ * one ± figure would misstate it.
+ */
 export function formatRatio(ratio: WorkloadResult['ratio']): string {
-  const plusMinus = Math.max(ratio.median - ratio.ciLow, ratio.ciHigh - ratio.median);
-  return `${ratio.median.toFixed(2)}× ±${Number.isFinite(plusMinus) ? plusMinus.toFixed(2) : '∞'}`;
+  const below = ratio.median - ratio.ciLow;
+  const above = ratio.ciHigh - ratio.median;
+  const plusMinus = Math.max(below, above);
+  if (!Number.isFinite(plusMinus)) return `${ratio.median.toFixed(2)}× (${ratio.ciLow.toFixed(2)}–∞)`;
+  const symmetric = plusMinus === 0 || Math.min(below, above) / plusMinus >= 0.6;
+  return symmetric ? `${ratio.median.toFixed(2)}× ±${plusMinus.toFixed(2)}` : `${ratio.median.toFixed(2)}× (${ratio.ciLow.toFixed(2)}–${ratio.ciHigh.toFixed(2)})`;
 }
 
 export function formatVerdict(workload: WorkloadResult): string {

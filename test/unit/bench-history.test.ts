@@ -9,7 +9,7 @@ import { parseLdd } from '../../src/bench/node-runtime.js';
 import type { BenchRun } from '../../src/bench/records.js';
 import { ratioOfMedians } from '../../src/bench/ratio.js';
 import { summarize } from '../../src/bench/stats.js';
-import { formatBenchTable, formatDuration } from '../../src/bench/table.js';
+import { formatBenchTable, formatDuration, formatRatio } from '../../src/bench/table.js';
 import { parseTimerOutput } from '../../src/bench/timers.js';
 import { collectWorkloads, functionSource } from '../../src/bench/workloads.js';
 import { benchCommand } from '../../src/runner/commands/bench.js';
@@ -92,6 +92,12 @@ describe('history and latest', () => {
 });
 
 describe('terminal table', () => {
+  test('ratio: ± for a symmetric interval, the interval itself when skewed', () => {
+    expect(formatRatio({ median: 1.43, ciLow: 1.38, ciHigh: 1.49 })).toBe('1.43× ±0.06');
+    expect(formatRatio({ median: 2.46, ciLow: 1.1, ciHigh: 7.35 })).toBe('2.46× (1.10–7.35)');
+    expect(formatRatio({ median: 3, ciLow: 3, ciHigh: 3 })).toBe('3.00× ±0.00');
+  });
+
   test('units read naturally: µs below 1 ms, ms, s above 1000 ms', () => {
     expect(formatDuration(0.0431)).toBe('43.1 µs');
     expect(formatDuration(2.345)).toBe('2.35 ms');
