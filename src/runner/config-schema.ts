@@ -103,9 +103,9 @@ export interface SnapshotsConfig {
    */
   update?: SnapshotUpdateMode;
   /**
-   * Where baselines live, relative to the project root. Placeholders: {testDir}, {testFilePath},
-   * {testFileName}, {arg} (the name given to the matcher), {platform}, {provider}, {image}, {ext}.
-   * Default '{testDir}/__screenshots__/{testFileName}/{arg}{ext}'.
+   * Where baselines live. Placeholders (see src/snapshot/baseline-path.ts): {specDir}, {specName},
+   * {name} (the matcher's name option, or one derived from the test), {env} (the environment, for
+   * per-environment baselines), and more. Default '{specDir}/__image_snapshots__/{specName}/{name}.png'.
    */
   pathTemplate?: string;
   /** Per-pixel colour distance (0–1) under which pixels count as equal. Default 0.1. */

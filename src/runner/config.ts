@@ -22,6 +22,7 @@ import {
 } from './config-schema.js';
 
 export type * from './config-schema.js';
+import { DEFAULT_PATH_TEMPLATE } from '../snapshot/baseline-path.js';
 
 /** For typing only: `export default defineConfig({ ... })` gets completion and type checks. */
 export function defineConfig(config: MacvmConfig): MacvmConfig {
@@ -201,7 +202,7 @@ export function resolveConfig(raw: unknown, options: ResolveOptions): ResolvedCo
     },
     snapshots: {
       update: overrides.updateSnapshots ?? config.snapshots?.update ?? (ci ? 'none' : 'missing'),
-      pathTemplate: config.snapshots?.pathTemplate ?? '{testDir}/__screenshots__/{testFileName}/{arg}{ext}',
+      pathTemplate: config.snapshots?.pathTemplate ?? DEFAULT_PATH_TEMPLATE,
       threshold: config.snapshots?.threshold ?? 0.1,
       maxDiffPixels: config.snapshots?.maxDiffPixels ?? 0,
       maxDiffPixelRatio: config.snapshots?.maxDiffPixelRatio ?? 0,

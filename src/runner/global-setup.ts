@@ -1,3 +1,5 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { currentSession } from '../vm/session.js';
 import { loadConfig } from './config.js';
@@ -20,6 +22,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (swept.removed.length > 0) {
     process.stderr.write(`macvm: removed ${swept.removed.length} VM(s) left by dead runs (${swept.removed.map((r) => r.id).join(', ')})\n`);
   }
+  // Like Playwright's output dir: artifacts are this run's only. Bench history stays.
+  await rm(join(config.reports.dir, 'artifacts'), { recursive: true, force: true });
   const session = currentSession();
   const { dir } = await registerSession(session, { cwd: config.root });
   const reaper = await startReaper(session);
@@ -34,6 +38,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     slots: config.slots,
     timeouts: config.timeouts,
     images: config.images as RunContext['images'],
+    snapshots: config.snapshots,
     ssh: config.ssh as RunContext['ssh'],
   };
   project.provide('macvm', context);

@@ -17,6 +17,8 @@ export interface RunContext {
   timeouts: { ready: number; stop: number; slot: number };
   /** Per-image settings from macvm.config.ts (provider overrides, ssh credentials). */
   images: Record<string, { provider?: string; source?: string; ssh?: Record<string, unknown> }>;
+  /** The config's `snapshots` section (update mode only when the config names one). */
+  snapshots: { update?: 'missing' | 'changed' | 'all' | 'none'; pathTemplate: string; threshold: number; maxDiffPixels: number; maxDiffPixelRatio: number };
   /** Settings for the ssh provider. */
   ssh?: Record<string, unknown>;
 }

@@ -24,7 +24,8 @@ export async function runTests(argv: string[]): Promise<number> {
     },
     {
       test: {
-        globalSetup: [globalSetupPath()],
+        globalSetup: [siblingPath('global-setup')],
+        setupFiles: [siblingPath('worker-setup')],
         // Booting a VM happens in beforeAll; the ready deadline and slot waits bound it,
         // not vitest's default 10 s hook timeout.
         hookTimeout: 40 * 60_000,
@@ -38,7 +39,8 @@ export async function runTests(argv: string[]): Promise<number> {
   return typeof process.exitCode === 'number' ? process.exitCode : 0;
 }
 
-function globalSetupPath(): string {
+/** A module next to this one, in whichever form (src .ts or dist .js) is running. */
+function siblingPath(name: string): string {
   const here = fileURLToPath(import.meta.url);
-  return here.replace(/run-tests\.(ts|js)$/, (_, ext: string) => `global-setup.${ext}`);
+  return here.replace(/run-tests\.(ts|js)$/, (_, ext: string) => `${name}.${ext}`);
 }

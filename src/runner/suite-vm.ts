@@ -1,4 +1,5 @@
 import { MacvmError } from '../errors.js';
+import { requireGpu } from '../guest/gpu.js';
 import type { MacVM } from '../vm/macvm.js';
 import { startMacVM, type StartMacVMOptions } from '../vm/start.js';
 import type { ProviderName } from '../vm/types.js';
@@ -21,6 +22,8 @@ export interface SuiteVMOptions {
   wait?: WaitStrategy;
   /** Start this suite's VM ahead of time while the previous suite runs (default true). */
   prewarm?: boolean;
+  /** Fail the suite before its first test when the guest renders in software (no Metal GPU). */
+  requireGpu?: boolean;
 }
 
 export interface SuiteVM {
@@ -72,7 +75,8 @@ export async function startSuiteVM(suite: string, options: SuiteVMOptions, conte
     stopTimeout: context.timeouts.stop,
     wait: options.wait,
     session: { id: context.sessionId, pid: context.sessionPid },
-    onStep: (step) => progress(step),
+    // 'ready' is reported below, with the time it took.
+    onStep: (step) => step !== 'ready' && progress(step),
   };
   let vm: MacVM;
   try {
@@ -81,6 +85,16 @@ export async function startSuiteVM(suite: string, options: SuiteVMOptions, conte
     await lease.release();
     progress('failed');
     throw error;
+  }
+  if (options.requireGpu) {
+    try {
+      requireGpu(await vm.gpu(), suite);
+    } catch (error) {
+      await vm.dispose().catch(() => {});
+      await lease.release();
+      progress('failed');
+      throw error;
+    }
   }
   progress('ready', `${(vm.facts.readyMs / 1000).toFixed(1)}s`);
   vm.defer(() => lease.release());

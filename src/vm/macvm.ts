@@ -2,6 +2,8 @@ import { MacvmError } from '../errors.js';
 import type { ExecOptions, ExecResult, GuestSession, PortForward, ShellTemplate } from '../guest/types.js';
 import { startGuestBrowser, type BrowserOptions } from '../guest/browser.js';
 import { captureMacosScreen, captureStable, type StableCaptureOptions } from '../guest/screen.js';
+import { gpu, type GpuInfo } from '../guest/gpu.js';
+import { startSimulator, type Simulator, type SimulatorOptions } from '../guest/simulator.js';
 import { consoleTail } from './console-tail.js';
 import type { Clone, GuestArch, GuestOS, ProviderName, RunningVM } from './types.js';
 
@@ -145,6 +147,28 @@ export class MacVM implements AsyncDisposable {
     return options.stable ? captureStable(capture, options) : capture();
   }
 
+  /**
+   * An iOS Simulator device in a macOS guest (xcrun simctl): found or created, booted, and
+   * shut down — and deleted if this call created it — when the VM is disposed.
+   */
+  async simulator(options: SimulatorOptions): Promise<Simulator> {
+    this.assertUsable();
+    this.assertMacOS('vm.simulator()');
+    const simulator = await startSimulator(this.session, options);
+    this.defer(() => simulator.dispose());
+    return simulator;
+  }
+
+  /** The guest's renderer (system_profiler): name, vendor, Metal support, software or not. */
+  async gpu(): Promise<GpuInfo> {
+    this.assertUsable();
+    if (this.facts.os !== 'macos') {
+      // A Linux test guest has no GPU of its own: report software rendering plainly.
+      return { name: `${this.facts.provider} ${this.facts.display ? 'VGA' : 'headless'} (no GPU)`, vendor: 'none', metal: undefined, software: true, displays: [] };
+    }
+    return gpu(this.session);
+  }
+
   /** The last lines of the guest's console log (empty where the provider has none). */
   consoleTail(lines = 30): Promise<string> {
     return consoleTail(this.running?.consoleLogPath, lines);
@@ -188,6 +212,14 @@ export class MacVM implements AsyncDisposable {
     if (errors.length > 0) {
       throw new MacvmError('MACVM_STOP_FAILED', `Disposing VM ${this.id} hit ${errors.length} error(s); the first: ${String((errors[0] as Error)?.message ?? errors[0])}`, {
         cause: errors[0],
+      });
+    }
+  }
+
+  private assertMacOS(what: string): void {
+    if (this.facts.os !== 'macos') {
+      throw new MacvmError('MACVM_NOT_SUPPORTED', `${what} needs a macOS guest; ${this.facts.image} is ${this.facts.os}.`, {
+        hint: 'Use a macOS image (vz or tart provider on an Apple Silicon Mac, or the ssh provider to a Mac).',
       });
     }
   }

@@ -41,7 +41,7 @@ export interface BuildLinuxTestOptions {
  * Bumped whenever what goes into the guest changes, so cached images of an older
  * recipe are rebuilt instead of silently reused.
  */
-export const LINUX_TEST_RECIPE = '3';
+export const LINUX_TEST_RECIPE = '4';
 
 const KERNEL_META_PACKAGE = 'linux-image-cloud-amd64';
 /** Everything in the guest comes from these Debian packages (plus the kernel). */

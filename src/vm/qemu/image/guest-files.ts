@@ -136,13 +136,17 @@ exit 0
 `;
 }
 
+/** Where the quick power-off script lives in the guest. */
+export const QUICK_POWEROFF_PATH = '/usr/libexec/macvm-poweroff';
+
 /**
- * /sbin/poweroff, also run by busybox acpid for the ACPI power button (QMP
- * system_powerdown). busybox init's own poweroff path sleeps between SIGTERM and SIGKILL
- * (~2.5 s under TCG); nothing here needs that grace, so stop the daemons, leave the root
- * filesystem clean (read-only) and power off at once. `halt` and `reboot` stay busybox's.
+ * Run by busybox acpid for the ACPI power button (QMP system_powerdown). busybox init's
+ * own poweroff path sleeps between SIGTERM and SIGKILL (~2.5 s under TCG); nothing here
+ * needs that grace, so stop the daemons, leave the root filesystem clean (read-only) and
+ * power off at once. (A `poweroff` typed in the guest still takes init's path: busybox
+ * ash runs its own applets before anything on PATH.)
  */
-export function fastPoweroff(): string {
+export function quickPoweroff(): string {
   return `#!/bin/sh
 # macvm linux-test: quick clean power-off
 killall dropbear syslogd acpid 2>/dev/null
@@ -155,7 +159,7 @@ exec /bin/busybox poweroff -f
 
 export function powerButtonAction(): string {
   return `#!/bin/sh
-exec /sbin/poweroff
+exec ${QUICK_POWEROFF_PATH}
 `;
 }
 

@@ -1,8 +1,8 @@
-import { chmod, copyFile, lstat, mkdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, readlink, symlink, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { MacvmError } from '../../../errors.js';
 import { readNeededLibraries } from './elf.js';
-import { accountFiles, announceReady, fastPoweroff, HOST_KEY_PATH, inittab, powerButtonAction, rcK, rcS } from './guest-files.js';
+import { accountFiles, announceReady, HOST_KEY_PATH, inittab, powerButtonAction, QUICK_POWEROFF_PATH, quickPoweroff, rcK, rcS } from './guest-files.js';
 import { runTool } from './run-tool.js';
 
 /**
@@ -52,8 +52,7 @@ export async function assembleRootfs(inputs: RootfsInputs): Promise<{ applets: n
   await writeText(join(rootfs, 'etc/init.d/rcK'), rcK(), 0o755);
   await writeText(join(rootfs, 'etc/init.d/announce-ready'), announceReady(), 0o755);
   await writeText(join(rootfs, 'etc/acpi/PWRF/00000080'), powerButtonAction(), 0o755);
-  await rm(join(rootfs, 'sbin/poweroff'));
-  await writeText(join(rootfs, 'sbin/poweroff'), fastPoweroff(), 0o755);
+  await writeText(join(rootfs, QUICK_POWEROFF_PATH.slice(1)), quickPoweroff(), 0o755);
   await writeText(join(rootfs, 'etc/macvm-release'), Object.entries(inputs.release).map(([k, v]) => `${k}=${v}\n`).join(''), 0o644);
   await writeText(join(rootfs, 'root/.ssh/authorized_keys'), `${inputs.clientPublicKey}\n`, 0o600);
   await install(inputs.dropbearHostKeyPath, join(rootfs, HOST_KEY_PATH.slice(1)), 0o600);
