@@ -6,6 +6,7 @@ import './fixtures/image-snapshot.js';
 
 export { withMacVM, type WithMacVMOptions } from './fixtures/with-macvm.js';
 export { macvmTest } from './fixtures/vm-fixture.js';
+export { benchMacVM, runBenchInMacVM, type BenchMacVMOptions } from './fixtures/bench-macvm.js';
 export { startMacVM, type StartMacVMOptions } from './vm/start.js';
 export { MacVM, type VmFacts } from './vm/macvm.js';
 export { forAll, forCommand, forLog, forSsh, type WaitStrategy, type WaitContext } from './vm/wait.js';

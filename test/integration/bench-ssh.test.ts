@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { runBenchInMacVM } from '../../src/bench/bench-macvm.js';
+import { runBenchInMacVM } from '../../src/fixtures/bench-macvm.js';
 import { benchPaths } from '../../src/bench/history.js';
 import type { BenchRun } from '../../src/bench/records.js';
 import { runBench } from '../../src/bench/run-bench.js';

@@ -14,6 +14,7 @@ export const COMMANDS: CommandEntry[] = [
   { path: ['test'], summary: 'Run specs with vitest and the macvm preset (vitest flags work too)', load: async () => (await import('./test.js')).testCommand },
   { path: ['report'], summary: 'Make reports/index.html and junit.xml from the last run (--open to view)', load: async () => (await import('./report.js')).reportCommand },
   { path: ['gc'], summary: 'Remove VMs, clones and sessions that dead runs left behind', load: async () => (await import('./gc.js')).gcCommand },
+  { path: ['bench'], summary: 'Guest-vs-host benchmarks: run bench specs, compare with a baseline, gate on regressions', load: async () => (await import('./bench.js')).benchCommand },
   { path: ['doctor'], summary: 'Check which providers work on this host and what is missing (--fix installs it)', load: async () => (await import('./doctor.js')).doctorCommand },
   { path: ['image', 'ls'], summary: 'List local images', load: async () => (await import('./image.js')).imageLsCommand },
   { path: ['image', 'build'], summary: 'Build an image from a recipe (linux-test)', load: async () => (await import('./image.js')).imageBuildCommand },
