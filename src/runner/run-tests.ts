@@ -1,6 +1,7 @@
 /// <reference types="vitest/config" />
 import { fileURLToPath } from 'node:url';
 import { parseCLI, startVitest } from 'vitest/node';
+import { loadConfig } from './config.js';
 import { MacvmReporter } from './reporter.js';
 
 /**
@@ -12,6 +13,8 @@ export async function runTests(argv: string[]): Promise<number> {
   const watch = argv[0] === 'watch' || argv[0] === 'dev';
   const rest = argv[0] === 'run' || watch ? argv.slice(1) : argv;
   const { filter, options } = parseCLI(['vitest', watch ? 'watch' : 'run', ...rest]);
+  // A bad macvm.config.ts fails here, before vitest starts, with every problem named.
+  const config = await loadConfig({ cwd: options.root ?? process.cwd() });
   const userReporters = options.reporters === undefined ? ['default'] : [options.reporters].flat();
   const vitest = await startVitest(
     'test',
@@ -20,7 +23,13 @@ export async function runTests(argv: string[]): Promise<number> {
       ...options,
       // macvm.config.ts holds macvm's settings; a vitest config is used only when named.
       config: options.config ?? false,
-      reporters: [...(userReporters as never[]), new MacvmReporter({ log: (line) => process.stderr.write(`${line}\n`) }) as never],
+      reporters: [...(userReporters as never[]), new MacvmReporter({
+          reportsDir: config.reports.dir,
+          provider: config.provider,
+          html: config.reports.html,
+          junit: config.reports.junit,
+          log: (line) => process.stderr.write(`${line}\n`),
+        }) as never],
     },
     {
       test: {
