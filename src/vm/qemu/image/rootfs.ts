@@ -1,5 +1,5 @@
 import { chmod, copyFile, lstat, mkdir, readlink, symlink, writeFile } from 'node:fs/promises';
-import { dirname, isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join, normalize } from 'node:path';
 import { MacvmError } from '../../../errors.js';
 import { readNeededLibraries } from './elf.js';
 import { accountFiles, announceReady, HOST_KEY_PATH, inittab, powerButtonAction, QUICK_POWEROFF_PATH, quickPoweroff, rcK, rcS } from './guest-files.js';
@@ -127,7 +127,9 @@ async function resolveInside(root: string, relativePath: string, hops = 0): Prom
   if (!info.isSymbolicLink()) return info.isFile() ? path : undefined;
   if (hops > 8) return undefined;
   const target = await readlink(path);
-  return resolveInside(root, isAbsolute(target) ? target : join(dirname(relativePath), target), hops + 1);
+  const next = normalize(isAbsolute(target) ? target.slice(1) : join(dirname(relativePath), target));
+  if (next.startsWith('..')) return undefined; // points out of the unpacked tree
+  return resolveInside(root, next, hops + 1);
 }
 
 async function install(source: string, target: string, mode: number): Promise<void> {
