@@ -45,6 +45,8 @@ export function buildQemuArgs(spec: QemuLaunchSpec): string[] {
   const args = [
     '-name', `${spec.name},process=${spec.name}`,
     '-nodefaults', '-no-user-config',
+    // A guest reboot (or a kernel panic with panic=-1) ends qemu instead of looping.
+    '-no-reboot',
     '-accel', spec.accel,
     '-M', machineOption(spec),
     '-cpu', cpuModel(spec),

@@ -41,7 +41,8 @@ export async function bootQemu(clone: QemuClone, overlay: string, record: VmReco
         cpus: options.cpus,
         memoryMiB: options.memoryMiB,
         disk: overlay,
-        kernel: manifest.kernel,
+        // Headless boots take the uncompressed kernel (PVH, a little faster); it has no VGA text console.
+        kernel: options.display ? manifest.kernel : (manifest.headlessKernel ?? manifest.kernel),
         initrd: manifest.initrd,
         append: manifest.append,
         sshHostPort: await freeLoopbackPort(),

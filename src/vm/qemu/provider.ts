@@ -31,7 +31,7 @@ export function createQemuProvider(options: QemuProviderOptions = {}): Provider 
       const dir = homePaths(home).image(imageRef);
       const manifest = await readQemuManifest(dir, imageRef);
       const resolve = (path: string) => (isAbsolute(path) ? path : join(dir, path));
-      for (const file of [manifest.disk, manifest.kernel, manifest.initrd, manifest.ssh.privateKey]) {
+      for (const file of [manifest.disk, manifest.kernel, manifest.headlessKernel, manifest.initrd, manifest.ssh.privateKey]) {
         if (!file) continue;
         try {
           await access(resolve(file));
@@ -53,6 +53,7 @@ export function createQemuProvider(options: QemuProviderOptions = {}): Provider 
           ...manifest,
           disk: resolve(manifest.disk),
           kernel: manifest.kernel && resolve(manifest.kernel),
+          headlessKernel: manifest.headlessKernel && resolve(manifest.headlessKernel),
           initrd: manifest.initrd && resolve(manifest.initrd),
         },
       };

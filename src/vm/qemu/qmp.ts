@@ -26,7 +26,8 @@ export class QmpClient {
   private closedError: Error | undefined;
 
   private constructor(private readonly socket: Socket) {
-    // The control socket never keeps a process alive (`macvm vm start` exits, the VM runs on).
+    // An idle control socket never keeps a process alive (`macvm vm start` exits, the VM runs
+    // on); while a command awaits its reply it does, or node would exit mid-command.
     socket.unref();
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => this.onData(chunk));
@@ -79,6 +80,7 @@ export class QmpClient {
     const message = JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id });
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, command });
+      this.socket.ref();
       this.socket.write(`${message}\n`);
     });
   }
@@ -118,6 +120,7 @@ export class QmpClient {
     const pending = id ? this.pending.get(id) : undefined;
     if (!pending || !id) return;
     this.pending.delete(id);
+    if (this.pending.size === 0) this.socket.unref();
     if ('error' in message) {
       const error = message.error as { class?: string; desc?: string };
       pending.reject(
