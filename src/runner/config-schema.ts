@@ -1,4 +1,5 @@
 import { parseSizeBytes } from '../util/size.js';
+import type { SshProviderSettings } from '../vm/ssh/settings.js';
 import type { GuestArch, GuestOS, ProviderName } from '../vm/types.js';
 
 /**
@@ -132,20 +133,8 @@ export interface ReportsConfig {
   junit?: boolean;
 }
 
-export interface SshTargetConfig {
-  host: string;
-  /** Default 22. */
-  port?: number;
-  user: string;
-  privateKeyPath?: string;
-  password?: string;
-  /** Pinned host key, "ssh-ed25519 AAAA..." (get it with `ssh-keyscan`, verify out of band). */
-  hostKey: string;
-  /** Default 'macos'. */
-  os?: GuestOS;
-  /** Default 'aarch64' for macOS, 'x86_64' for Linux. */
-  arch?: GuestArch;
-}
+/** The machine the ssh provider logs in to: the provider's own settings type, so the two never drift. */
+export type SshTargetConfig = SshProviderSettings;
 
 /* ------------------------------------------------------------------------------------------
  * The validator: a small declarative description of the shape above, walked once, collecting

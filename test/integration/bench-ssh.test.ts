@@ -12,7 +12,7 @@ import { isMacvmError } from '../../src/errors.js';
 import { connectGuest } from '../../src/guest/session.js';
 import type { GuestSession } from '../../src/guest/types.js';
 import { createSshProvider, type SshProviderSettings } from '../../src/vm/ssh/provider.js';
-import { startSshd, type Sshd } from '../support/sshd.js';
+import { sshProviderSettings, startSshd, type Sshd } from '../support/sshd.js';
 
 // The "guest" is this host reached through a REAL OpenSSH sshd: an A/A benchmark (host vs
 // ssh-to-host) whose true guest/host ratio is 1. What it checks is the method, not speed:
@@ -29,7 +29,7 @@ beforeAll(async () => {
   reports = mkdtempSync(join(tmpdir(), 'macvm-bench-ssh-reports-'));
   process.env.MACVM_HOME = home;
   sshd = await startSshd();
-  settings = { host: sshd.host, port: sshd.port, user: sshd.user, privateKeyPath: sshd.privateKeyPath, hostKey: sshd.hostKey, os: 'linux', arch: 'x86_64' };
+  settings = sshProviderSettings(sshd);
 });
 
 afterAll(async () => {

@@ -9,7 +9,7 @@ import { loadProvider } from '../../src/vm/providers.js';
 import { readVmRecord } from '../../src/vm/runtime-dir.js';
 import { createSshProvider, type SshProviderSettings } from '../../src/vm/ssh/provider.js';
 import { startMacVM } from '../../src/vm/start.js';
-import { startSshd } from '../support/sshd.js';
+import { sshProviderSettings, startSshd } from '../support/sshd.js';
 
 // The "machine" the ssh provider attaches to is this host, through a REAL OpenSSH sshd
 // with its own host key on 127.0.0.1; MACVM_HOME is a temp dir so runtime dirs are ours.
@@ -22,7 +22,7 @@ beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), 'macvm-ssh-provider-'));
   process.env.MACVM_HOME = home;
   sshd = await startSshd();
-  settings = { host: sshd.host, port: sshd.port, user: sshd.user, privateKeyPath: sshd.privateKeyPath, hostKey: sshd.hostKey, os: 'linux', arch: 'x86_64' };
+  settings = sshProviderSettings(sshd);
 });
 
 afterAll(async () => {

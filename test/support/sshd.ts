@@ -26,6 +26,7 @@ import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { SshProviderSettings } from '../../src/vm/ssh/settings.js';
 import type { SshCredentials } from '../../src/vm/types.js';
 
 const run = promisify(execFile);
@@ -252,4 +253,9 @@ function killQuietly(pid: number, signal: NodeJS.Signals): void {
   } catch {
     // Already gone.
   }
+}
+
+/** The ssh provider's settings for this server: the test machine itself, as a Linux "guest". */
+export function sshProviderSettings(sshd: Sshd): SshProviderSettings {
+  return { host: sshd.host, port: sshd.port, user: sshd.user, privateKeyPath: sshd.privateKeyPath, hostKey: sshd.hostKey, os: 'linux', arch: 'x86_64' };
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { stopAndRemoveClone } from '../clone-teardown.js';
 import { access, readFile, rm } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { MacvmError } from '../../errors.js';
@@ -110,13 +111,7 @@ class QemuClone implements Clone {
   }
 
   destroy(): Promise<void> {
-    this.destroyed ??= (async () => {
-      try {
-        await this.running?.stop({ gracefulMs: 0 });
-      } finally {
-        await rm(this.runtimeDir, { recursive: true, force: true });
-      }
-    })();
+    this.destroyed ??= stopAndRemoveClone(this.running, this.runtimeDir);
     return this.destroyed;
   }
 }

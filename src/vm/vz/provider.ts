@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { stopAndRemoveClone } from '../clone-teardown.js';
 import { access, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
@@ -137,13 +138,7 @@ class VzClone implements Clone {
   }
 
   destroy(): Promise<void> {
-    this.destroyed ??= (async () => {
-      try {
-        await this.running?.stop({ gracefulMs: 0 });
-      } finally {
-        await rm(this.runtimeDir, { recursive: true, force: true });
-      }
-    })();
+    this.destroyed ??= stopAndRemoveClone(this.running, this.runtimeDir);
     return this.destroyed;
   }
 }
