@@ -49,7 +49,9 @@ afterAll(async () => {
 
 beforeEach(() => {
   vi.stubEnv('CI', '');
-  vi.stubEnv('MACVM_UPDATE_SNAPSHOTS', '');
+  // vitest itself sets its snapshot mode to 'none' when it sees CI, which the matcher honours;
+  // pin the local default here so these tests mean the same in CI and on a laptop.
+  vi.stubEnv('MACVM_UPDATE_SNAPSHOTS', 'missing');
   return () => vi.unstubAllEnvs();
 });
 

@@ -31,7 +31,9 @@ afterAll(async () => {
 beforeEach(() => {
   // The outer environment (a CI variable, an update override) must not decide these tests.
   vi.stubEnv('CI', '');
-  vi.stubEnv('MACVM_UPDATE_SNAPSHOTS', '');
+  // vitest itself sets its snapshot mode to 'none' when it sees CI, which the matcher honours;
+  // pin the local default here so these tests mean the same in CI and on a laptop.
+  vi.stubEnv('MACVM_UPDATE_SNAPSHOTS', 'missing');
   return () => vi.unstubAllEnvs();
 });
 
@@ -78,6 +80,7 @@ describe('toMatchImageSnapshot', () => {
   });
 
   it("maps vitest's -u (SnapshotState._updateSnapshot 'all') to 'changed'", async () => {
+    vi.stubEnv('MACVM_UPDATE_SNAPSHOTS', ''); // the env override would beat -u
     const state = expect.getState().snapshotState as unknown as { _updateSnapshot: string };
     // Proves the field exists where we read it: vitest sets 'new' locally, 'none' on CI.
     expect(['new', 'none']).toContain(state._updateSnapshot);
