@@ -66,7 +66,7 @@ export async function bootQemu(clone: QemuClone, overlay: string, record: VmReco
       await writeVmRecord(clone.runtimeDir, updated);
       const qmp = await connectQmpWhileAlive(spec.qmpSocket, exited, deadline);
       if (qmp) {
-        return new QemuRunningVM(clone, updated, spec.qmpSocket, exited, qmp, child);
+        return new QemuRunningVM(clone, updated, spec.qmpSocket, exited, qmp, child, manifest.readyMarker);
       }
       const log = await readQemuLog(clone.runtimeDir);
       if (/Could not set up host forwarding rule/i.test(log) && attempt < PORT_ATTEMPTS) continue;
@@ -151,6 +151,8 @@ export class QemuRunningVM implements RunningVM {
     exited: Promise<ExitInfo>,
     private qmp: QmpClient | undefined,
     private readonly child?: ChildProcess,
+    /** Printed on the console once the guest's sshd listens (image manifest). */
+    private readonly readyMarker?: string,
   ) {
     this.exited = exited;
     void exited.then(() => this.qmp?.close());
@@ -168,8 +170,20 @@ export class QemuRunningVM implements RunningVM {
     return join(this.clone.runtimeDir, 'console.log');
   }
 
-  async endpoint(): Promise<GuestEndpoint> {
+  /**
+   * The forwarded SSH port. Through QEMU's user-mode forwarding a connection made before the
+   * guest's sshd listens is accepted and then hangs, costing a whole connect timeout; so when
+   * the image prints a ready marker, the endpoint is handed out once the marker is on the
+   * console, and the first SSH attempt lands.
+   */
+  async endpoint(deadline?: Deadline): Promise<GuestEndpoint> {
     if (!this.record.ssh) throw new MacvmError('MACVM_ADDRESS_NOT_FOUND', `VM ${this.clone.id} has no SSH forward recorded.`);
+    if (this.readyMarker && deadline) {
+      while (!(await readFile(this.consoleLogPath, 'utf8').catch(() => '')).includes(this.readyMarker)) {
+        deadline.throwIfExpired();
+        await sleep(Math.min(20, deadline.remainingMs()));
+      }
+    }
     return this.record.ssh;
   }
 
