@@ -81,7 +81,8 @@ export async function runBenchSuite(
     guestNodeDir: options.guestNodeDir,
     environment: { ...host, ...vm },
     gitRef,
-    onProgress: (line) => log(`  ${suite} › ${line}\n`),
+    // Round-by-round lines only for a person watching a terminal; logs get the table.
+    onProgress: process.stderr.isTTY && !env.CI ? (line) => log(`  ${suite} › ${line}\n`) : undefined,
   });
   const run = baseline ? withBaseline(measured, baseline, metric) : measured;
   const table = formatBenchTable(run);
