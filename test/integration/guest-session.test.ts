@@ -11,11 +11,12 @@ import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { MacvmError, isMacvmError } from '../../src/errors.js';
+import { isMacvmError, type MacvmError } from '../../src/errors.js';
 import { connectGuest } from '../../src/guest/session.js';
 import type { GuestSession } from '../../src/guest/types.js';
 import { Deadline } from '../../src/vm/deadline.js';
 import { freePort, prepareSshd, startSshd, type Sshd } from '../support/sshd.js';
+import { macvmErrorOf as thrown } from '../support/macvm-error.js';
 
 let sshd: Sshd;
 let session: GuestSession;
@@ -33,16 +34,6 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-/** Runs `work` and returns what it threw (failing the test if it did not throw). */
-async function thrown(work: () => Promise<unknown>): Promise<MacvmError> {
-  try {
-    await work();
-  } catch (error) {
-    if (error instanceof MacvmError) return error;
-    throw error;
-  }
-  throw new Error('expected a MacvmError, but nothing was thrown');
-}
 
 /** PIDs of live (non-zombie) processes whose command line contains `text`. */
 async function processesWith(text: string): Promise<number[]> {

@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import '../../src/fixtures/image-snapshot.js';
-import { isMacvmError, type MacvmError } from '../../src/errors.js';
 import { captureStable } from '../../src/guest/screen.js';
 import type { Artifact } from '../../src/runner/results.js';
 import { setSnapshotEnvironment, type SnapshotEnvironment } from '../../src/snapshot/environment.js';
@@ -19,6 +18,7 @@ import { setReportsDir } from '../../src/snapshot/settings.js';
 import type { MacVM } from '../../src/vm/macvm.js';
 import { startMacVM } from '../../src/vm/start.js';
 import { createTestHome, type TestHome } from '../support/vm-home.js';
+import { macvmErrorOf as failure } from '../support/macvm-error.js';
 
 // VGA text mode: 80×25 cells of 9×16 pixels on a 720×400 picture. Row 10 (1-based) spans y 144–159.
 const PRICE_ROW = { x: 0, y: 144, width: 720, height: 16 };
@@ -65,15 +65,6 @@ async function screen(price: string): Promise<Buffer> {
 const template = (test: string) => join(dir, test, '{name}.png');
 const baseline = (test: string, name = 'console') => join(dir, test, `${name}.png`);
 
-async function failure(promise: Promise<unknown>): Promise<MacvmError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isMacvmError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected the snapshot assertion to fail');
-}
 
 describe('snapshots of a real VM display', () => {
   it('records a baseline of the console and matches a fresh capture of the same text', async () => {

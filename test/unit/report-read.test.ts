@@ -2,21 +2,12 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isMacvmError, type MacvmError } from '../../src/errors.js';
 import { generateReport } from '../../src/report/generate.js';
 import { readBenchInputs } from '../../src/report/read-bench.js';
 import { parseRunResult, readRunResult } from '../../src/report/read-results.js';
 import { benchRun, buildReportsDir } from '../fixtures/report/build-reports-dir.js';
+import { macvmErrorOf as caught } from '../support/macvm-error.js';
 
-async function caught(promise: Promise<unknown>): Promise<MacvmError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isMacvmError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a MacvmError');
-}
 
 describe('reading results.json', () => {
   let dir: string;

@@ -5,13 +5,13 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isMacvmError, type MacvmError } from '../../src/errors.js';
 import { encodePng, type RgbaImage } from '../../src/snapshot/png.js';
 import { matchImageSnapshot, type ImageSnapshotOptions, type SnapshotRun } from '../../src/snapshot/match.js';
 import type { SnapshotEnvironment } from '../../src/snapshot/environment.js';
 import type { UpdateMode } from '../../src/snapshot/update-mode.js';
 import { writeFileAtomic } from '../../src/util/atomic-write.js';
 import { syntheticPage } from '../fixtures/snapshot/synthetic-page.js';
+import { macvmErrorOf as rejected } from '../support/macvm-error.js';
 
 const SONOMA_144: SnapshotEnvironment = { provider: 'vz', guestOs: 'macOS 14.4', guestBuild: '23E214', gpu: 'Apple Paravirtual device', display: { width: 1920, height: 1080, scale: 2 } };
 const SONOMA_145: SnapshotEnvironment = { ...SONOMA_144, guestOs: 'macOS 14.5', guestBuild: '23F79' };
@@ -46,15 +46,6 @@ async function check(input: unknown, update: UpdateMode, options: ImageSnapshotO
   return matchImageSnapshot(input, options, run(update, extra));
 }
 
-async function rejected(promise: Promise<unknown>): Promise<MacvmError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isMacvmError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a MacvmError');
-}
 
 describe('matchImageSnapshot', () => {
   it("writes a missing baseline and its environment sidecar in 'missing' mode, then matches it", async () => {
