@@ -3,7 +3,7 @@ import { relative, resolve } from 'node:path';
 import type { Reporter, TestCase, TestModule, TestSuite, Vitest } from 'vitest/node';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import './task-meta.js';
-import { RESULTS_SCHEMA_VERSION, type Artifact, type ErrorInfo, type RunResult, type SuiteResult, type TestResult, type VmFacts } from './results.js';
+import { RESULTS_SCHEMA_VERSION, type Artifact, type ErrorInfo, type RunResult, type SuiteResult, type TestResult } from './results.js';
 
 export interface MacvmReporterOptions {
   reportsDir?: string;

@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { MacvmError } from '../../errors.js';
 import { connectGuest } from '../../guest/session.js';
+import { quoteShellWord } from '../../guest/shell-quote.js';
 import { attachVm } from '../../vm/attach.js';
 import { loadProvider, PROVIDER_NAMES } from '../../vm/providers.js';
 import { listRuntimeDirs } from '../../vm/runtime-dir.js';
@@ -133,7 +134,7 @@ Example:
     const session = await connectGuest({ host: record.ssh.host, port: record.ssh.port, credentials: image.ssh, connectTimeoutMs: 5_000 });
     try {
       // One word is taken as a shell command line ("uname -a"); several are argv, quoted.
-      const command = commandWords.length === 1 ? commandWords[0]! : commandWords.map(shellWord).join(' ');
+      const command = commandWords.length === 1 ? commandWords[0]! : commandWords.map(quoteShellWord).join(' ');
       const timeout = positiveInt('vm exec', 'timeout', values.timeout);
       const result = await session.exec(command, {
         reject: false,
@@ -195,10 +196,6 @@ function requireIds(verb: string, positionals: string[]): string[] {
 function providerName(value: string): ProviderName {
   if ((PROVIDER_NAMES as readonly string[]).includes(value)) return value as ProviderName;
   throw new MacvmError('MACVM_BAD_ARGUMENT', `Unknown provider "${value}"; use one of ${PROVIDER_NAMES.join(', ')}.`);
-}
-
-function shellWord(word: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 function age(iso: string | undefined): string {
