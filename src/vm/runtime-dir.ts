@@ -39,6 +39,13 @@ export async function createRuntimeDir(id: string): Promise<string> {
   return ensurePrivateDir(homePaths().vm(id));
 }
 
+/** Creates the clone's runtime dir with its record already in it: never an untagged clone. */
+export async function createTaggedRuntimeDir(record: VmRecord): Promise<string> {
+  const dir = await createRuntimeDir(record.id);
+  await writeVmRecord(dir, record);
+  return dir;
+}
+
 export async function writeVmRecord(dir: string, record: VmRecord): Promise<void> {
   await writeFileAtomic(join(dir, VM_RECORD_FILE), JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
 }

@@ -1,6 +1,5 @@
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -12,6 +11,7 @@ import type { MacVM } from '../../src/vm/macvm.js';
 import { createSshProvider } from '../../src/vm/ssh/provider.js';
 import { startMacVM } from '../../src/vm/start.js';
 import { startSshd } from '../support/sshd.js';
+import { refusesConnections as refuses } from '../support/ports.js';
 
 // Real parts end to end: the ssh provider attaches to this host through a REAL OpenSSH
 // sshd on 127.0.0.1; the "guest" runs Debian's chromedriver + chromium; the page is served
@@ -106,17 +106,6 @@ function processes(): Array<{ pid: number; cmdline: string; cwd: string }> {
     } catch {}
   }
   return list;
-}
-
-function refuses(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', () => resolve(true));
-  });
 }
 
 async function expectCode(work: Promise<unknown>, code: MacvmErrorCode): Promise<Error> {

@@ -17,6 +17,7 @@ import type { GuestSession } from '../../src/guest/types.js';
 import { Deadline } from '../../src/vm/deadline.js';
 import { freePort, prepareSshd, startSshd, type Sshd } from '../support/sshd.js';
 import { macvmErrorOf as thrown } from '../support/macvm-error.js';
+import { refusesConnections } from '../support/ports.js';
 
 let sshd: Sshd;
 let session: GuestSession;
@@ -63,17 +64,6 @@ function uniqueSleep(): string {
 
 function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-function refusesConnections(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', () => resolve(true));
-  });
 }
 
 function listen(server: Server | HttpServer): Promise<number> {

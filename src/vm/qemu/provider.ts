@@ -4,7 +4,7 @@ import { access, readFile, rm } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { MacvmError } from '../../errors.js';
 import { macvmHome, homePaths } from '../home.js';
-import { createRuntimeDir, writeVmRecord, type VmRecord } from '../runtime-dir.js';
+import { createTaggedRuntimeDir, type VmRecord } from '../runtime-dir.js';
 import type { Clone, CloneOptions, Image, Provider } from '../types.js';
 import { readQemuManifest, type QemuImageManifest } from './manifest.js';
 import { createOverlay, virtualSizeBytes } from './qemu-img.js';
@@ -64,7 +64,6 @@ export function createQemuProvider(options: QemuProviderOptions = {}): Provider 
       const qemuImage = image as QemuImage;
       if (!qemuImage.manifest) throw new MacvmError('MACVM_BAD_ARGUMENT', `Image "${image.name}" was not prepared by the qemu provider.`);
       const id = newVmId();
-      const runtimeDir = await createRuntimeDir(id);
       // The record goes down before anything else exists, so a crash from here on leaves a
       // tagged dir that the reaper and `macvm gc` recognise.
       const record: VmRecord = {
@@ -75,7 +74,7 @@ export function createQemuProvider(options: QemuProviderOptions = {}): Provider 
         createdAt: new Date().toISOString(),
         detached: options.detached || undefined,
       };
-      await writeVmRecord(runtimeDir, record);
+      const runtimeDir = await createTaggedRuntimeDir(record);
       const overlay = join(runtimeDir, 'disk.qcow2');
       try {
         await cloneOptions.deadline.run('clone', async () => {

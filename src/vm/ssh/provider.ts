@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { MacvmError } from '../../errors.js';
-import { createRuntimeDir, writeVmRecord, type VmRecord } from '../runtime-dir.js';
+import { createTaggedRuntimeDir, type VmRecord } from '../runtime-dir.js';
 import type { BootOptions, Clone, CloneOptions, ExitInfo, GuestEndpoint, Image, Provider, RunningVM } from '../types.js';
 import { validateSshSettings, type SshProviderSettings, type ValidSshSettings } from './settings.js';
 
@@ -52,7 +52,6 @@ export function createSshProvider(settings: SshProviderSettings, options: SshPro
       const sshImage = image as SshImage;
       if (!sshImage.target) throw new MacvmError('MACVM_BAD_ARGUMENT', `Image "${image.name}" was not prepared by the ssh provider.`);
       const id = `macvm-ssh-${randomBytes(4).toString('hex')}`;
-      const runtimeDir = await createRuntimeDir(id);
       const record: VmRecord = {
         id,
         session: cloneOptions.session.id,
@@ -62,7 +61,7 @@ export function createSshProvider(settings: SshProviderSettings, options: SshPro
         ssh: { host: sshImage.target.host, port: sshImage.target.port },
         detached: options.detached || undefined,
       };
-      await writeVmRecord(runtimeDir, record);
+      const runtimeDir = await createTaggedRuntimeDir(record);
       return new SshAttachment(id, sshImage, runtimeDir);
     },
   };

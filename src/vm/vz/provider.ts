@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { MacvmError } from '../../errors.js';
 import { homePaths, macvmHome } from '../home.js';
-import { createRuntimeDir, writeVmRecord, type VmRecord } from '../runtime-dir.js';
+import { createTaggedRuntimeDir, type VmRecord } from '../runtime-dir.js';
 import { pinnedCredentials, type CredentialSettings } from '../tart/credentials.js';
 import type { BootOptions, Clone, CloneOptions, Image, Provider, RunningVM } from '../types.js';
 import type { AddressLookup } from './address.js';
@@ -89,9 +89,8 @@ export function createVzProvider(options: VzProviderOptions = {}): Provider {
       const vzImage = image as VzImage;
       if (!vzImage.bundle) throw new MacvmError('MACVM_BAD_ARGUMENT', `Image "${image.name}" was not prepared by the vz provider.`);
       const id = `macvm-${randomBytes(4).toString('hex')}`;
-      const runtimeDir = await createRuntimeDir(id);
       const record: VmRecord = { id, session: cloneOptions.session.id, provider: 'vz', image: image.name, createdAt: new Date().toISOString() };
-      await writeVmRecord(runtimeDir, record);
+      const runtimeDir = await createTaggedRuntimeDir(record);
       const bundle = join(runtimeDir, 'bundle');
       try {
         await cloneOptions.deadline.run('clone', async () => {
