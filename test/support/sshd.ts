@@ -18,7 +18,8 @@
  *
  * Needs the Debian packages openssh-server (sshd, sftp-server) and openssh-client
  * (ssh-keygen). Commands run as the user running the tests, in that user's login
- * shell, with that user's home as the SFTP start directory: use absolute paths.
+ * shell but with HOME set to an empty dir of the fixture (so the user's shell start-up
+ * files do not run), and the user's real home as the SFTP start directory: use absolute paths.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -96,6 +97,8 @@ async function prepareIn(dir: string, options: SshdOptions): Promise<Sshd> {
   const privateKeyPath = join(dir, 'client_ed25519');
   const authorizedKeysPath = join(dir, 'authorized_keys');
   const configPath = join(dir, 'sshd_config');
+  const homeDir = join(dir, 'home');
+  await mkdir(homeDir, { mode: 0o700 });
   await Promise.all([
     run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'macvm-test-host', '-f', hostKeyPath]),
     run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'macvm-test-client', '-f', privateKeyPath]),
@@ -129,6 +132,10 @@ async function prepareIn(dir: string, options: SshdOptions): Promise<Sshd> {
         'PrintMotd no',
         'UseDNS no',
         `Subsystem sftp ${SFTP_SERVER_PATH}`,
+        // Sessions get a private, empty HOME: the host user's shell start-up files (on this
+        // machine ~/.bashrc runs pyenv, ~3 s per command, and a stale pyenv lock can stall
+        // every command) must not decide how long a test's exec takes.
+        `SetEnv HOME=${homeDir}`,
         'LogLevel VERBOSE',
         ...(options.extraConfig ?? []),
         '',
