@@ -97,7 +97,7 @@ export async function startSuiteVM(suite: string, options: SuiteVMOptions, conte
     }
   }
   progress('ready', `${(vm.facts.readyMs / 1000).toFixed(1)}s`);
-  vm.defer(() => lease.release());
+  vm.onStopped(() => lease.release());
   return {
     vm,
     slotWaitMs,

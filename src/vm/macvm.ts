@@ -34,6 +34,7 @@ type Disposer = () => Promise<void> | void;
  */
 export class MacVM implements AsyncDisposable {
   private readonly disposers: Disposer[] = [];
+  private readonly afterStop: Disposer[] = [];
   private disposing?: Promise<void>;
 
   constructor(
@@ -179,6 +180,16 @@ export class MacVM implements AsyncDisposable {
     this.disposers.push(disposer);
   }
 
+  /**
+   * Registers work that must wait until the VM process has exited and its clone is gone,
+   * e.g. giving back the host slot the VM held: released any earlier, a waiting run could
+   * boot a third VM while this one is still shutting down. Runs even when stopping failed,
+   * so one stuck VM cannot hold its run's slot until the process exits.
+   */
+  onStopped(callback: Disposer): void {
+    this.afterStop.push(callback);
+  }
+
   /** Stops everything the suite started, the VM, and deletes the clone. Idempotent. */
   dispose(): Promise<void> {
     this.disposing ??= this.disposeInOrder();
@@ -208,6 +219,13 @@ export class MacVM implements AsyncDisposable {
       await this.clone?.destroy();
     } catch (error) {
       errors.push(error);
+    }
+    for (const callback of this.afterStop) {
+      try {
+        await callback();
+      } catch (error) {
+        errors.push(error);
+      }
     }
     if (errors.length > 0) {
       throw new MacvmError('MACVM_STOP_FAILED', `Disposing VM ${this.id} hit ${errors.length} error(s); the first: ${String((errors[0] as Error)?.message ?? errors[0])}`, {
