@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { link, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MacvmError } from '../errors.js';
 import { isAlive, processStartTime } from '../util/process-identity.js';
@@ -64,6 +64,12 @@ export interface SlotLease {
   /** Which of the provider's slots (0-based). */
   index: number;
   holder: SlotHolderInfo;
+  /**
+   * Records the VM process the slot was taken for. The slot then stays taken while that
+   * process runs, even if the holder dies first: a killed runner's VM lives until the
+   * reaper stops it, and must not share the host with a newly booted one meanwhile.
+   */
+  trackVmProcess(pid: number): Promise<void>;
   /** Gives the slot back. Idempotent; never removes a slot someone else holds. */
   release(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -72,6 +78,9 @@ export interface SlotLease {
 interface Record_ extends SlotHolderInfo {
   pidStartTime?: string;
   ticket: string;
+  /** The VM process the slot is for, once booted (see SlotLease.trackVmProcess). */
+  vmPid?: number;
+  vmPidStartTime?: string;
 }
 
 const SLOT_PREFIX = 'slot-';
@@ -248,7 +257,16 @@ function lease(provider: string, index: number, path: string, record: Record_): 
       const current = await readRecord(path);
       if (current?.ticket === record.ticket) await rm(path, { force: true });
     })());
-  return { provider, index, holder: publicInfo(record), release, [Symbol.asyncDispose]: release };
+  const trackVmProcess = async (pid: number) => {
+    if (released) return;
+    const tracked: Record_ = { ...record, vmPid: pid, vmPidStartTime: await processStartTime(pid) };
+    // Replaced whole (rename), so readers see the old record or the new one, never half.
+    const temp = join(dirname(path), `.track-${record.ticket}.tmp`);
+    await writeFile(temp, JSON.stringify(tracked), { mode: 0o600 });
+    if ((await readRecord(path))?.ticket === record.ticket) await rename(temp, path);
+    else await rm(temp, { force: true });
+  };
+  return { provider, index, holder: publicInfo(record), trackVmProcess, release, [Symbol.asyncDispose]: release };
 }
 
 const liveCache = new Map<string, number>();
@@ -275,14 +293,20 @@ async function checkFile(path: string): Promise<{ gone?: boolean; dead?: boolean
   return { dead: !(await holderAlive(record)), record };
 }
 
+/** A slot is in use while its holder lives, or while the VM it started still runs. */
 async function holderAlive(record: Record_): Promise<boolean> {
-  if (!isAlive(record.pid)) return false;
-  if (record.pidStartTime === undefined) return true;
+  if (await sameProcess(record.pid, record.pidStartTime)) return true;
+  return typeof record.vmPid === 'number' && (await sameProcess(record.vmPid, record.vmPidStartTime));
+}
+
+async function sameProcess(pid: number, startTime: string | undefined): Promise<boolean> {
+  if (!isAlive(pid)) return false;
+  if (startTime === undefined) return true;
   // Start times cost a `ps` on macOS; a pid that is alive and matched recently is trusted a while.
-  const key = `${record.pid}:${record.pidStartTime}`;
+  const key = `${pid}:${startTime}`;
   const checked = liveCache.get(key);
   if (checked !== undefined && Date.now() - checked < LIVE_CACHE_MS) return true;
-  const same = (await processStartTime(record.pid)) === record.pidStartTime;
+  const same = (await processStartTime(pid)) === startTime;
   if (same) liveCache.set(key, Date.now());
   else liveCache.delete(key);
   return same;

@@ -77,24 +77,27 @@ export async function startSuiteVM(suite: string, options: SuiteVMOptions, conte
     session: { id: context.sessionId, pid: context.sessionPid },
     // 'ready' is reported below, with the time it took.
     onStep: (step) => step !== 'ready' && progress(step),
+    // From boot on, the slot counts the VM process too: if this worker dies, the slot stays
+    // taken until the reaper has stopped the VM.
+    onBooted: (running) => {
+      if (running.pid !== undefined) tracking = lease.trackVmProcess(running.pid);
+    },
   };
-  let vm: MacVM;
-  try {
-    vm = await startMacVM(startOptions);
-  } catch (error) {
+  let tracking: Promise<void> | undefined;
+  const vm = await startMacVM(startOptions).catch(async (error: unknown) => {
+    await tracking?.catch(() => {});
     await lease.release();
     progress('failed');
     throw error;
-  }
-  if (options.requireGpu) {
-    try {
-      requireGpu(await vm.gpu(), suite);
-    } catch (error) {
-      await vm.dispose().catch(() => {});
-      await lease.release();
-      progress('failed');
-      throw error;
-    }
+  });
+  try {
+    await tracking;
+    if (options.requireGpu) requireGpu(await vm.gpu(), suite);
+  } catch (error) {
+    await vm.dispose().catch(() => {});
+    await lease.release();
+    progress('failed');
+    throw error;
   }
   progress('ready', `${(vm.facts.readyMs / 1000).toFixed(1)}s`);
   vm.onStopped(() => lease.release());

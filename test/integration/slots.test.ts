@@ -142,6 +142,34 @@ describe('slot broker across processes', () => {
     expect(await listSlotHolders('qemu', home)).toEqual([]);
   });
 
+  it('keeps a dead holder\'s slot taken while the VM process it tracked still runs', async () => {
+    const sleeper = () => {
+      const child = spawn('sleep', ['600'], { stdio: 'ignore' });
+      children.push(child);
+      return child;
+    };
+    const runner = sleeper();
+    const vmProcess = sleeper();
+    const lease = await acquireSlot({ provider: 'qemu', limit: 1, holder: { session: 't', suite: 'killed suite', pid: runner.pid! }, timeoutMs: 0, home });
+    await lease.trackVmProcess(vmProcess.pid!);
+    const request = { provider: 'qemu', limit: 1, holder: { session: 't', suite: 'next suite', pid: process.pid }, timeoutMs: 0, home };
+
+    // The runner dies; the reaper has not stopped its VM yet.
+    runner.kill('SIGKILL');
+    await exited(runner);
+    const refused = await acquireSlot(request).catch((e: unknown) => e);
+    expect((refused as MacvmError).code).toBe('MACVM_SLOT_TIMEOUT');
+    expect((refused as MacvmError).message).toContain(`in use by killed suite (pid ${runner.pid})`);
+    expect(await sweepDeadSlots(home)).toEqual([]);
+
+    // Once the VM is gone too, the slot is free.
+    vmProcess.kill('SIGKILL');
+    await exited(vmProcess);
+    const next = await acquireSlot(request);
+    expect(next.index).toBe(0);
+    await next.release();
+  });
+
   it('times out naming who holds the slots; with timeout 0 it fails at once', async () => {
     const holder = startHolder('suite A', -1, 1);
     holder.stdin!.write('go\n');
