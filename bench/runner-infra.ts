@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isRunning } from '../src/runner/gc.js';
+import { isRunning } from '../src/util/process-identity.js';
 import { startReaper } from '../src/runner/reaper.js';
 import { registerSession } from '../src/runner/sessions.js';
 import { acquireSlot } from '../src/runner/slots.js';

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { messageOf } from '../errors.js';
-import { isAlive, isSameProcess } from '../util/process-identity.js';
+import { isRunning, isSameProcess } from '../util/process-identity.js';
+
 import { homePaths } from '../vm/home.js';
 import { readVmRecord, type VmRecord } from '../vm/runtime-dir.js';
 import { listSessions, readSession, removeSessionDir, sessionOwnerAlive, type SessionRecord } from './sessions.js';
@@ -193,16 +194,4 @@ async function exitedWithin(pid: number, ms: number): Promise<boolean> {
     await sleep(50);
   }
   return true;
-}
-
-/**
- * Alive and not a zombie. A killed VM whose parent died is re-parented; where nobody reaps it
- * (some container init processes do not) it stays a zombie, which has exited all the same.
- */
-export async function isRunning(pid: number): Promise<boolean> {
-  if (!isAlive(pid)) return false;
-  if (process.platform !== 'linux') return true;
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-  if (stat === undefined) return false;
-  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
 }

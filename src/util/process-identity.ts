@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 
 /**
@@ -36,4 +37,24 @@ export async function isSameProcess(pid: number, startTime: string | undefined):
   if (!isAlive(pid)) return false;
   if (startTime === undefined) return true;
   return (await processStartTime(pid)) === startTime;
+}
+
+/**
+ * Resolves once the process that had `startTime` is gone, for VMs this process did not
+ * spawn (no child handle to watch). Unref'd polling: watching must not keep node alive.
+ */
+export async function waitForExit(pid: number, startTime: string | undefined, pollMs = 100): Promise<void> {
+  while ((await isSameProcess(pid, startTime)) && (await isRunning(pid))) await sleep(pollMs, undefined, { ref: false });
+}
+
+/**
+ * Alive and not a zombie. A killed VM whose parent died is re-parented; where nobody reaps it
+ * (some container init processes do not) it stays a zombie, which has exited all the same.
+ */
+export async function isRunning(pid: number): Promise<boolean> {
+  if (!isAlive(pid)) return false;
+  if (process.platform !== 'linux') return true;
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (stat === undefined) return false;
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
 }

@@ -7,9 +7,9 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { gcCommand } from '../../src/runner/commands/gc.js';
-import { isRunning, sweepDeadSessions } from '../../src/runner/gc.js';
+import { sweepDeadSessions } from '../../src/runner/gc.js';
 import { registerSession } from '../../src/runner/sessions.js';
-import { isAlive, processStartTime } from '../../src/util/process-identity.js';
+import { isAlive, isRunning, processStartTime } from '../../src/util/process-identity.js';
 import { writeVmRecord, type VmRecord } from '../../src/vm/runtime-dir.js';
 
 const fakeRunner = resolve('test/support/fake-runner.ts');

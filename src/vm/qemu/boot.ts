@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MacvmError } from '../../errors.js';
 import { freeLoopbackPort } from '../../util/free-port.js';
-import { isSameProcess, processStartTime } from '../../util/process-identity.js';
+import { isSameProcess, processStartTime, waitForExit } from '../../util/process-identity.js';
 import type { Deadline } from '../deadline.js';
 import { writeVmRecord, type VmRecord } from '../runtime-dir.js';
 import type { BootOptions, Clone, ExitInfo, GuestEndpoint, RunningVM } from '../types.js';
@@ -247,9 +247,7 @@ export class QemuRunningVM implements RunningVM {
 }
 
 async function pollExit(record: VmRecord): Promise<ExitInfo> {
-  if (!record.pid) return { code: null, signal: null };
-  // Unref'd: watching a VM we did not start must not keep this process alive.
-  while (await isSameProcess(record.pid, record.pidStartTime)) await sleep(100, undefined, { ref: false });
+  if (record.pid) await waitForExit(record.pid, record.pidStartTime);
   return { code: null, signal: null };
 }
 
