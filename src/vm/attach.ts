@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import { MacvmError } from '../errors.js';
 import { homePaths } from './home.js';
 import { QemuRunningVM } from './qemu/boot.js';
+import { attachTartVm } from './tart/provider.js';
 import { listRuntimeDirs, readVmRecord, type VmRecord } from './runtime-dir.js';
 import type { Clone, Image, RunningVM } from './types.js';
 
@@ -12,6 +13,9 @@ import type { Clone, Image, RunningVM } from './types.js';
 export interface AttachedVM {
   record: VmRecord;
   dir: string;
+  /** destroy() deletes the clone the provider's way (tart: `tart delete`) and the runtime dir. */
+  clone: Clone;
+  /** Undefined where there is no VM process to stop (never booted, or the ssh provider). */
   running: RunningVM | undefined;
 }
 
@@ -24,6 +28,7 @@ export async function attachVm(id: string): Promise<AttachedVM> {
       hint: known.length ? `Known VMs: ${known.join(', ')} (see \`macvm vm ls\`).` : 'No VMs exist; start one with `macvm vm start linux-test`.',
     });
   }
+  if (record.provider === 'tart') return { record, dir, ...attachTartVm(dir, record) };
   const clone: Clone = {
     id,
     image: { name: record.image, provider: record.provider } as Image,
@@ -32,5 +37,5 @@ export async function attachVm(id: string): Promise<AttachedVM> {
     destroy: () => rm(dir, { recursive: true, force: true }),
   };
   const running = record.provider === 'qemu' && record.pid ? QemuRunningVM.attach(clone, record) : undefined;
-  return { record, dir, running };
+  return { record, dir, clone, running };
 }

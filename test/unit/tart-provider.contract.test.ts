@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isMacvmError } from '../../src/errors.js';
+import { attachVm } from '../../src/vm/attach.js';
 import { Deadline } from '../../src/vm/deadline.js';
 import { readVmRecord } from '../../src/vm/runtime-dir.js';
 import { createTartProvider, type TartProviderOptions } from '../../src/vm/tart/provider.js';
@@ -107,6 +108,36 @@ describe('tart provider contract', { timeout: 60_000 }, () => {
       ['stop', '--timeout', '3', clone.id],
       ['delete', clone.id],
     ]);
+  });
+
+  it('contract: a detached VM is stopped and deleted by another process that knows only its id (vm stop / vm rm)', async () => {
+    const clone = await provider({ detached: true }).clone(await provider().prepare('sonoma-base'), { session, deadline: new Deadline(60_000) });
+    const vm = await clone.boot({ cpus: 2, memoryMiB: 4096, display: false, deadline: new Deadline(60_000) });
+    running.push(vm);
+    expect(await readVmRecord(clone.runtimeDir)).toMatchObject({ detached: true, pid: vm.pid });
+
+    // What `macvm vm stop` / `vm rm` do in a later process: attach by id, stop, destroy.
+    const savedPath = process.env.PATH;
+    process.env.PATH = env.PATH;
+    process.env.FAKE_TART_HOME = tartHome;
+    try {
+      const attached = await attachVm(clone.id);
+      expect(attached.running?.pid).toBe(vm.pid);
+      await attached.running!.stop({ gracefulMs: 2_000 });
+      expect(isAlive(vm.pid!)).toBe(false);
+      await attached.clone.destroy();
+    } finally {
+      process.env.PATH = savedPath;
+      delete process.env.FAKE_TART_HOME;
+    }
+    await expect(stat(clone.runtimeDir)).rejects.toMatchObject({ code: 'ENOENT' });
+    const calls = (await argvLog()).filter((a) => a[0] === 'stop' || a[0] === 'delete');
+    expect(calls).toEqual([
+      ['stop', '--timeout', '2', clone.id],
+      ['delete', clone.id],
+    ]);
+    // tart's own record of the clone is gone, not just ours
+    await expect(stat(join(tartHome, `${clone.id}.json`))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('contract: a clone of a missing image fails with MACVM_IMAGE_NOT_FOUND and leaves nothing behind', async () => {

@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import { MacvmError } from '../../errors.js';
 import { connectGuest } from '../../guest/session.js';
 import { quoteShellWord } from '../../guest/shell-quote.js';
@@ -178,10 +177,10 @@ Stops each VM (graceful power-down first) and deletes its clone and runtime dir.
   async run({ argv, stdout }) {
     const { values, positionals } = parseCommandArgs('vm rm', argv, { timeout: { type: 'string' } });
     for (const id of requireIds('vm rm', positionals)) {
-      const { running, dir } = await attachVm(id);
+      const { running, clone } = await attachVm(id);
       const timeout = positiveInt('vm rm', 'timeout', values.timeout);
       await running?.stop({ gracefulMs: timeout ? timeout * 1000 : 10_000 });
-      await rm(dir, { recursive: true, force: true });
+      await clone.destroy();
       stdout.write(`${id} removed\n`);
     }
     return 0;

@@ -4,7 +4,7 @@ import { closeSync, openSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MacvmError } from '../../errors.js';
-import { isSameProcess, processStartTime } from '../../util/process-identity.js';
+import { isSameProcess, processStartTime, waitForExit } from '../../util/process-identity.js';
 import type { Deadline } from '../deadline.js';
 import { createRuntimeDir, writeVmRecord, type VmRecord } from '../runtime-dir.js';
 import type { BootOptions, Clone, CloneOptions, ExitInfo, GuestEndpoint, Image, Provider, RunningVM } from '../types.js';
@@ -102,6 +102,30 @@ export function createTartProvider(options: TartProviderOptions = {}): Provider 
   };
 }
 
+/**
+ * A tart VM started by another process (`macvm vm start --provider tart`), known from its
+ * runtime dir: enough to stop it with `tart stop` and delete it with `tart delete`. The tart
+ * binary is the one recorded in vm.json's cleanup commands, i.e. the one that made the clone.
+ */
+export function attachTartVm(dir: string, record: VmRecord): { clone: Clone; running: RunningVM | undefined } {
+  const binary = record.cleanup?.find((argv) => argv[1] === 'delete')?.[0] ?? 'tart';
+  const cli: TartCli = { binary };
+  const clone = new TartClone(record.id, { name: record.image, provider: 'tart' } as Image, dir, record, cli, true);
+  if (record.pid === undefined) return { clone, running: undefined };
+  const pid = record.pid;
+  const exited = waitForExit(pid, record.pidStartTime).then((): ExitInfo => ({ code: null, signal: null }));
+  const kill = () => {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  };
+  const running = new TartRunningVM(clone, record, cli, kill, exited, join(dir, 'console.log'));
+  clone.adopt(running);
+  return { clone, running };
+}
+
 class TartClone implements Clone {
   private running?: TartRunningVM;
   private destroyed?: Promise<void>;
@@ -114,6 +138,11 @@ class TartClone implements Clone {
     private readonly cli: TartCli,
     private readonly detached: boolean,
   ) {}
+
+  /** Takes on a VM that another process booted from this clone (attachTartVm). */
+  adopt(running: TartRunningVM): void {
+    this.running = running;
+  }
 
   async boot(options: BootOptions): Promise<RunningVM> {
     if (this.destroyed) throw new MacvmError('MACVM_VM_STOPPED', `Clone ${this.id} was destroyed.`);
@@ -142,7 +171,7 @@ class TartClone implements Clone {
       if (child.pid === undefined) throw new MacvmError('MACVM_BOOT_FAILED', `Could not start ${this.cli.binary} run.`);
       const record: VmRecord = { ...this.record, pid: child.pid, pidStartTime: await processStartTime(child.pid), cpus: options.cpus, memoryMiB: options.memoryMiB };
       await writeVmRecord(this.runtimeDir, record);
-      this.running = new TartRunningVM(this, record, this.cli, child, exited, consoleLog);
+      this.running = new TartRunningVM(this, record, this.cli, () => child.kill('SIGKILL'), exited, consoleLog);
       return this.running;
     });
   }
@@ -170,7 +199,8 @@ class TartRunningVM implements RunningVM {
     readonly clone: Clone,
     private record: VmRecord,
     private readonly cli: TartCli,
-    private readonly child: ChildProcess,
+    /** Kills `tart run` outright (the last resort of stop). */
+    private readonly kill: () => void,
     readonly exited: Promise<ExitInfo>,
     readonly consoleLogPath: string,
   ) {
@@ -244,7 +274,7 @@ class TartRunningVM implements RunningVM {
     const seconds = String(Math.ceil(gracefulMs / 1000));
     await runTart(this.cli, ['stop', '--timeout', seconds, this.clone.id], { fallback: 'MACVM_STOP_FAILED' }).catch(() => {});
     if (await settledWithin(this.exited, 5_000)) return;
-    if (this.record.pid && (await isSameProcess(this.record.pid, this.record.pidStartTime))) this.child.kill('SIGKILL');
+    if (this.record.pid && (await isSameProcess(this.record.pid, this.record.pidStartTime))) this.kill();
     if (!(await settledWithin(this.exited, 5_000))) {
       throw new MacvmError('MACVM_STOP_FAILED', `tart run (pid ${this.record.pid}) for ${this.clone.id} did not exit.`);
     }
