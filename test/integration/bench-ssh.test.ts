@@ -62,9 +62,12 @@ describe('guest-vs-host bench over a real sshd (A/A)', () => {
       expect(w.ratio.ciLow).toBeLessThanOrEqual(w.ratio.median);
       expect(w.ratio.ciHigh).toBeGreaterThanOrEqual(w.ratio.median);
       // Same machine on both sides: a loose band that an SSH round trip inside the timing
-      // window, or host/guest samples swapped for different work, would leave.
-      expect(w.ratio.median).toBeGreaterThan(0.33);
-      expect(w.ratio.median).toBeLessThan(3);
+      // window, or host/guest samples swapped for different work, would leave. Compared on
+      // each side's fastest round: other load on the host only ever adds time, so the minima
+      // stay put where a busy moment can halve or double one side's median.
+      const fastestRatio = Math.min(...w.guest.samples) / Math.min(...w.host.samples);
+      expect(fastestRatio).toBeGreaterThan(0.33);
+      expect(fastestRatio).toBeLessThan(3);
       expect(w.baseline).toBeUndefined(); // nothing to compare with yet
     }
     expect(first.table).toMatch(/^sh loop\s/m);
