@@ -3,7 +3,7 @@ import { link, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/pr
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MacvmError } from '../errors.js';
-import { isAlive, processStartTime } from '../util/process-identity.js';
+import { isRunning, processStartTime } from '../util/process-identity.js';
 import { ensurePrivateDir, homePaths } from '../vm/home.js';
 
 /**
@@ -300,7 +300,7 @@ async function holderAlive(record: Record_): Promise<boolean> {
 }
 
 async function sameProcess(pid: number, startTime: string | undefined): Promise<boolean> {
-  if (!isAlive(pid)) return false;
+  if (!(await isRunning(pid))) return false;
   if (startTime === undefined) return true;
   // Start times cost a `ps` on macOS; a pid that is alive and matched recently is trusted a while.
   const key = `${pid}:${startTime}`;

@@ -32,9 +32,13 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** True when `pid` is alive and is still the process that had `startTime`. */
+/**
+ * True when `pid` is running (not a zombie) and is still the process that had `startTime`.
+ * A zombie has exited: a VM whose parent died is re-parented, and where nobody reaps it
+ * (some container init processes do not) it would otherwise look alive for ever.
+ */
 export async function isSameProcess(pid: number, startTime: string | undefined): Promise<boolean> {
-  if (!isAlive(pid)) return false;
+  if (!(await isRunning(pid))) return false;
   if (startTime === undefined) return true;
   return (await processStartTime(pid)) === startTime;
 }
@@ -44,13 +48,10 @@ export async function isSameProcess(pid: number, startTime: string | undefined):
  * spawn (no child handle to watch). Unref'd polling: watching must not keep node alive.
  */
 export async function waitForExit(pid: number, startTime: string | undefined, pollMs = 100): Promise<void> {
-  while ((await isSameProcess(pid, startTime)) && (await isRunning(pid))) await sleep(pollMs, undefined, { ref: false });
+  while (await isSameProcess(pid, startTime)) await sleep(pollMs, undefined, { ref: false });
 }
 
-/**
- * Alive and not a zombie. A killed VM whose parent died is re-parented; where nobody reaps it
- * (some container init processes do not) it stays a zombie, which has exited all the same.
- */
+/** Alive and not a zombie (see isSameProcess). */
 export async function isRunning(pid: number): Promise<boolean> {
   if (!isAlive(pid)) return false;
   if (process.platform !== 'linux') return true;

@@ -1,0 +1,73 @@
+/**
+ * The manual VM verbs as a user types them, through the built CLI and a real qemu guest:
+ * `vm start` returns while the VM keeps running, `vm ls` shows it, `vm exec` streams output
+ * and passes the exit code back, `vm stop` powers it down and keeps the clone, `vm rm`
+ * deletes it. `image ls` and `doctor` answer in JSON for scripts.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runMacvm } from '../support/run-macvm.js';
+import { createTestHome, type TestHome } from '../support/vm-home.js';
+
+let testHome: TestHome;
+
+beforeAll(async () => {
+  testHome = await createTestHome();
+});
+
+afterAll(async () => {
+  await testHome?.cleanup();
+});
+
+const macvm = (args: string[]) => runMacvm(args, { env: { MACVM_HOME: testHome.home } }).done;
+
+describe('macvm vm', () => {
+  it('start → ls → exec → stop → rm on a VM that outlives the command that started it', async () => {
+    const started = await macvm(['vm', 'start', 'linux-test', '--cpus', '1', '--memory', '256MiB', '--json']);
+    expect(started.code, started.stderr).toBe(0);
+    const vm = JSON.parse(started.stdout) as { id: string; provider: string; ssh: { host: string; port: number } };
+    expect(vm).toMatchObject({ provider: 'qemu', image: 'linux-test', cpus: 1, memoryMiB: 256, ssh: { host: '127.0.0.1' } });
+
+    // The CLI has exited; the VM has not.
+    expect((await testHome.leftovers()).qemuPids).toHaveLength(1);
+    const listed = JSON.parse((await macvm(['vm', 'ls', '--json'])).stdout) as Array<{ id: string; state: string; detached: boolean }>;
+    expect(listed).toEqual([expect.objectContaining({ id: vm.id, state: 'running', detached: true })]);
+
+    const exec = await macvm(['vm', 'exec', vm.id, '--', 'sh', '-c', 'echo "from the guest: $(uname -s)"; echo oops >&2; exit 3']);
+    expect(exec).toMatchObject({ code: 3, stdout: 'from the guest: Linux\n', stderr: 'oops\n' });
+    // One word is a shell command line.
+    expect((await macvm(['vm', 'exec', vm.id, '--', 'test -d /proc && echo yes'])).stdout).toBe('yes\n');
+
+    const stopped = await macvm(['vm', 'stop', vm.id]);
+    expect(stopped).toMatchObject({ code: 0, stdout: `${vm.id} stopped\n` });
+    expect((await testHome.leftovers()).qemuPids).toEqual([]);
+    expect(existsSync(join(testHome.home, 'run', vm.id, 'disk.qcow2'))).toBe(true); // stop keeps the clone
+    const afterStop = JSON.parse((await macvm(['vm', 'ls', '--json'])).stdout) as Array<{ id: string; state: string }>;
+    expect(afterStop).toEqual([expect.objectContaining({ id: vm.id, state: 'stopped' })]);
+
+    expect(await macvm(['vm', 'rm', vm.id])).toMatchObject({ code: 0, stdout: `${vm.id} removed\n` });
+    expect(await testHome.leftovers()).toEqual({ runtimeDirs: [], qemuPids: [] });
+    expect((await macvm(['vm', 'ls'])).stdout).toBe('No VMs.\n');
+  }, 180_000);
+
+  it('names an unknown VM with its error code and says where to look', async () => {
+    const result = await macvm(['vm', 'exec', 'macvm-nope', '--', 'true']);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/MACVM_VM_NOT_FOUND/);
+    expect(result.stderr).toMatch(/No VMs exist; start one with `macvm vm start linux-test`/);
+  });
+
+  it('image ls and doctor answer in JSON', async () => {
+    const images = JSON.parse((await macvm(['image', 'ls', '--json'])).stdout) as Array<{ name: string; os: string; status: string }>;
+    expect(images).toEqual([expect.objectContaining({ name: 'linux-test', os: 'linux' })]);
+    const doctor = JSON.parse((await macvm(['doctor', '--json'])).stdout) as { defaultProvider: string; checks: Array<{ area: string; ok: boolean; detail: string }> };
+    expect(doctor.defaultProvider).toBe('qemu');
+    expect(doctor.checks).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ area: 'qemu', ok: true, detail: expect.stringMatching(/accelerator: (kvm|tcg)/) }),
+        expect.objectContaining({ area: 'vz', ok: false, detail: expect.stringMatching(/Apple Silicon/) }),
+      ]),
+    );
+  });
+});
