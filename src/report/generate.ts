@@ -9,6 +9,10 @@ import { readRunResult } from './read-results.js';
 export interface GenerateReportOptions {
   /** The reports folder holding results.json and bench/; index.html and junit.xml are written here. */
   reportsDir: string;
+  /** Write index.html (default true; config `reports.html`). */
+  html?: boolean;
+  /** Write junit.xml (default true; config `reports.junit`). */
+  junit?: boolean;
 }
 
 export interface GeneratedReport {
@@ -16,6 +20,8 @@ export interface GeneratedReport {
   html: string;
   /** Path of junit.xml. */
   junit: string;
+  /** Which of the two were written this time (both unless the options turned one off). */
+  written: Array<'html' | 'junit'>;
 }
 
 /**
@@ -24,7 +30,7 @@ export interface GeneratedReport {
  * if none exists there is nothing to report and that is an error. Files are replaced
  * atomically, so a browser or CI job never reads half a report.
  */
-export async function generateReport({ reportsDir }: GenerateReportOptions): Promise<GeneratedReport> {
+export async function generateReport({ reportsDir, html: wantHtml = true, junit: wantJunit = true }: GenerateReportOptions): Promise<GeneratedReport> {
   const resultsFile = join(reportsDir, 'results.json');
   const run = await readRunResult(resultsFile);
   const bench = await readBenchInputs(join(reportsDir, 'bench', 'latest.json'), join(reportsDir, 'bench', 'history.jsonl'));
@@ -37,16 +43,19 @@ export async function generateReport({ reportsDir }: GenerateReportOptions): Pro
   const html = join(reportsDir, 'index.html');
   const junit = join(reportsDir, 'junit.xml');
   try {
-    await writeFileAtomic(html, renderHtml({ run, bench, generatedAt: new Date().toISOString() }));
+    if (wantHtml) await writeFileAtomic(html, renderHtml({ run, bench, generatedAt: new Date().toISOString() }));
     // Without test results there is nothing for CI to count; an empty <testsuites> is still valid.
-    await writeFileAtomic(junit, renderJunit(run ?? emptyRun()));
+    if (wantJunit) await writeFileAtomic(junit, renderJunit(run ?? emptyRun()));
   } catch (error) {
     throw new MacvmError('MACVM_REPORT_FAILED', `Could not write the report into ${reportsDir}: ${(error as Error).message}`, {
       hint: 'Check that the folder is writable and the disk is not full.',
       cause: error,
     });
   }
-  return { html, junit };
+  const written: GeneratedReport['written'] = [];
+  if (wantHtml) written.push('html');
+  if (wantJunit) written.push('junit');
+  return { html, junit, written };
 }
 
 function emptyRun() {

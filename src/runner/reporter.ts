@@ -62,8 +62,9 @@ export class MacvmReporter implements Reporter {
     await writeFileAtomic(resolve(reportsDir, 'results.json'), `${JSON.stringify(result, null, 2)}\n`);
     if (this.options.html !== false || this.options.junit !== false) {
       const { generateReport } = await import('../report/index.js');
-      await generateReport({ reportsDir });
-      this.options.log?.(`macvm report: ${relative(process.cwd(), resolve(reportsDir, 'index.html'))}`);
+      const written = await generateReport({ reportsDir, html: this.options.html, junit: this.options.junit });
+      const shown = written.written[0] === 'junit' ? written.junit : written.html;
+      this.options.log?.(`macvm report: ${relative(process.cwd(), shown)}`);
     }
   }
 

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,20 @@ describe('reading results.json', () => {
   });
   afterEach(async () => {
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('writes only what the config asks for: reports.html and reports.junit turn off one each', async () => {
+    await buildReportsDir(dir, { bench: false });
+    const junitOnly = await generateReport({ reportsDir: dir, html: false });
+    expect(junitOnly.written).toEqual(['junit']);
+    expect(existsSync(junitOnly.html)).toBe(false);
+    expect(await readFile(junitOnly.junit, 'utf8')).toMatch(/^<\?xml/);
+
+    await rm(junitOnly.junit);
+    const htmlOnly = await generateReport({ reportsDir: dir, junit: false });
+    expect(htmlOnly.written).toEqual(['html']);
+    expect(existsSync(htmlOnly.junit)).toBe(false);
+    expect(await readFile(htmlOnly.html, 'utf8')).toMatch(/<html/i);
   });
 
   it('names the file and the JSON path of a wrong value', async () => {
