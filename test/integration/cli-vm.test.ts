@@ -5,6 +5,7 @@
  * deletes it. `image ls` and `doctor` answer in JSON for scripts.
  */
 import { existsSync } from 'node:fs';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runMacvm } from '../support/run-macvm.js';
@@ -58,9 +59,25 @@ describe('macvm vm', () => {
     expect(result.stderr).toMatch(/No VMs exist; start one with `macvm vm start linux-test`/);
   });
 
-  it('image ls and doctor answer in JSON', async () => {
+  it('image ls lists qemu images and vz bundles; image ls and doctor answer in JSON', async () => {
+    // A vz bundle as `macvm image create` leaves it (Tart's config.json layout), and a broken one.
+    const bundle = join(testHome.home, 'images', 'sonoma');
+    await mkdir(bundle);
+    await copyFile(join('test', 'fixtures', 'tart', 'darwin-config.json'), join(bundle, 'config.json'));
+    await writeFile(join(bundle, 'disk.img'), Buffer.alloc(1 << 20, 1));
+    await writeFile(join(bundle, 'nvram.bin'), '');
+    await mkdir(join(testHome.home, 'images', 'broken'));
+    await writeFile(join(testHome.home, 'images', 'broken', 'config.json'), '{"version": 9}');
+
     const images = JSON.parse((await macvm(['image', 'ls', '--json'])).stdout) as Array<{ name: string; os: string; status: string }>;
-    expect(images).toEqual([expect.objectContaining({ name: 'linux-test', os: 'linux' })]);
+    expect(images).toEqual([
+      expect.objectContaining({ name: 'broken', provider: 'vz', status: 'corrupt' }),
+      expect.objectContaining({ name: 'linux-test', provider: 'qemu', os: 'linux', arch: 'x86_64', status: 'ok' }),
+      expect.objectContaining({ name: 'sonoma', provider: 'vz', os: 'macos', arch: 'aarch64', status: 'ok', diskMiB: 1 }),
+    ]);
+    const table = (await macvm(['image', 'ls'])).stdout;
+    expect(table).toMatch(/^NAME\s+PROVIDER\s+OS\s+ARCH/);
+    expect(table).toMatch(/^sonoma\s+vz\s+macos\s+aarch64\s+1 MiB/m);
     const doctor = JSON.parse((await macvm(['doctor', '--json'])).stdout) as { defaultProvider: string; checks: Array<{ area: string; ok: boolean; detail: string }> };
     expect(doctor.defaultProvider).toBe('qemu');
     expect(doctor.checks).toEqual(

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { MacvmError } from '../../errors.js';
 import { homePaths } from '../../vm/home.js';
 import { readQemuManifest } from '../../vm/qemu/manifest.js';
+import { BUNDLE_FILES, readBundleConfig } from '../../vm/vz/bundle-config.js';
 import { buildLinuxTestImage } from '../../vm/qemu/image/build-linux-test.js';
 import { listRuntimeDirs } from '../../vm/runtime-dir.js';
 import type { Command } from './command.js';
@@ -19,7 +20,9 @@ export const imageLsCommand: Command = {
   summary: 'List local images',
   help: `Usage: macvm image ls [--json]
 
-Lists the images under MACVM_HOME/images with their OS, architecture and size on disk.`,
+Lists the images under MACVM_HOME/images — qemu images and vz bundles made by
+\`macvm image create\` — with their OS, architecture and size on disk. Tart's own images:
+\`tart list\`.`,
   async run({ argv, stdout }) {
     const { values } = parseCommandArgs('image ls', argv, { json: { type: 'boolean' } }, false);
     const images = await listImages();
@@ -31,9 +34,9 @@ Lists the images under MACVM_HOME/images with their OS, architecture and size on
       stdout.write('No images. Build the test guest with `macvm image build linux-test`.\n');
       return 0;
     }
-    const rows = [['NAME', 'OS', 'ARCH', 'DISK', 'CREATED', 'STATUS']];
+    const rows = [['NAME', 'PROVIDER', 'OS', 'ARCH', 'DISK', 'CREATED', 'STATUS']];
     for (const image of images) {
-      rows.push([image.name, image.os ?? '?', image.arch ?? '?', image.diskMiB === undefined ? '?' : `${image.diskMiB} MiB`, image.createdAt?.slice(0, 19) ?? '?', image.status]);
+      rows.push([image.name, image.provider ?? '?', image.os ?? '?', image.arch ?? '?', image.diskMiB === undefined ? '?' : `${image.diskMiB} MiB`, image.createdAt?.slice(0, 19) ?? '?', image.status]);
     }
     stdout.write(table(rows));
     return 0;
@@ -99,6 +102,8 @@ Deletes the image. Refuses while clones of it exist (they read from its disk) un
 interface ImageListing {
   name: string;
   dir: string;
+  /** Which provider boots it; unknown for a folder that is neither kind. */
+  provider?: 'qemu' | 'vz';
   status: 'ok' | 'corrupt';
   os?: string;
   arch?: string;
@@ -114,18 +119,42 @@ async function listImages(): Promise<ImageListing[]> {
   } catch {
     return [];
   }
-  return Promise.all(
-    names.sort().map(async (name): Promise<ImageListing> => {
-      const dir = join(root, name);
-      try {
-        const manifest = await readQemuManifest(dir, name);
-        const disk = await stat(join(dir, manifest.disk));
-        return { name, dir, status: 'ok', os: manifest.os, arch: manifest.arch, createdAt: manifest.createdAt, diskMiB: Math.round(disk.blocks * 512 / 2 ** 20) };
-      } catch {
-        return { name, dir, status: 'corrupt' };
-      }
-    }),
-  );
+  return Promise.all(names.sort().map((name) => describeImage(name, join(root, name))));
+}
+
+/** A qemu image (image.json) or a vz bundle (Tart's config.json, from `macvm image create`). */
+async function describeImage(name: string, dir: string): Promise<ImageListing> {
+  if (await exists(join(dir, BUNDLE_FILES.config))) {
+    try {
+      const config = await readBundleConfig(dir);
+      const disk = await stat(join(dir, BUNDLE_FILES.disk));
+      const created = await stat(join(dir, BUNDLE_FILES.config));
+      return {
+        name,
+        dir,
+        provider: 'vz',
+        status: 'ok',
+        os: config.os === 'darwin' ? 'macos' : config.os,
+        arch: config.arch === 'arm64' ? 'aarch64' : 'x86_64',
+        createdAt: created.mtime.toISOString(),
+        diskMiB: allocatedMiB(disk),
+      };
+    } catch {
+      return { name, dir, provider: 'vz', status: 'corrupt' };
+    }
+  }
+  try {
+    const manifest = await readQemuManifest(dir, name);
+    const disk = await stat(join(dir, manifest.disk));
+    return { name, dir, provider: 'qemu', status: 'ok', os: manifest.os, arch: manifest.arch, createdAt: manifest.createdAt, diskMiB: allocatedMiB(disk) };
+  } catch {
+    return { name, dir, status: 'corrupt' };
+  }
+}
+
+/** Space the disk really takes (sparse and cloned files take less than their length). */
+function allocatedMiB(disk: { blocks: number }): number {
+  return Math.round((disk.blocks * 512) / 2 ** 20);
 }
 
 async function exists(path: string): Promise<boolean> {
