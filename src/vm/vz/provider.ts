@@ -34,7 +34,10 @@ export interface VzProviderOptions extends CredentialSettings {
   address?: AddressLookup;
   /** Fall back to a full copy where the filesystem cannot clone (tests; never for real disks). */
   allowFullCopy?: boolean;
-  /** Keep VMs running after this process exits (`macvm vm start`): not supported by vz yet. */
+  /**
+   * Keep VMs running after this process exits (`macvm vm start`): vmhost runs as its own session
+   * and serves its socket; attachVzRunningVM (attach.ts) stops such a VM from another process.
+   */
   detached?: boolean;
 }
 
@@ -89,7 +92,15 @@ export function createVzProvider(options: VzProviderOptions = {}): Provider {
       const vzImage = image as VzImage;
       if (!vzImage.bundle) throw new MacvmError('MACVM_BAD_ARGUMENT', `Image "${image.name}" was not prepared by the vz provider.`);
       const id = `macvm-${randomBytes(4).toString('hex')}`;
-      const record: VmRecord = { id, session: cloneOptions.session.id, provider: 'vz', image: image.name, createdAt: new Date().toISOString() };
+      const record: VmRecord = {
+        id,
+        session: cloneOptions.session.id,
+        provider: 'vz',
+        image: image.name,
+        createdAt: new Date().toISOString(),
+        // The reaper leaves detached VMs alone; `vm rm` and `gc --all` remove them.
+        detached: options.detached || undefined,
+      };
       const runtimeDir = await createTaggedRuntimeDir(record);
       const bundle = join(runtimeDir, 'bundle');
       try {
@@ -121,7 +132,7 @@ class VzClone implements Clone {
     private readonly options: VzProviderOptions,
   ) {}
 
-  async boot(boot: BootOptions): Promise<RunningVM> {
+  async boot(boot: BootOptions & { detached?: boolean }): Promise<RunningVM> {
     if (this.destroyed) throw new MacvmError('MACVM_VM_STOPPED', `Clone ${this.id} was destroyed.`);
     const vmhost = this.options.vmhost ?? (await signedVmhost(this.options.home));
     this.running = await bootVz({
@@ -132,6 +143,8 @@ class VzClone implements Clone {
       boot,
       memoryBalloon: this.options.memoryBalloon ?? false,
       address: this.options.address,
+      // startMacVM passes `detached` to the provider and, as qemu's boot extra, to boot().
+      detached: this.options.detached || boot.detached,
     });
     return this.running;
   }

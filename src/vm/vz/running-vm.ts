@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { MacvmError } from '../../errors.js';
 import { processStartTime } from '../../util/process-identity.js';
@@ -6,6 +7,7 @@ import { writeVmRecord, type VmRecord } from '../runtime-dir.js';
 import type { BootOptions, Clone, ExitInfo, GuestEndpoint, RunningVM } from '../types.js';
 import { findGuestAddress, type AddressLookup } from './address.js';
 import { readBundleConfig, writeBundleConfig } from './bundle-config.js';
+import { endChild, spawnDetachedVmhost, stopDetachedVmhost, vmhostLogPath } from './detached-vmhost.js';
 import { VmhostClient } from './vmhost-client.js';
 import { vmSpecFromBundle } from './vm-spec.js';
 
@@ -23,53 +25,94 @@ export interface BootVzInput {
   boot: BootOptions;
   memoryBalloon: boolean;
   address?: AddressLookup;
+  /**
+   * Keep the VM running after this process exits (`macvm vm start`): vmhost is spawned as its
+   * own session in listen mode and reached through its socket (detached-vmhost.ts).
+   */
+  detached?: boolean;
 }
+
+/** How this process holds its vmhost: the stdio pipes of a child, or a detached one's socket. */
+type VmhostHandle = { detached: false; client: VmhostClient } | { detached: true; client: VmhostClient<void>; child: ChildProcess };
 
 /** Spawns the clone's vmhost, gives the clone a fresh machine identifier, and starts the VM. */
 export async function bootVz(input: BootVzInput): Promise<VzRunningVM> {
   const { clone, bundle, boot } = input;
-  return boot.deadline.run('boot', async () => {
-    const client = await VmhostClient.spawn({
-      command: input.vmhost.command,
-      args: input.vmhost.args,
-      env: input.vmhost.env,
-      cwd: clone.runtimeDir,
-      logPath: join(clone.runtimeDir, 'vmhost.log'),
-    });
-    const pid = client.pid!;
-    const record: VmRecord = { ...input.record, pid, pidStartTime: await processStartTime(pid), cpus: boot.cpus, memoryMiB: boot.memoryMiB };
-    await writeVmRecord(clone.runtimeDir, record);
-    const vm = new VzRunningVM(clone, record, client, join(clone.runtimeDir, 'console.log'), '', input.address);
+  return boot.deadline.run('boot', async (signal) => {
+    const handle = await spawnVmhost(input);
+    // Past the deadline, deadline.run has already failed the boot and nobody will stop this VM:
+    // end vmhost now (a detached one would otherwise live on; a piped one stops with us anyway).
+    const onAbort = () => void closeVmhost(handle);
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
     try {
-      // A fresh VZMacMachineIdentifier per clone: two VMs with one ECID confuse iCloud/MDM and the guest.
-      const config = await readBundleConfig(bundle);
-      const ecid = await client.request<string>({ cmd: 'newMachineIdentifier' });
-      await writeBundleConfig(bundle, { ...config, ecid });
-      const spec = vmSpecFromBundle(bundle, { ...config, ecid }, { cpus: boot.cpus, memoryMiB: boot.memoryMiB, consoleLogPath: vm.consoleLogPath, memoryBalloon: input.memoryBalloon });
-      vm.mac = config.macAddress;
-      await client.request({ cmd: 'start', spec });
-      return vm;
-    } catch (error) {
-      await client.close(2_000);
-      throw error;
+      const pid = handle.client.pid!;
+      const record: VmRecord = {
+        ...input.record,
+        ...(input.detached ? { detached: true } : {}),
+        pid,
+        pidStartTime: await processStartTime(pid),
+        cpus: boot.cpus,
+        memoryMiB: boot.memoryMiB,
+      };
+      await writeVmRecord(clone.runtimeDir, record);
+      const vm = new VzRunningVM(clone, record, handle, join(clone.runtimeDir, 'console.log'), '', input.address);
+      try {
+        // A fresh VZMacMachineIdentifier per clone: two VMs with one ECID confuse iCloud/MDM and the guest.
+        const config = await readBundleConfig(bundle);
+        const ecid = await handle.client.request<string>({ cmd: 'newMachineIdentifier' });
+        await writeBundleConfig(bundle, { ...config, ecid });
+        const spec = vmSpecFromBundle(bundle, { ...config, ecid }, { cpus: boot.cpus, memoryMiB: boot.memoryMiB, consoleLogPath: vm.consoleLogPath, memoryBalloon: input.memoryBalloon });
+        vm.mac = config.macAddress;
+        await handle.client.request({ cmd: 'start', spec });
+        return vm;
+      } catch (error) {
+        await closeVmhost(handle);
+        throw error;
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
     }
   });
 }
 
-/** A VM owned by one vmhost process. */
+async function spawnVmhost(input: BootVzInput): Promise<VmhostHandle> {
+  const { runtimeDir } = input.clone;
+  if (input.detached) {
+    const detached = await spawnDetachedVmhost({ ...input.vmhost, runtimeDir, deadline: input.boot.deadline });
+    return { detached: true, client: detached.client, child: detached.child };
+  }
+  const client = await VmhostClient.spawn({ ...input.vmhost, cwd: runtimeDir, logPath: vmhostLogPath(runtimeDir) });
+  return { detached: false, client };
+}
+
+/** Ends a vmhost whose boot failed: EOF on stdin, or SIGTERM for a detached one (no VM may linger). */
+async function closeVmhost(handle: VmhostHandle): Promise<void> {
+  if (!handle.detached) {
+    await handle.client.close(2_000);
+    return;
+  }
+  await endChild(handle.child, handle.client.exited);
+  await handle.client.close(1_000);
+}
+
+/** A VM owned by one vmhost process, spawned by this process (piped, or detached). */
 export class VzRunningVM implements RunningVM {
   readonly exited: Promise<ExitInfo>;
   private stopping?: Promise<void>;
   private readonly stoppedEvent: Promise<void>;
+  private readonly client: VmhostClient<ExitInfo | void>;
 
   constructor(
     readonly clone: Clone,
     private record: VmRecord,
-    private readonly client: VmhostClient,
+    private readonly handle: VmhostHandle,
     readonly consoleLogPath: string,
     public mac: string,
     private readonly address?: AddressLookup,
   ) {
+    const client = handle.client;
+    this.client = client;
     this.exited = client.exited;
     this.stoppedEvent = Promise.race([client.waitFor((e) => e.event === 'stopped').then(() => undefined), client.exited.then(() => undefined)]);
   }
@@ -94,16 +137,26 @@ export class VzRunningVM implements RunningVM {
 
   /** Ask the guest (requestStop), then a hard VZ stop, then end vmhost (which stops on EOF too). */
   private async stopInOrder(gracefulMs: number): Promise<void> {
-    if (gracefulMs > 0 && this.client.lastState === 'running') {
+    const { handle } = this;
+    if (handle.detached) {
       try {
-        await this.client.request({ cmd: 'requestStop' });
+        await stopDetachedVmhost({ pid: this.record.pid!, pidStartTime: this.record.pidStartTime, runtimeDir: this.clone.runtimeDir, exited: this.exited, client: handle.client, vmId: this.clone.id }, gracefulMs);
+      } finally {
+        await handle.client.close(1_000);
+      }
+      return;
+    }
+    const client = handle.client;
+    if (gracefulMs > 0 && client.lastState === 'running') {
+      try {
+        await client.request({ cmd: 'requestStop' });
         await within(this.stoppedEvent, gracefulMs);
       } catch {
         // the guest would not be asked; the hard stop below handles it
       }
     }
-    if (this.client.lastState !== 'stopped') await this.client.request({ cmd: 'stop' }).catch(() => {});
-    const exit = await this.client.close(10_000);
+    if (client.lastState !== 'stopped') await client.request({ cmd: 'stop' }).catch(() => {});
+    const exit = await client.close(10_000);
     if (exit.code === null && exit.signal === null) {
       throw new MacvmError('MACVM_STOP_FAILED', `vmhost (pid ${this.record.pid}) for ${this.clone.id} did not exit.`);
     }

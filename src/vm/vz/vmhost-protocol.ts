@@ -2,7 +2,8 @@ import type { VzVmSpec } from './vm-spec.js';
 
 /**
  * The vmhost line protocol: one JSON object per line, UTF-8, on the vmhost's stdin (commands)
- * and stdout (replies and events). stderr is free-form log text.
+ * and stdout (replies and events), or — for a detached VM — on each connection to its unix
+ * socket (see vmhost-main.ts for the two modes). stderr is free-form log text.
  *
  *   host → vmhost   {"id":1,"cmd":"start","spec":{...}}      every command carries a fresh id
  *   vmhost → host   {"event":"hello","pid":123}              once, when the addon has loaded
@@ -14,8 +15,13 @@ import type { VzVmSpec } from './vm-spec.js';
  *                   {"event":"progress","id":4,"fraction":0.42}          install progress
  *                   {"event":"error","error":{...}}          a problem tied to no command
  *
- * One vmhost owns at most one VM. When its stdin closes or it gets SIGTERM/SIGINT it stops
- * the VM (hard stop) and exits, so a VM never outlives the process that asked for it.
+ * Every connection gets "hello" first. Replies (and progress) go to the connection that sent
+ * the command; state and stopped events go to every connection.
+ *
+ * One vmhost owns at most one VM. In stdio mode, when its stdin closes or it gets
+ * SIGTERM/SIGINT it stops the VM (hard stop) and exits, so a VM never outlives the process that
+ * asked for it. In listen mode a client leaving changes nothing; the VM ending (stop command,
+ * guest shutdown, error, signal) makes vmhost remove its socket and exit.
  */
 export type VmhostCommand =
   | { cmd: 'start'; spec: VzVmSpec }

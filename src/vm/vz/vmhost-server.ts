@@ -2,60 +2,135 @@ import type { VzAddon, VzVirtualMachine } from './addon.js';
 import { LineDecoder, parseRequest, serializeMessage, type VmhostEvent, type VmhostRequest, type WireError } from './vmhost-protocol.js';
 
 /**
- * The vmhost side of the line protocol (see vmhost-protocol.ts): reads commands from
- * `input`, drives the one VM this process owns through the addon, writes replies and
- * events to `output`. Resolves once the VM is stopped after `input` ended or shutdown()
- * was called, so the caller can exit.
+ * The vmhost side of the line protocol (see vmhost-protocol.ts). The one VM this process
+ * owns lives in a VmOwner; each connection — vmhost's own stdio, or a client of the
+ * listen-mode socket (vmhost-listen.ts) — is a peer attached to it. Replies go to the peer
+ * that sent the command; VM events go to every attached peer.
  */
 export interface VmhostServer {
   /** Stops the VM (hard stop) and resolves when done; idempotent. */
   shutdown(reason: string): Promise<void>;
-  /** Resolves when the server is done (input ended and VM stopped). */
+  /** Resolves when the server is done (VM stopped, connections closed), so the caller can exit. */
   readonly done: Promise<void>;
 }
 
-export function serveVmhost(addon: VzAddon, input: NodeJS.ReadableStream, output: NodeJS.WritableStream, log: (line: string) => void = () => {}): VmhostServer {
-  let vm: VzVirtualMachine | undefined;
-  let stopping: Promise<void> | undefined;
-  let finish!: () => void;
-  const done = new Promise<void>((resolve) => (finish = resolve));
-  const send = (message: VmhostEvent) => output.write(serializeMessage(message));
+/** Where one connection's replies and events are written. */
+export interface Peer {
+  send(message: VmhostEvent): void;
+}
 
-  const shutdown = (reason: string): Promise<void> => {
-    stopping ??= (async () => {
-      log(`vmhost: shutting down (${reason})`);
+export type VmhostLog = (line: string) => void;
+
+/**
+ * The VM state of one vmhost: the VM (once started), the peers that hear its events, and
+ * whether it has ended — stopped for good by the guest, an error, the `stop` command, or a
+ * start that failed. One VM per vmhost, so an ended VM leaves the process nothing to do;
+ * listen mode exits then (onEnded), stdio mode waits for its stdin to close as it always did.
+ */
+export class VmOwner {
+  readonly done: Promise<void>;
+  private vm?: VzVirtualMachine;
+  private ended = false;
+  private stopping?: Promise<void>;
+  private finish!: () => void;
+  private readonly peers = new Set<Peer>();
+  private readonly endedListeners: Array<() => void> = [];
+
+  constructor(
+    private readonly addon: VzAddon,
+    private readonly log: VmhostLog = () => {},
+  ) {
+    this.done = new Promise<void>((resolve) => (this.finish = resolve));
+  }
+
+  get hasVm(): boolean {
+    return this.vm !== undefined;
+  }
+
+  get peerCount(): number {
+    return this.peers.size;
+  }
+
+  /** Adds a peer; returns the function that removes it again. */
+  attach(peer: Peer): () => void {
+    this.peers.add(peer);
+    return () => this.peers.delete(peer);
+  }
+
+  /** `listener` runs once, after the events and reply that told the peers about the end went out. */
+  onEnded(listener: () => void): void {
+    this.endedListeners.push(listener);
+  }
+
+  /** Runs one command for `peer` and writes the reply to it. */
+  run(request: VmhostRequest, peer: Peer): void {
+    this.handle(request, peer).then(
+      (result) => peer.send({ event: 'reply', id: request.id, ok: true, ...(result === undefined ? {} : { result }) }),
+      (error) => peer.send({ event: 'reply', id: request.id, ok: false, error: toWire(error, defaultCode(request.cmd)) }),
+    );
+  }
+
+  /** Stops the VM (unless it already ended), releases it, and resolves `done`; idempotent. */
+  shutdown(reason: string): Promise<void> {
+    this.stopping ??= (async () => {
+      this.log(`vmhost: shutting down (${reason})`);
+      const vm = this.vm;
       if (vm) {
-        try {
-          await vm.stop();
-        } catch (error) {
-          log(`vmhost: stop failed: ${(error as Error).message}`);
+        if (!this.ended) {
+          try {
+            await vm.stop();
+          } catch (error) {
+            this.log(`vmhost: stop failed: ${(error as Error).message}`);
+          }
+          this.broadcast({ event: 'stopped', reason: 'host' });
         }
         vm.close();
-        send({ event: 'stopped', reason: 'host' });
       }
-      finish();
+      this.finish();
     })();
-    return stopping;
-  };
+    return this.stopping;
+  }
 
-  const handle = async (request: VmhostRequest): Promise<unknown> => {
+  private broadcast(message: VmhostEvent): void {
+    for (const peer of this.peers) peer.send(message);
+  }
+
+  private markEnded(why: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.log(`vmhost: the VM ended (${why})`);
+    // setImmediate: after the reply or event that reported the end has been written.
+    setImmediate(() => this.endedListeners.splice(0).forEach((listener) => listener()));
+  }
+
+  private async handle(request: VmhostRequest, peer: Peer): Promise<unknown> {
+    const { addon } = this;
     switch (request.cmd) {
       case 'start': {
-        if (vm) throw wire('MACVM_BAD_ARGUMENT', 'This vmhost already owns a VM; one VM per vmhost process.');
-        vm = new addon.VirtualMachine(request.spec, (event) => {
-          if (event.type === 'state') send({ event: 'state', state: event.state });
-          else if (event.reason === 'guest') send({ event: 'stopped', reason: 'guest' });
-          else send({ event: 'stopped', reason: 'error', error: toWire(event.error, 'MACVM_VM_STOPPED') });
+        if (this.vm) throw wire('MACVM_BAD_ARGUMENT', 'This vmhost already owns a VM; one VM per vmhost process.');
+        const vm = new addon.VirtualMachine(request.spec, (event) => {
+          if (event.type === 'state') this.broadcast({ event: 'state', state: event.state });
+          else if (event.reason === 'guest') this.broadcast({ event: 'stopped', reason: 'guest' });
+          else this.broadcast({ event: 'stopped', reason: 'error', error: toWire(event.error, 'MACVM_VM_STOPPED') });
+          if (event.type === 'stopped') this.markEnded(event.reason === 'guest' ? 'the guest shut down' : 'the VM stopped with an error');
         });
-        await vm.start();
+        this.vm = vm;
+        try {
+          await vm.start();
+        } catch (error) {
+          this.markEnded('start failed');
+          throw error;
+        }
         return undefined;
       }
       case 'requestStop':
-        return requireVm(vm).requestStop();
+        return requireVm(this.vm).requestStop();
       case 'stop':
-        return requireVm(vm).stop();
+        await requireVm(this.vm).stop();
+        this.markEnded('stop command');
+        return undefined;
       case 'state':
-        return vm ? vm.state() : 'none';
+        return this.vm ? this.vm.state() : 'none';
       case 'restoreImage':
         return request.path ? addon.loadRestoreImage(request.path) : addon.fetchLatestRestoreImage();
       case 'newMachineIdentifier':
@@ -64,39 +139,62 @@ export function serveVmhost(addon: VzAddon, input: NodeJS.ReadableStream, output
         addon.createAuxiliaryStorage(request.path, request.hardwareModel);
         return undefined;
       case 'install':
-        return addon.installMacOS(request.spec, request.ipswPath, (fraction) => send({ event: 'progress', id: request.id, fraction }));
+        return addon.installMacOS(request.spec, request.ipswPath, (fraction) => peer.send({ event: 'progress', id: request.id, fraction }));
     }
-  };
+  }
+}
 
+export interface PeerConnection {
+  peer: Peer;
+  /** Runs what is left of the input when it ends (a last line without a newline). */
+  flush(): void;
+  /** Stops sending to this peer (its connection is gone). */
+  detach(): void;
+}
+
+/** Attaches one connection (`input` commands, `output` replies and events) to `owner`. */
+export function connectPeer(owner: VmOwner, input: NodeJS.ReadableStream, output: NodeJS.WritableStream): PeerConnection {
+  const peer: Peer = { send: (message) => void output.write(serializeMessage(message)) };
+  const detach = owner.attach(peer);
   const decoder = new LineDecoder();
   const onLine = (line: string) => {
     let request: VmhostRequest;
     try {
       request = parseRequest(line);
     } catch (error) {
-      send({ event: 'error', error: { code: 'MACVM_BAD_ARGUMENT', message: `vmhost: bad command line: ${(error as Error).message}` } });
+      peer.send({ event: 'error', error: { code: 'MACVM_BAD_ARGUMENT', message: `vmhost: bad command line: ${(error as Error).message}` } });
       return;
     }
-    handle(request).then(
-      (result) => send({ event: 'reply', id: request.id, ok: true, ...(result === undefined ? {} : { result }) }),
-      (error) => send({ event: 'reply', id: request.id, ok: false, error: toWire(error, defaultCode(request.cmd)) }),
-    );
+    owner.run(request, peer);
   };
   input.on('data', (chunk: Buffer | string) => {
     try {
       for (const line of decoder.push(chunk)) onLine(line);
     } catch (error) {
-      send({ event: 'error', error: { code: 'MACVM_BAD_ARGUMENT', message: `vmhost: ${(error as Error).message}` } });
+      peer.send({ event: 'error', error: { code: 'MACVM_BAD_ARGUMENT', message: `vmhost: ${(error as Error).message}` } });
     }
   });
-  // The parent went away (or closed our stdin on purpose): the VM must not outlive it.
+  return {
+    peer,
+    flush: () => decoder.end().forEach(onLine),
+    detach,
+  };
+}
+
+/**
+ * stdio mode: one peer on vmhost's stdin/stdout. When stdin closes — the parent closed it
+ * on purpose, or died — the VM is stopped and vmhost exits: the VM never outlives its parent.
+ */
+export function serveVmhost(addon: VzAddon, input: NodeJS.ReadableStream, output: NodeJS.WritableStream, log: VmhostLog = () => {}): VmhostServer {
+  const owner = new VmOwner(addon, log);
+  const connection = connectPeer(owner, input, output);
   input.on('end', () => {
-    for (const line of decoder.end()) onLine(line);
-    void shutdown('stdin closed');
+    connection.flush();
+    void owner.shutdown('stdin closed');
   });
-  input.on('error', () => void shutdown('stdin error'));
-  send({ event: 'hello', pid: process.pid });
-  return { shutdown, done };
+  input.on('error', () => void owner.shutdown('stdin error'));
+  connection.peer.send({ event: 'hello', pid: process.pid });
+  return { shutdown: (reason) => owner.shutdown(reason), done: owner.done };
 }
 
 function requireVm(vm: VzVirtualMachine | undefined): VzVirtualMachine {
