@@ -3,6 +3,7 @@ import { MacvmError } from '../errors.js';
 import { homePaths } from './home.js';
 import { QemuRunningVM } from './qemu/boot.js';
 import { attachTartVm } from './tart/provider.js';
+import { attachVzRunningVM } from './vz/attach.js';
 import { listRuntimeDirs, readVmRecord, type VmRecord } from './runtime-dir.js';
 import type { Clone, Image, RunningVM } from './types.js';
 
@@ -36,6 +37,9 @@ export async function attachVm(id: string): Promise<AttachedVM> {
     boot: () => Promise.reject(new MacvmError('MACVM_BAD_ARGUMENT', 'An attached VM cannot be booted again.')),
     destroy: () => rm(dir, { recursive: true, force: true }),
   };
-  const running = record.provider === 'qemu' && record.pid ? QemuRunningVM.attach(clone, record) : undefined;
+  let running: RunningVM | undefined;
+  if (record.pid !== undefined && record.provider === 'qemu') running = QemuRunningVM.attach(clone, record);
+  // vmhost.sock in the runtime dir reaches the detached vmhost that owns the VM.
+  if (record.pid !== undefined && record.provider === 'vz') running = attachVzRunningVM(clone, record);
   return { record, dir, clone, running };
 }

@@ -4,10 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Deadline } from '../../src/vm/deadline.js';
-import { readVmRecord, type VmRecord } from '../../src/vm/runtime-dir.js';
-import type { Clone, Image } from '../../src/vm/types.js';
+import { readVmRecord, writeVmRecord, type VmRecord } from '../../src/vm/runtime-dir.js';
 import { processStartTime } from '../../src/util/process-identity.js';
-import { attachVzRunningVM } from '../../src/vm/vz/attach.js';
+import { attachVm } from '../../src/vm/attach.js';
 import { hasExited } from '../../src/vm/vz/process-exit.js';
 import { createVzProvider, type VzProviderOptions } from '../../src/vm/vz/provider.js';
 import { VmhostClient } from '../../src/vm/vz/vmhost-client.js';
@@ -112,17 +111,6 @@ async function bootInChildProcess(): Promise<{ id: string; runtimeDir: string; p
   return { ...printed!, record };
 }
 
-/** The clone as `macvm vm stop` in another process knows it: only the runtime dir and vm.json. */
-function cloneFromRecord(runtimeDir: string, record: VmRecord): Clone {
-  return {
-    id: record.id,
-    image: { name: record.image, provider: 'vz' } as Image,
-    runtimeDir,
-    boot: () => Promise.reject(new Error('not here')),
-    destroy: () => rm(runtimeDir, { recursive: true, force: true }),
-  };
-}
-
 describe('vz provider, detached VMs', { timeout: 90_000 }, () => {
   it('contract: a detached boot survives the process that booted it: vmhost and its VM still run, vm.json says detached', async () => {
     const { runtimeDir, pid, record } = await bootInChildProcess();
@@ -139,9 +127,11 @@ describe('vz provider, detached VMs', { timeout: 90_000 }, () => {
     expect(await calls()).not.toContain('close');
   });
 
-  it('contract: attachVzRunningVM(...).stop() from another process asks the guest to stop, and vmhost exits', async () => {
+  it('contract: `vm stop` from another process (attachVm by id) asks the guest to stop, and vmhost exits', async () => {
     const { runtimeDir, pid, record } = await bootInChildProcess();
-    const vm = attachVzRunningVM(cloneFromRecord(runtimeDir, record), record);
+    const attached = await attachVm(record.id);
+    expect(attached.dir).toBe(runtimeDir);
+    const vm = attached.running!;
     expect(vm.pid).toBe(pid);
     await vm.stop({ gracefulMs: 5_000 });
     expect(await hasExited(pid, record.pidStartTime)).toBe(true);
@@ -173,7 +163,7 @@ describe('vz provider, detached VMs', { timeout: 90_000 }, () => {
   it('contract: with its socket gone, an attached stop falls back to SIGTERM by PID', async () => {
     const { runtimeDir, pid, record } = await bootInChildProcess();
     await rm(join(runtimeDir, 'vmhost.sock'));
-    await attachVzRunningVM(cloneFromRecord(runtimeDir, record), record).stop({ gracefulMs: 1_000 });
+    await (await attachVm(record.id)).running!.stop({ gracefulMs: 1_000 });
     expect(await hasExited(pid, record.pidStartTime)).toBe(true);
     expect((await calls()).slice(1)).toEqual(['start', 'stop', 'close']); // vmhost's SIGTERM handler stopped the VM
     expect(await readFile(join(runtimeDir, 'vmhost.log'), 'utf8')).toMatch(/shutting down \(SIGTERM\)/);
@@ -182,10 +172,11 @@ describe('vz provider, detached VMs', { timeout: 90_000 }, () => {
   it('contract: an attached stop never signals a process that merely reuses the recorded PID', async () => {
     const stranger = spawn('sleep', ['30'], { stdio: 'ignore' });
     started.push({ pid: stranger.pid!, startTime: await processStartTime(stranger.pid!) });
-    const runtimeDir = join(dir, 'run', 'macvm-gone');
+    const runtimeDir = join(home, 'run', 'macvm-gone');
     await mkdir(runtimeDir, { recursive: true });
     const record: VmRecord = { id: 'macvm-gone', session: 'cli-x', provider: 'vz', image: 'sonoma', createdAt: new Date().toISOString(), detached: true, pid: stranger.pid!, pidStartTime: 'an earlier process' };
-    const vm = attachVzRunningVM(cloneFromRecord(runtimeDir, record), record);
+    await writeVmRecord(runtimeDir, record);
+    const vm = (await attachVm(record.id)).running!;
     await vm.stop({ gracefulMs: 0 });
     await vm.exited;
     expect(stranger.exitCode).toBeNull();

@@ -153,8 +153,9 @@ export const vmStopCommand: Command = {
   summary: 'Power a VM down',
   help: `Usage: macvm vm stop <id> [--timeout <s>]
 
-Sends an ACPI power-down and waits (default 10 s), then quits and kills the VM process.
-The clone stays on disk; \`macvm vm rm\` deletes it.`,
+Asks the guest to power down (qemu: ACPI; vz: a stop request; tart: \`tart stop\`) and
+waits (default 10 s), then stops the VM process hard. The clone stays on disk;
+\`macvm vm rm\` deletes it.`,
   async run({ argv, stdout }) {
     const { values, positionals } = parseCommandArgs('vm stop', argv, { timeout: { type: 'string' } });
     const ids = requireIds('vm stop', positionals);
