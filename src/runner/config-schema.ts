@@ -1,4 +1,5 @@
 import { parseSizeBytes } from '../util/size.js';
+import type { OrchardSettings } from '../vm/orchard/settings.js';
 import type { SshProviderSettings } from '../vm/ssh/settings.js';
 import type { GuestArch, GuestOS, ProviderName } from '../vm/types.js';
 
@@ -46,6 +47,14 @@ export interface MacvmConfig {
   reports?: ReportsConfig;
   /** The machine the `ssh` provider logs in to (nothing is cloned or booted there). */
   ssh?: SshTargetConfig;
+  /**
+   * The Orchard controller the `orchard` provider runs VMs on (a fleet of Macs):
+   * `{ controller: 'orchard.example:6120', serviceAccount: { name, token } }`, or an Orchard CLI
+   * `context`. Env (as Orchard's CLI reads them): ORCHARD_URL, ORCHARD_SERVICE_ACCOUNT_NAME,
+   * ORCHARD_SERVICE_ACCOUNT_TOKEN. Each image names its Orchard image in `images.<name>.source`
+   * and pins its host key in `images.<name>.ssh.hostKey`.
+   */
+  orchard?: OrchardConfig;
 }
 
 export interface ImageConfig {
@@ -136,6 +145,9 @@ export interface ReportsConfig {
 /** The machine the ssh provider logs in to: the provider's own settings type, so the two never drift. */
 export type SshTargetConfig = SshProviderSettings;
 
+/** The orchard provider's controller settings: the provider's own type (src/vm/orchard/settings.ts). */
+export type OrchardConfig = OrchardSettings;
+
 /* ------------------------------------------------------------------------------------------
  * The validator: a small declarative description of the shape above, walked once, collecting
  * every problem with its key path, so one run of `macvm test` shows all the mistakes.
@@ -211,6 +223,20 @@ export const CONFIG_RULE: Rule = {
         hostKey: nonEmpty,
         os: { kind: 'enum', values: ['macos', 'linux'] },
         arch: { kind: 'enum', values: ['aarch64', 'x86_64'] },
+      },
+    },
+    orchard: {
+      kind: 'object',
+      keys: {
+        controller: nonEmpty,
+        serviceAccount: { kind: 'object', required: ['name', 'token'], keys: { name: nonEmpty, token: nonEmpty } },
+        context: nonEmpty,
+        certificate: nonEmpty,
+        headless: { kind: 'boolean' },
+        labels: { kind: 'record', value: optionalString },
+        resources: { kind: 'record', value: { kind: 'integer', min: 0 } },
+        imagePullPolicy: { kind: 'enum', values: ['IfNotPresent', 'Always'] },
+        insecureAcceptAnyHostKey: { kind: 'boolean' },
       },
     },
   },

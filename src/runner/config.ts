@@ -17,6 +17,7 @@ import {
   type ConfigProblem,
   type ImageConfig,
   type MacvmConfig,
+  type OrchardConfig,
   type SnapshotUpdateMode,
   type SshTargetConfig,
 } from './config-schema.js';
@@ -52,6 +53,8 @@ export interface ResolvedConfig {
   /** `dir` is absolute. */
   reports: { dir: string; html: boolean; junit: boolean };
   ssh?: SshTargetConfig;
+  /** As written; ORCHARD_* variables are applied by the provider (src/vm/orchard/settings.ts), as Orchard's CLI applies them. */
+  orchard?: OrchardConfig;
 }
 
 /** The facts about the host that defaults depend on (injectable for tests). */
@@ -214,6 +217,7 @@ export function resolveConfig(raw: unknown, options: ResolveOptions): ResolvedCo
       junit: config.reports?.junit ?? true,
     },
     ssh: config.ssh,
+    orchard: config.orchard,
   };
 }
 

@@ -32,9 +32,15 @@ export async function loadProvider(name: ProviderName, options: ProviderOptions 
       const { createTartProvider } = await import('./tart/provider.js');
       return createTartProvider({ ...(options.settings as Parameters<typeof createTartProvider>[0]), detached: options.detached });
     }
+    case 'orchard': {
+      // A fleet of Macs behind a Cirrus Labs Orchard controller. settings: { controller?, serviceAccount?, context?, certificate?,
+      // headless?, labels?, resources?, imagePullPolicy?, images: { <name>|'*': { source?, hostKey, user?, password?, privateKeyPath? } } }, checked in prepare().
+      const { createOrchardProviderFromConfig } = await import('./orchard/provider.js');
+      return createOrchardProviderFromConfig(options.settings, { detached: options.detached });
+    }
     default:
       throw new MacvmError('MACVM_PROVIDER_UNAVAILABLE', `The "${name}" provider is not available in this build.`, {
-        hint: `Use qemu, vz, tart or ssh. Run \`macvm doctor\` to see which providers work on this host.`,
+        hint: `Use qemu, vz, tart, ssh or orchard. Run \`macvm doctor\` to see which providers work on this host.`,
       });
   }
 }

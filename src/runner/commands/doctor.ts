@@ -1,4 +1,4 @@
-import { access } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { arch, cpus, platform, totalmem } from 'node:os';
 import { execa } from 'execa';
 import { MacvmError } from '../../errors.js';
@@ -7,6 +7,7 @@ import { chooseAccelerator, probeHost } from '../../vm/qemu/accel.js';
 import { qemuBinary } from '../../vm/qemu/args.js';
 import { buildLinuxTestImage, missingHostTools } from '../../vm/qemu/image/build-linux-test.js';
 import { defaultProviderName } from '../../vm/providers.js';
+import { findConfigFile, loadConfig } from '../config.js';
 import type { Command } from './command.js';
 import { parseCommandArgs, writeJson } from './args.js';
 import { progressPrinter } from './progress-printer.js';
@@ -120,7 +121,26 @@ async function runChecks(withTestTools: boolean, fix = false): Promise<Check[]> 
   const tart = await versionOf('tart', ['--version']);
   checks.push(tart ? { area: 'tart', ok: true, detail: `tart ${tart}` } : { area: 'tart', ok: false, detail: 'tart not installed (macOS only: brew install cirruslabs/cli/tart)' });
   checks.push({ area: 'ssh', ok: true, detail: 'works with any reachable machine: set `ssh` in macvm.config.ts' });
+  checks.push(await orchardCheck());
   return checks;
+}
+
+/**
+ * Asks the Orchard controller only when one is configured (the config's `orchard`, ORCHARD_URL):
+ * the config is not even loaded unless its text mentions orchard, so doctor stays fast otherwise.
+ */
+async function orchardCheck(): Promise<Check> {
+  const notConfigured: Check = { area: 'orchard', ok: true, detail: 'not configured: set `orchard` in macvm.config.ts (or ORCHARD_URL) to use a fleet of Macs' };
+  let settings;
+  try {
+    const file = await findConfigFile(process.cwd());
+    if (file && /\borchard\b/.test(await readFile(file, 'utf8'))) settings = (await loadConfig()).orchard;
+  } catch (error) {
+    return { area: 'orchard', ok: false, detail: (error as Error).message.split('\n')[0]! };
+  }
+  const { checkOrchard } = await import('../../vm/orchard/doctor.js');
+  const result = await checkOrchard(settings);
+  return result ? { area: 'orchard', ...result } : notConfigured;
 }
 
 /**

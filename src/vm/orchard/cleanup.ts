@@ -1,0 +1,39 @@
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+/**
+ * How the reaper and `macvm gc` delete an Orchard VM whose runner is gone. They run a runtime
+ * dir's `cleanup` argv lists (src/vm/runtime-dir.ts VmRecord.cleanup); for orchard that is
+ *
+ *   node [--import tsx] <this dir>/cleanup-main.(js|ts) '{"controller":…,"vm":…,"configFile":…}'
+ *
+ * which resolves the credentials again the way the provider did — from the macvm config file,
+ * ORCHARD_* variables (the reaper inherits the runner's environment) or an Orchard CLI context —
+ * and sends DELETE /v1/vms/{vm}. The token is never written to the runtime dir.
+ */
+export interface CleanupInfo {
+  /** The controller the VM was created on. */
+  controller: string;
+  vm: string;
+  /** The macvm config file the orchard settings came from, if any. */
+  configFile?: string;
+  /** The Orchard CLI context the settings named, if any. */
+  context?: string;
+  /** Base for relative paths in the settings (the certificate). */
+  cwd?: string;
+}
+
+export function cleanupCommand(info: CleanupInfo): string[] {
+  const { file, nodeArgs } = cleanupEntry();
+  return [process.execPath, ...nodeArgs, file, JSON.stringify(info)];
+}
+
+/** cleanup-main beside this file: the .js in dist, or the .ts from sources (run through tsx), like src/runner/reaper.ts. */
+function cleanupEntry(): { file: string; nodeArgs: string[] } {
+  const here = fileURLToPath(import.meta.url);
+  const fromSources = here.endsWith('.ts');
+  const file = here.replace(/cleanup\.(ts|js)$/, (_, ext: string) => `cleanup-main.${ext}`);
+  if (!fromSources) return { file, nodeArgs: [] };
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  return { file, nodeArgs: ['--import', tsx] };
+}
