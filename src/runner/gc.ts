@@ -1,11 +1,10 @@
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa } from 'execa';
-import { messageOf } from '../errors.js';
 import { isRunning, isSameProcess } from '../util/process-identity.js';
 
 import { homePaths } from '../vm/home.js';
+import { runCleanupCommands } from '../vm/cleanup-commands.js';
 import { readVmRecord, type VmRecord } from '../vm/runtime-dir.js';
 import { listSessions, readSession, removeSessionDir, sessionOwnerAlive, type SessionRecord } from './sessions.js';
 import { sweepDeadSlots } from './slots.js';
@@ -155,12 +154,7 @@ export async function destroyLeftover(dir: string, record: VmRecord | undefined,
   if (record?.pid !== undefined && (await isSameProcess(record.pid, record.pidStartTime))) {
     await stopProcess(record.pid, termMs);
   }
-  for (const argv of record?.cleanup ?? []) {
-    const [file, ...args] = argv;
-    if (!file) continue;
-    const result = await execa(file, args, { reject: false, timeout: 30_000, stdin: 'ignore' });
-    if (result.failed) errors.push(`${argv.join(' ')}: ${result.exitCode === undefined ? messageOf(result.shortMessage) : `exit ${result.exitCode}`} ${result.stderr.slice(-200)}`.trim());
-  }
+  errors.push(...(await runCleanupCommands(record)));
   await rm(dir, { recursive: true, force: true });
   return errors;
 }

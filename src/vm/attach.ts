@@ -1,5 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { MacvmError } from '../errors.js';
+import { runCleanupCommands } from './cleanup-commands.js';
 import { homePaths } from './home.js';
 import { QemuRunningVM } from './qemu/boot.js';
 import { attachTartVm } from './tart/provider.js';
@@ -35,7 +36,15 @@ export async function attachVm(id: string): Promise<AttachedVM> {
     image: { name: record.image, provider: record.provider } as Image,
     runtimeDir: dir,
     boot: () => Promise.reject(new MacvmError('MACVM_BAD_ARGUMENT', 'An attached VM cannot be booted again.')),
-    destroy: () => rm(dir, { recursive: true, force: true }),
+    // Whatever lives outside the runtime dir (an Orchard VM on its controller) goes first; if
+    // that fails the dir stays, so `vm rm` or `macvm gc` can try again.
+    destroy: async () => {
+      const errors = await runCleanupCommands(record);
+      if (errors.length > 0) {
+        throw new MacvmError('MACVM_STOP_FAILED', `Could not remove all of VM ${id}: ${errors.join('; ')}`, { hint: 'Try `macvm vm rm` again, or `macvm gc --all`.' });
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
   };
   let running: RunningVM | undefined;
   if (record.pid !== undefined && record.provider === 'qemu') running = QemuRunningVM.attach(clone, record);
