@@ -6,6 +6,7 @@ import type { ProviderName } from '../vm/types.js';
 import type { WaitStrategy } from '../vm/wait.js';
 import { reportProgress } from './progress-client.js';
 import type { RunContext } from './run-context.js';
+import { providerSettings } from './provider-settings.js';
 import { acquireSlot, type SlotLease } from './slots.js';
 
 /** The options of one withMacVM() suite, as users write them. */
@@ -113,19 +114,3 @@ export async function startSuiteVM(suite: string, options: SuiteVMOptions, conte
   };
 }
 
-/** What each provider needs from macvm.config.ts: the ssh target, or per-image guest logins. */
-function providerSettings(provider: ProviderName, context: RunContext): Record<string, unknown> | undefined {
-  if (provider === 'ssh') return context.ssh;
-  if (provider === 'orchard') {
-    // The controller settings, and per image its login and the Orchard image it runs (`source`).
-    const images = Object.entries(context.images).flatMap(([name, image]) =>
-      image.ssh || image.source ? [[name, { ...image.ssh, ...(image.source ? { source: image.source } : {}) }] as const] : [],
-    );
-    return { ...context.orchard, images: Object.fromEntries(images) };
-  }
-  if (provider === 'vz' || provider === 'tart') {
-    const logins = Object.entries(context.images).flatMap(([name, image]) => (image.ssh ? [[name, image.ssh] as const] : []));
-    return { images: Object.fromEntries(logins) };
-  }
-  return undefined;
-}

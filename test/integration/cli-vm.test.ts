@@ -5,10 +5,12 @@
  * deletes it. `image ls` and `doctor` answer in JSON for scripts.
  */
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runMacvm } from '../support/run-macvm.js';
+import { sshProviderSettings, startSshd } from '../support/sshd.js';
 import { createTestHome, type TestHome } from '../support/vm-home.js';
 
 let testHome: TestHome;
@@ -21,7 +23,7 @@ afterAll(async () => {
   await testHome?.cleanup();
 });
 
-const macvm = (args: string[]) => runMacvm(args, { env: { MACVM_HOME: testHome.home } }).done;
+const macvm = (args: string[], cwd?: string) => runMacvm(args, { cwd, env: { MACVM_HOME: testHome.home } }).done;
 
 describe('macvm vm', () => {
   it('start → ls → exec → stop → rm on a VM that outlives the command that started it', async () => {
@@ -51,6 +53,24 @@ describe('macvm vm', () => {
     expect(await testHome.leftovers()).toEqual({ runtimeDirs: [], qemuPids: [] });
     expect((await macvm(['vm', 'ls'])).stdout).toBe('No VMs.\n');
   }, 180_000);
+
+  it('takes the provider and its settings from macvm.config.ts: an ssh machine from the config, exec with its pinned key', async () => {
+    const sshd = await startSshd();
+    const project = await mkdtemp(join(tmpdir(), 'macvm-cli-project-'));
+    try {
+      await writeFile(join(project, 'macvm.config.ts'), `export default ${JSON.stringify({ provider: 'ssh', ssh: sshProviderSettings(sshd) })};\n`);
+      const started = await macvm(['vm', 'start', 'lab-mac', '--json'], project);
+      expect(started.code, started.stderr).toBe(0);
+      const vm = JSON.parse(started.stdout) as { id: string };
+      expect(vm).toMatchObject({ provider: 'ssh', image: 'lab-mac', ssh: { host: sshd.host, port: sshd.port } });
+      expect(await macvm(['vm', 'exec', vm.id, '--', 'echo', 'on the lab machine'], project)).toMatchObject({ code: 0, stdout: 'on the lab machine\n' });
+      expect(await macvm(['vm', 'rm', vm.id], project)).toMatchObject({ code: 0 });
+      expect(await testHome.leftovers()).toEqual({ runtimeDirs: [], qemuPids: [] });
+    } finally {
+      await sshd.stop();
+      await rm(project, { recursive: true, force: true });
+    }
+  });
 
   it('names an unknown VM with its error code and says where to look', async () => {
     const result = await macvm(['vm', 'exec', 'macvm-nope', '--', 'true']);

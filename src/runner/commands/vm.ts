@@ -8,6 +8,9 @@ import { newSession } from '../../vm/session.js';
 import { startMacVM } from '../../vm/start.js';
 import type { ProviderName } from '../../vm/types.js';
 import { isSameProcess } from '../../util/process-identity.js';
+import { loadConfig } from '../config.js';
+import { providerSettings } from '../provider-settings.js';
+import type { RunContext } from '../run-context.js';
 import type { Command } from './command.js';
 import { parseCommandArgs, positiveInt, table, writeJson } from './args.js';
 
@@ -20,7 +23,8 @@ Clones <image>, boots it headless and waits until SSH answers. The VM keeps runn
 after this command exits; use \`macvm vm exec\`, \`vm stop\` and \`vm rm\` on its id.
 
 Options:
-  --provider <name>   qemu (default on Linux), vz, tart, ssh
+  --provider <name>   qemu (default on Linux), vz (default on Apple Silicon), tart, ssh, orchard;
+                      default: macvm.config.ts's provider or MACVM_PROVIDER
   --cpus <n>          virtual CPUs (default 2)
   --memory <size>     e.g. 1GiB, 512MiB (default 1GiB)
   --disk <size>       grow the clone's disk to this size
@@ -42,12 +46,13 @@ Example:
     });
     const image = positionals[0];
     if (!image) throw new MacvmError('MACVM_BAD_ARGUMENT', 'macvm vm start: which image? e.g. `macvm vm start linux-test`.');
-    const provider = values.provider === undefined ? undefined : providerName(values.provider);
+    const { provider, settings } = await configuredProvider(values.provider === undefined ? undefined : providerName(values.provider));
     const deadlineSeconds = positiveInt('vm start', 'deadline', values.deadline);
     const session = newSession();
     const vm = await startMacVM({
       image,
       provider,
+      providerSettings: settings,
       cpus: positiveInt('vm start', 'cpus', values.cpus),
       memory: values.memory,
       disk: values.disk,
@@ -63,7 +68,7 @@ Example:
     if (values.json) {
       writeJson(stdout, { ...vm.facts, ssh: endpoint, consoleLog: vm.consoleLogPath });
     } else {
-      stdout.write(`${vm.id}  ready in ${(vm.facts.readyMs / 1000).toFixed(1)}s  (ssh 127.0.0.1:${endpoint.port})\n`);
+      stdout.write(`${vm.id}  ready in ${(vm.facts.readyMs / 1000).toFixed(1)}s  (ssh ${endpoint.host}:${endpoint.port})\n`);
       stdout.write(`  macvm vm exec ${vm.id} -- uname -a\n  macvm vm rm ${vm.id}\n`);
     }
     return 0;
@@ -103,7 +108,7 @@ left behind (\`macvm gc\` removes those).`,
     }
     const rows = [['ID', 'IMAGE', 'PROVIDER', 'STATE', 'SSH', 'AGE', 'SESSION']];
     for (const vm of vms) {
-      rows.push([vm.id, vm.image ?? '?', vm.provider ?? '?', vm.state, vm.ssh ? `127.0.0.1:${vm.ssh.port}` : '-', age(vm.createdAt), vm.session ?? '?']);
+      rows.push([vm.id, vm.image ?? '?', vm.provider ?? '?', vm.state, vm.ssh ? `${vm.ssh.host}:${vm.ssh.port}` : '-', age(vm.createdAt), vm.session ?? '?']);
     }
     stdout.write(table(rows));
     return 0;
@@ -129,7 +134,8 @@ Example:
     if (!id || commandWords.length === 0) throw new MacvmError('MACVM_BAD_ARGUMENT', 'Usage: macvm vm exec <id> -- <command> [args...]');
     const { record } = await attachVm(id);
     if (!record.ssh) throw new MacvmError('MACVM_VM_STOPPED', `VM ${id} has no SSH endpoint; is it running? (macvm vm ls)`);
-    const image = await (await loadProvider(providerName(record.provider))).prepare(record.image);
+    const { provider, settings } = await configuredProvider(providerName(record.provider));
+    const image = await (await loadProvider(provider, { settings })).prepare(record.image);
     const session = await connectGuest({ host: record.ssh.host, port: record.ssh.port, credentials: image.ssh, connectTimeoutMs: 5_000 });
     try {
       // One word is taken as a shell command line ("uname -a"); several are argv, quoted.
@@ -191,6 +197,23 @@ Stops each VM (graceful power-down first) and deletes its clone and runtime dir.
 function requireIds(verb: string, positionals: string[]): string[] {
   if (positionals.length === 0) throw new MacvmError('MACVM_BAD_ARGUMENT', `macvm ${verb}: which VM? Give one or more ids (see \`macvm vm ls\`).`);
   return positionals;
+}
+
+/**
+ * The provider (the flag, else the config's / MACVM_PROVIDER's) and its settings from
+ * macvm.config.ts — pinned guest host keys, the ssh target, the Orchard controller — the same
+ * settings \`macvm test\` gives it.
+ */
+async function configuredProvider(requested: ProviderName | undefined): Promise<{ provider: ProviderName; settings: Record<string, unknown> | undefined }> {
+  const config = await loadConfig();
+  process.env.MACVM_HOME = config.home;
+  const provider = requested ?? config.provider;
+  const settings = providerSettings(provider, {
+    images: config.images as RunContext['images'],
+    ssh: config.ssh as RunContext['ssh'],
+    orchard: { ...config.orchard, configFile: config.configFile },
+  });
+  return { provider, settings };
 }
 
 function providerName(value: string): ProviderName {
