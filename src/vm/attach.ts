@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import { MacvmError } from '../errors.js';
 import { runCleanupCommands } from './cleanup-commands.js';
 import { homePaths } from './home.js';
+import { cleanupInfoOf } from './orchard/cleanup.js';
 import { QemuRunningVM } from './qemu/boot.js';
 import { attachTartVm } from './tart/provider.js';
 import { attachVzRunningVM } from './vz/attach.js';
@@ -19,9 +20,22 @@ export interface AttachedVM {
   clone: Clone;
   /** Undefined where there is no VM process to stop (never booted, or the ssh provider). */
   running: RunningVM | undefined;
+  /**
+   * Closes what this process opened to reach the VM (orchard: its port-forward listener), so the
+   * process can exit; the VM keeps running. A no-op for providers that open nothing.
+   */
+  disconnect(): Promise<void>;
 }
 
-export async function attachVm(id: string): Promise<AttachedVM> {
+export interface AttachOptions {
+  /**
+   * The provider's settings from macvm.config.ts (src/runner/provider-settings.ts), for providers
+   * that need them to reach the VM: orchard (its controller and service account).
+   */
+  settings?: Record<string, unknown>;
+}
+
+export async function attachVm(id: string, options: AttachOptions = {}): Promise<AttachedVM> {
   const dir = homePaths().vm(id);
   const record = await readVmRecord(dir);
   if (!record) {
@@ -30,7 +44,14 @@ export async function attachVm(id: string): Promise<AttachedVM> {
       hint: known.length ? `Known VMs: ${known.join(', ')} (see \`macvm vm ls\`).` : 'No VMs exist; start one with `macvm vm start linux-test`.',
     });
   }
-  if (record.provider === 'tart') return { record, dir, ...attachTartVm(dir, record) };
+  const disconnect = () => Promise.resolve();
+  if (record.provider === 'tart') return { record, dir, disconnect, ...attachTartVm(dir, record) };
+  // Only a record the orchard provider wrote names its controller; anything else is just removed below.
+  if (record.provider === 'orchard' && cleanupInfoOf(record)) {
+    const { attachOrchardVm } = await import('./orchard/attach.js');
+    const { clone, running, disconnect: close } = attachOrchardVm(dir, record, options.settings);
+    return { record, dir, clone, running, disconnect: close };
+  }
   const clone: Clone = {
     id,
     image: { name: record.image, provider: record.provider } as Image,
@@ -50,5 +71,5 @@ export async function attachVm(id: string): Promise<AttachedVM> {
   if (record.pid !== undefined && record.provider === 'qemu') running = QemuRunningVM.attach(clone, record);
   // vmhost.sock in the runtime dir reaches the detached vmhost that owns the VM.
   if (record.pid !== undefined && record.provider === 'vz') running = attachVzRunningVM(clone, record);
-  return { record, dir, clone, running };
+  return { record, dir, clone, running, disconnect };
 }

@@ -1,14 +1,17 @@
 import { MacvmError } from '../../errors.js';
 import { connectGuest } from '../../guest/session.js';
 import { quoteShellWord } from '../../guest/shell-quote.js';
-import { attachVm } from '../../vm/attach.js';
+import { attachVm, type AttachedVM } from '../../vm/attach.js';
+import { Deadline } from '../../vm/deadline.js';
+import { homePaths } from '../../vm/home.js';
+import { orchardLocation } from '../../vm/orchard/attach.js';
 import { loadProvider, PROVIDER_NAMES } from '../../vm/providers.js';
-import { listRuntimeDirs } from '../../vm/runtime-dir.js';
+import { listRuntimeDirs, readVmRecord } from '../../vm/runtime-dir.js';
 import { newSession } from '../../vm/session.js';
 import { startMacVM } from '../../vm/start.js';
-import type { ProviderName } from '../../vm/types.js';
+import type { GuestEndpoint, ProviderName } from '../../vm/types.js';
 import { isSameProcess } from '../../util/process-identity.js';
-import { loadConfig } from '../config.js';
+import { loadConfig, type ResolvedConfig } from '../config.js';
 import { providerSettings } from '../provider-settings.js';
 import type { RunContext } from '../run-context.js';
 import type { Command } from './command.js';
@@ -21,6 +24,8 @@ export const vmStartCommand: Command = {
 
 Clones <image>, boots it headless and waits until SSH answers. The VM keeps running
 after this command exits; use \`macvm vm exec\`, \`vm stop\` and \`vm rm\` on its id.
+An orchard VM runs on its controller and has no SSH port of its own here (the port
+forward that reached it closes with this command): \`macvm vm exec\` opens a new one.
 
 Options:
   --provider <name>   qemu (default on Linux), vz (default on Apple Silicon), tart, ssh, orchard;
@@ -64,6 +69,18 @@ Example:
     });
     // Only the SSH connection closes here; the VM process was started detached and lives on.
     await vm.session.close();
+    // An Orchard VM's SSH port is this process's port-forward listener: it dies with the CLI.
+    // Say where the VM lives instead; `vm exec` opens a forward of its own.
+    const orchard = orchardLocation(await readVmRecord(homePaths().vm(vm.id)));
+    if (orchard) {
+      if (values.json) {
+        writeJson(stdout, { ...vm.facts, orchard, consoleLog: vm.consoleLogPath });
+      } else {
+        stdout.write(`${vm.id}  ready in ${(vm.facts.readyMs / 1000).toFixed(1)}s  (Orchard VM ${orchard.vm} on ${orchard.controller}; reach it with \`macvm vm exec\`)\n`);
+        stdout.write(`  macvm vm exec ${vm.id} -- uname -a\n  macvm vm rm ${vm.id}\n`);
+      }
+      return 0;
+    }
     const endpoint = { host: vm.session.host, port: vm.session.port };
     if (values.json) {
       writeJson(stdout, { ...vm.facts, ssh: endpoint, consoleLog: vm.consoleLogPath });
@@ -81,7 +98,9 @@ export const vmLsCommand: Command = {
   help: `Usage: macvm vm ls [--json]
 
 Lists every VM runtime dir under MACVM_HOME/run: running VMs and anything a dead run
-left behind (\`macvm gc\` removes those).`,
+left behind (\`macvm gc\` removes those). An orchard VM lives on its controller, which
+is not asked here: its STATE is "remote" once it was created there, and SSH names the
+controller it is reached through (\`macvm vm exec\` says if it is gone).`,
   async run({ argv, stdout }) {
     const { values } = parseCommandArgs('vm ls', argv, { json: { type: 'boolean' } }, false);
     const vms = await Promise.all(
@@ -92,9 +111,10 @@ left behind (\`macvm gc\` removes those).`,
         provider: record?.provider,
         session: record?.session,
         detached: record?.detached ?? false,
-        state: !record ? 'corrupt' : record.pid === undefined ? 'created' : (await isSameProcess(record.pid, record.pidStartTime)) ? 'running' : 'stopped',
+        state: !record ? 'corrupt' : record.provider === 'orchard' ? (record.cpus === undefined ? 'created' : 'remote') : record.pid === undefined ? 'created' : (await isSameProcess(record.pid, record.pidStartTime)) ? 'running' : 'stopped',
         pid: record?.pid,
         ssh: record?.ssh,
+        ...(orchardLocation(record) ? { orchard: orchardLocation(record) } : {}),
         createdAt: record?.createdAt,
       })),
     );
@@ -108,7 +128,8 @@ left behind (\`macvm gc\` removes those).`,
     }
     const rows = [['ID', 'IMAGE', 'PROVIDER', 'STATE', 'SSH', 'AGE', 'SESSION']];
     for (const vm of vms) {
-      rows.push([vm.id, vm.image ?? '?', vm.provider ?? '?', vm.state, vm.ssh ? `${vm.ssh.host}:${vm.ssh.port}` : '-', age(vm.createdAt), vm.session ?? '?']);
+      const ssh = vm.orchard ? `via ${vm.orchard.controller}` : vm.ssh ? `${vm.ssh.host}:${vm.ssh.port}` : '-';
+      rows.push([vm.id, vm.image ?? '?', vm.provider ?? '?', vm.state, ssh, age(vm.createdAt), vm.session ?? '?']);
     }
     stdout.write(table(rows));
     return 0;
@@ -132,27 +153,48 @@ Example:
     const { values, positionals } = parseCommandArgs('vm exec', own, { timeout: { type: 'string' } });
     const id = positionals[0];
     if (!id || commandWords.length === 0) throw new MacvmError('MACVM_BAD_ARGUMENT', 'Usage: macvm vm exec <id> -- <command> [args...]');
-    const { record } = await attachVm(id);
-    if (!record.ssh) throw new MacvmError('MACVM_VM_STOPPED', `VM ${id} has no SSH endpoint; is it running? (macvm vm ls)`);
-    const { provider, settings } = await configuredProvider(providerName(record.provider));
-    const image = await (await loadProvider(provider, { settings })).prepare(record.image);
-    const session = await connectGuest({ host: record.ssh.host, port: record.ssh.port, credentials: image.ssh, connectTimeoutMs: 5_000 });
+    const { attached, provider, settings } = await attachConfigured(id);
+    const { record } = attached;
     try {
-      // One word is taken as a shell command line ("uname -a"); several are argv, quoted.
-      const command = commandWords.length === 1 ? commandWords[0]! : commandWords.map(quoteShellWord).join(' ');
-      const timeout = positiveInt('vm exec', 'timeout', values.timeout);
-      const result = await session.exec(command, {
-        reject: false,
-        timeoutMs: timeout ? timeout * 1000 : undefined,
-        onStdout: (chunk) => stdout.write(chunk),
-        onStderr: (chunk) => stderr.write(chunk),
-      });
-      return result.exitCode ?? 128;
+      if (record.provider !== 'orchard' && !record.ssh) throw new MacvmError('MACVM_VM_STOPPED', `VM ${id} has no SSH endpoint; is it running? (macvm vm ls)`);
+      const image = await (await loadProvider(provider ?? providerName(record.provider), { settings })).prepare(record.image);
+      const endpoint = await guestEndpoint(id, attached);
+      const session = await connectGuest({ host: endpoint.host, port: endpoint.port, credentials: image.ssh, connectTimeoutMs: record.provider === 'orchard' ? 15_000 : 5_000 });
+      try {
+        // One word is taken as a shell command line ("uname -a"); several are argv, quoted.
+        const command = commandWords.length === 1 ? commandWords[0]! : commandWords.map(quoteShellWord).join(' ');
+        const timeout = positiveInt('vm exec', 'timeout', values.timeout);
+        const result = await session.exec(command, {
+          reject: false,
+          timeoutMs: timeout ? timeout * 1000 : undefined,
+          onStdout: (chunk) => stdout.write(chunk),
+          onStderr: (chunk) => stderr.write(chunk),
+        });
+        return result.exitCode ?? 128;
+      } finally {
+        await session.close();
+      }
     } finally {
-      await session.close();
+      // orchard: this process's port-forward listener; the VM keeps running.
+      await attached.disconnect();
     }
   },
 };
+
+/**
+ * Where this process reaches the guest's SSH: the recorded endpoint, or for orchard a port
+ * forward of this process's own (the one `vm start` opened died with it).
+ */
+async function guestEndpoint(id: string, { record, running }: AttachedVM): Promise<GuestEndpoint> {
+  if (record.provider !== 'orchard') return record.ssh!;
+  if (!running) throw new MacvmError('MACVM_VM_STOPPED', `VM ${id} was never created on its Orchard controller (its start failed); \`macvm vm rm ${id}\` removes it.`);
+  const deadline = new Deadline(60_000);
+  try {
+    return await running.endpoint(deadline);
+  } finally {
+    deadline.finish();
+  }
+}
 
 export const vmStopCommand: Command = {
   path: ['vm', 'stop'],
@@ -161,15 +203,24 @@ export const vmStopCommand: Command = {
 
 Asks the guest to power down (qemu: ACPI; vz: a stop request; tart: \`tart stop\`) and
 waits (default 10 s), then stops the VM process hard. The clone stays on disk;
-\`macvm vm rm\` deletes it.`,
+\`macvm vm rm\` deletes it.
+
+orchard: Orchard has no stopped-but-kept state, so stopping deletes the VM on its
+controller (--timeout does not apply); \`macvm vm rm\` then removes its runtime dir.`,
   async run({ argv, stdout }) {
     const { values, positionals } = parseCommandArgs('vm stop', argv, { timeout: { type: 'string' } });
     const ids = requireIds('vm stop', positionals);
     for (const id of ids) {
-      const { running } = await attachVm(id);
-      const timeout = positiveInt('vm stop', 'timeout', values.timeout);
-      await running?.stop({ gracefulMs: timeout ? timeout * 1000 : 10_000 });
-      stdout.write(`${id} stopped\n`);
+      const { attached } = await attachConfigured(id);
+      try {
+        const timeout = positiveInt('vm stop', 'timeout', values.timeout);
+        await attached.running?.stop({ gracefulMs: timeout ? timeout * 1000 : 10_000 });
+      } finally {
+        await attached.disconnect();
+      }
+      const orchard = orchardLocation(attached.record);
+      if (orchard && attached.running) stdout.write(`${id} deleted on ${orchard.controller} (Orchard cannot stop a VM and keep it; \`macvm vm rm ${id}\` removes its runtime dir)\n`);
+      else stdout.write(`${id} stopped\n`);
     }
     return 0;
   },
@@ -184,10 +235,14 @@ Stops each VM (graceful power-down first) and deletes its clone and runtime dir.
   async run({ argv, stdout }) {
     const { values, positionals } = parseCommandArgs('vm rm', argv, { timeout: { type: 'string' } });
     for (const id of requireIds('vm rm', positionals)) {
-      const { running, clone } = await attachVm(id);
-      const timeout = positiveInt('vm rm', 'timeout', values.timeout);
-      await running?.stop({ gracefulMs: timeout ? timeout * 1000 : 10_000 });
-      await clone.destroy();
+      const { attached } = await attachConfigured(id);
+      try {
+        const timeout = positiveInt('vm rm', 'timeout', values.timeout);
+        await attached.running?.stop({ gracefulMs: timeout ? timeout * 1000 : 10_000 });
+        await attached.clone.destroy();
+      } finally {
+        await attached.disconnect();
+      }
       stdout.write(`${id} removed\n`);
     }
     return 0;
@@ -205,15 +260,36 @@ function requireIds(verb: string, positionals: string[]): string[] {
  * settings \`macvm test\` gives it.
  */
 async function configuredProvider(requested: ProviderName | undefined): Promise<{ provider: ProviderName; settings: Record<string, unknown> | undefined }> {
+  const config = await loadedConfig();
+  const provider = requested ?? config.provider;
+  return { provider, settings: settingsFor(provider, config) };
+}
+
+/**
+ * A VM by id, attached with the configured settings of ITS provider (orchard needs them to reach
+ * its controller). `provider` is undefined for a record naming no provider macvm knows.
+ */
+async function attachConfigured(id: string): Promise<{ attached: AttachedVM; provider: ProviderName | undefined; settings: Record<string, unknown> | undefined }> {
+  const config = await loadedConfig();
+  const named = (await readVmRecord(homePaths().vm(id)))?.provider;
+  const provider = named !== undefined && (PROVIDER_NAMES as readonly string[]).includes(named) ? (named as ProviderName) : undefined;
+  const settings = provider ? settingsFor(provider, config) : undefined;
+  // attachVm reads the record again and names an unknown id with the known ones.
+  return { attached: await attachVm(id, { settings }), provider, settings };
+}
+
+async function loadedConfig(): Promise<ResolvedConfig> {
   const config = await loadConfig();
   process.env.MACVM_HOME = config.home;
-  const provider = requested ?? config.provider;
-  const settings = providerSettings(provider, {
+  return config;
+}
+
+function settingsFor(provider: ProviderName, config: ResolvedConfig): Record<string, unknown> | undefined {
+  return providerSettings(provider, {
     images: config.images as RunContext['images'],
     ssh: config.ssh as RunContext['ssh'],
     orchard: { ...config.orchard, configFile: config.configFile },
   });
-  return { provider, settings };
 }
 
 function providerName(value: string): ProviderName {

@@ -37,3 +37,21 @@ function cleanupEntry(): { file: string; nodeArgs: string[] } {
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
   return { file, nodeArgs: ['--import', tsx] };
 }
+
+/**
+ * The CleanupInfo in a runtime dir's record (the last word of its cleanup command): which
+ * controller the VM lives on, its name, and where its settings came from. Undefined for a record
+ * the orchard provider did not write.
+ */
+export function cleanupInfoOf(record: { cleanup?: string[][] }): CleanupInfo | undefined {
+  for (const argv of record.cleanup ?? []) {
+    if (!argv.some((word) => /cleanup-main\.(js|ts)$/.test(word))) continue;
+    try {
+      const info = JSON.parse(argv.at(-1) ?? '') as Partial<CleanupInfo>;
+      if (typeof info.controller === 'string' && typeof info.vm === 'string') return info as CleanupInfo;
+    } catch {
+      // not ours
+    }
+  }
+  return undefined;
+}

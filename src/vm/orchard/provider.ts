@@ -30,7 +30,11 @@ export type { OrchardImageSettings, OrchardProviderSettings, OrchardSettings } f
  *            each status is logged to console.log and named in the deadline's step
  *   address  a listener on 127.0.0.1:<random>, each connection piped through
  *            GET /v1/vms/{name}/port-forward?port=22 (port-forward.ts)
- *   stop     DELETE /v1/vms/{name} (404 = already gone) and close the listener; idempotent
+ *   stop     DELETE /v1/vms/{name} (404 = already gone) and close the listener; idempotent.
+ *            Orchard has no "stopped but kept" state: stopping a VM is deleting it.
+ *   attach   a VM another process started (`macvm vm start`, detached): attach.ts opens this
+ *            process's own listener; a detached VM's vm.json records no ssh port, since the
+ *            listener that served it died with the process that started it
  *
  * SSH: Cirrus Labs' images log in as admin/admin (Orchard's VMSpec defaults too, api/openapi.yaml);
  * the guest's host key is pinned per image (`images: { <name>: { ssh: { hostKey } } }`), never learned.
@@ -177,7 +181,7 @@ function orchardCredentials(imageRef: string, image: OrchardImageSettings, insec
 }
 
 class OrchardClone implements Clone {
-  private running?: OrchardRunningVM;
+  private running?: BootedOrchardVM;
   /** Set before POST /v1/vms is sent: from then on, destroy() must DELETE. */
   private created = false;
   private destroying?: Promise<void>;
@@ -229,7 +233,7 @@ class OrchardClone implements Clone {
       }
       await this.waitUntilRunning(deadline, signal);
       deadline.enter('boot');
-      this.running = new OrchardRunningVM(this, this.api, this.options, (record) => this.updateRecord(record));
+      this.running = new BootedOrchardVM(this, this.api, this.options, (record) => this.updateRecord(record));
       return this.running;
     });
   }
@@ -300,7 +304,8 @@ class OrchardClone implements Clone {
   }
 }
 
-async function deleteVm(api: OrchardClient, name: string, log: (line: string) => Promise<void>): Promise<void> {
+/** DELETE /v1/vms/{name}, logged; 404 counts as deleted. Throws MACVM_STOP_FAILED otherwise. */
+export async function deleteVm(api: OrchardClient, name: string, log: (line: string) => Promise<void>): Promise<void> {
   try {
     const existed = await api.deleteVm(name);
     await log(existed ? `DELETE ${api.url}/v1/vms/${name}: deleted` : `DELETE ${api.url}/v1/vms/${name}: already gone`);
@@ -315,7 +320,13 @@ async function deleteVm(api: OrchardClient, name: string, log: (line: string) =>
   }
 }
 
-class OrchardRunningVM implements RunningVM {
+/** An Orchard VM as this process reaches it: through a port-forward listener of its own. */
+export interface OrchardRunningVM extends RunningVM {
+  /** Closes this process's port-forward listener only; the VM keeps running, and endpoint() opens a new one. */
+  disconnect(): Promise<void>;
+}
+
+class BootedOrchardVM implements OrchardRunningVM {
   readonly pid = undefined;
   readonly exited: Promise<ExitInfo>;
   private endExited!: (exit: ExitInfo) => void;
@@ -356,9 +367,17 @@ class OrchardRunningVM implements RunningVM {
       });
       this.forward.catch(() => (this.forward = undefined));
       const local = await this.forward;
-      await this.updateRecord({ ssh: { host: local.host, port: local.port } });
+      // A detached VM (`macvm vm start`) outlives this process, its listener does not: a port
+      // in vm.json would be dead once the CLI exits. Other processes open their own (attach.ts).
+      if (!this.options.detached) await this.updateRecord({ ssh: { host: local.host, port: local.port } });
       return { host: local.host, port: local.port };
     });
+  }
+
+  async disconnect(): Promise<void> {
+    const forward = this.forward;
+    this.forward = undefined;
+    await (await forward?.catch(() => undefined))?.close();
   }
 
   /** DELETE /v1/vms/{name} and close the listener. Idempotent; gracefulMs does not apply (the worker stops the VM). */
