@@ -11,6 +11,7 @@ import { hasExited } from '../../src/vm/vz/process-exit.js';
 import { createVzProvider, type VzProviderOptions } from '../../src/vm/vz/provider.js';
 import { VmhostClient } from '../../src/vm/vz/vmhost-client.js';
 import { macvmErrorOf } from '../support/macvm-error.js';
+import { GUEST_HOST_KEY, TEST_SESSION } from '../fixtures/vz/contract-values.js';
 
 /**
  * Contract tests for detached vz VMs (`macvm vm start --provider vz`): the real vmhost in listen
@@ -20,8 +21,7 @@ import { macvmErrorOf } from '../support/macvm-error.js';
  */
 const root = join(import.meta.dirname, '..', '..');
 const fixtures = join(root, 'test', 'fixtures');
-const HOST_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEu0fQnE6t1bB1yHc2ZbcTg3DXXd1tZ9m7G9bV0Tn5pE';
-const session = { id: 'test-session', pid: process.pid };
+const session = TEST_SESSION;
 const savedHome = process.env.MACVM_HOME;
 
 let dir: string;
@@ -59,7 +59,7 @@ const gone = (path: string) => stat(path).then(
 function provider(extra: Partial<VzProviderOptions> = {}) {
   return createVzProvider({
     home,
-    images: { '*': { hostKey: HOST_KEY } },
+    images: { '*': { hostKey: GUEST_HOST_KEY } },
     allowFullCopy: true,
     detached: true,
     vmhost: {

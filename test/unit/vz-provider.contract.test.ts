@@ -8,6 +8,7 @@ import { readVmRecord } from '../../src/vm/runtime-dir.js';
 import type { RunningVM } from '../../src/vm/types.js';
 import { parseTartConfig } from '../../src/vm/vz/bundle-config.js';
 import { createVzProvider, resolveBundleDir, type VzProviderOptions } from '../../src/vm/vz/provider.js';
+import { GUEST_HOST_KEY, TEST_SESSION } from '../fixtures/vz/contract-values.js';
 
 /**
  * Contract tests: the vz provider with the real vmhost process and a stand-in for the native
@@ -15,8 +16,7 @@ import { createVzProvider, resolveBundleDir, type VzProviderOptions } from '../.
  */
 const root = join(import.meta.dirname, '..', '..');
 const fixtures = join(root, 'test', 'fixtures');
-const HOST_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEu0fQnE6t1bB1yHc2ZbcTg3DXXd1tZ9m7G9bV0Tn5pE';
-const session = { id: 'test-session', pid: process.pid };
+const session = TEST_SESSION;
 const savedHome = process.env.MACVM_HOME;
 
 let dir: string;
@@ -35,7 +35,7 @@ async function makeImage(name: string): Promise<string> {
 function provider(extra: Partial<VzProviderOptions> = {}) {
   return createVzProvider({
     home,
-    images: { '*': { hostKey: HOST_KEY } },
+    images: { '*': { hostKey: GUEST_HOST_KEY } },
     allowFullCopy: true, // this host's ext4 has no clonefile; on APFS the clone path is taken
     vmhost: {
       command: process.execPath,
@@ -72,7 +72,7 @@ describe('vz provider contract', { timeout: 60_000 }, () => {
   it('contract: prepare reads the Tart bundle; a bundle missing nvram.bin is corrupt', async () => {
     const bundle = await makeImage('sonoma');
     const image = await provider().prepare('sonoma');
-    expect(image).toMatchObject({ provider: 'vz', os: 'macos', arch: 'aarch64', location: bundle, ssh: { user: 'admin', password: 'admin', hostKey: HOST_KEY } });
+    expect(image).toMatchObject({ provider: 'vz', os: 'macos', arch: 'aarch64', location: bundle, ssh: { user: 'admin', password: 'admin', hostKey: GUEST_HOST_KEY } });
     await rm(join(bundle, 'nvram.bin'));
     await expect(provider().prepare('sonoma')).rejects.toMatchObject({ code: 'MACVM_IMAGE_CORRUPT' });
     await expect(provider().prepare('missing')).rejects.toMatchObject({ code: 'MACVM_IMAGE_NOT_FOUND' });
@@ -159,7 +159,7 @@ describe('vz provider contract', { timeout: 60_000 }, () => {
 
   it('contract: without an entitled vmhost, boot says to run doctor --fix', async () => {
     await makeImage('sonoma');
-    const p = createVzProvider({ home, images: { '*': { hostKey: HOST_KEY } }, allowFullCopy: true });
+    const p = createVzProvider({ home, images: { '*': { hostKey: GUEST_HOST_KEY } }, allowFullCopy: true });
     const deadline = new Deadline(30_000);
     const clone = await p.clone(await p.prepare('sonoma'), { session, deadline });
     const error = await clone.boot({ cpus: 4, memoryMiB: 8192, display: false, deadline }).catch((e: unknown) => e);

@@ -13,7 +13,7 @@ import { VmhostClient } from '../../src/vm/vz/vmhost-client.js';
 import { listenVmhost } from '../../src/vm/vz/vmhost-listen.js';
 import type { VmhostEvent } from '../../src/vm/vz/vmhost-protocol.js';
 import type { VmhostServer } from '../../src/vm/vz/vmhost-server.js';
-import type { VzVmSpec } from '../../src/vm/vz/vm-spec.js';
+import { vmSpecIn } from '../fixtures/vz/contract-values.js';
 
 /**
  * vmhost's listen mode (detached VMs): the line protocol on a unix socket, clients that come
@@ -54,17 +54,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function spec(): VzVmSpec {
-  return {
-    diskPath: join(dir, 'disk.img'),
-    auxiliaryStoragePath: join(dir, 'nvram.bin'),
-    hardwareModel: 'aGFyZHdhcmU=',
-    machineIdentifier: 'ZWNpZA==',
-    macAddress: '0e:5a:03:00:01:02',
-    cpuCount: 4,
-    memorySize: 8 * 2 ** 30,
-  };
-}
+const spec = () => vmSpecIn(dir);
 
 async function listen(options: { idleExitMs?: number } = {}): Promise<VmhostServer> {
   const server = await listenVmhost(fakeAddon(), socketPath, () => {}, options);

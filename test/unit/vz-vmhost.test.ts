@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isMacvmError } from '../../src/errors.js';
 import { VmhostClient } from '../../src/vm/vz/vmhost-client.js';
 import { LineDecoder, parseEvent, parseRequest, serializeMessage, type VmhostEvent } from '../../src/vm/vz/vmhost-protocol.js';
-import type { VzVmSpec } from '../../src/vm/vz/vm-spec.js';
+import { vmSpecIn } from '../fixtures/vz/contract-values.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const vmhostMain = join(root, 'src', 'vm', 'vz', 'vmhost-main.ts');
@@ -21,17 +21,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function spec(diskName = 'disk.img'): VzVmSpec {
-  return {
-    diskPath: join(dir, diskName),
-    auxiliaryStoragePath: join(dir, 'nvram.bin'),
-    hardwareModel: 'aGFyZHdhcmU=',
-    machineIdentifier: 'ZWNpZA==',
-    macAddress: '0e:5a:03:00:01:02',
-    cpuCount: 4,
-    memorySize: 8 * 2 ** 30,
-  };
-}
+const spec = (diskName?: string) => vmSpecIn(dir, diskName);
 
 /** The real vmhost entry (through tsx), with the fake addon in place of Virtualization.framework. */
 async function startVmhost(env: Record<string, string> = {}): Promise<VmhostClient> {
