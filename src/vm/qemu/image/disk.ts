@@ -10,14 +10,15 @@ import { runTool } from './run-tool.js';
  */
 export const DISK_SIZE = '1G';
 
-export async function makeRootDisk(options: { rootfs: string; rawPath: string; qcow2Path: string; workDir: string }): Promise<void> {
+/** `size`: the ext4 file system's size as mkfs.ext4 takes it ('1G'); default DISK_SIZE. */
+export async function makeRootDisk(options: { rootfs: string; rawPath: string; qcow2Path: string; workDir: string; size?: string }): Promise<void> {
   const { rootfs, rawPath, qcow2Path, workDir } = options;
   // Initialise inode tables and journal now: lazy init would have the guest zeroing
   // them in the background after every boot, writing into each clone's overlay.
   await runTool('make the ext4 root filesystem', 'mkfs.ext4', [
     '-q', '-F', '-L', 'macvm-root', '-m', '0',
     '-E', 'lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0',
-    '-d', rootfs, rawPath, DISK_SIZE,
+    '-d', rootfs, rawPath, options.size ?? DISK_SIZE,
   ]);
   const script = join(workDir, 'chown-root.debugfs');
   const paths = await listTree(rootfs);

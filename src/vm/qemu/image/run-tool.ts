@@ -14,7 +14,7 @@ export async function runTool(step: string, file: string, args: string[], option
   const result = await execa(file, args, { cwd: options.cwd, env, reject: false, stdin: 'ignore' });
   if (result.exitCode !== 0 || result.failed) {
     const output = `${result.stderr ?? ''}\n${result.stdout ?? ''}`.trim().split('\n').slice(-15).join('\n');
-    throw new MacvmError('MACVM_IMAGE_BUILD_FAILED', `Building linux-test failed at "${step}": ${file} exited ${result.exitCode ?? 'abnormally'}.\n${output || result.message}`, {
+    throw new MacvmError('MACVM_IMAGE_BUILD_FAILED', `The image build failed at "${step}": ${file} exited ${result.exitCode ?? 'abnormally'}.\n${output || result.message}`, {
       hint: 'Fix the cause above and run the build again; downloads are cached, so a rerun is quick.',
       details: { step, command: [file, ...args].join(' ') },
     });
