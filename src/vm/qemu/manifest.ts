@@ -47,7 +47,7 @@ export async function readQemuManifest(imageDir: string, name: string): Promise<
     text = await readFile(path, 'utf8');
   } catch (error) {
     throw new MacvmError('MACVM_IMAGE_NOT_FOUND', `No image "${name}" in ${imageDir}.`, {
-      hint: name === 'linux-test' ? 'Build it with `macvm image build linux-test`.' : 'List images with `macvm image ls`.',
+      hint: name === 'linux-test' || name === 'linux-browser' ? `Build it with \`macvm image build ${name}\`.` : 'List images with `macvm image ls`.',
       cause: error,
     });
   }

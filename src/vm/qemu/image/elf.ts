@@ -47,18 +47,32 @@ function cString(buf: Buffer, at: number): string {
 
 /** The sonames a program or library asks the dynamic loader for, in file order. */
 export function neededLibraries(buf: Buffer, path = 'file'): string[] {
+  return dynamicLinking(buf, path).needed;
+}
+
+const DT_RPATH = 15n;
+const DT_RUNPATH = 29n;
+
+/**
+ * What the dynamic loader reads from a program: the sonames it needs, in file order, and
+ * the directories its DT_RUNPATH (or older DT_RPATH) adds to the search, `$ORIGIN` unexpanded.
+ */
+export function dynamicLinking(buf: Buffer, path = 'file'): { needed: string[]; runpath: string[] } {
   const sections = parseSections(buf, path);
   const dynamic = sections.find((s) => s.type === SHT_DYNAMIC);
-  if (!dynamic) return []; // statically linked
+  if (!dynamic) return { needed: [], runpath: [] }; // statically linked
   const strtab = sections[dynamic.link];
   if (!strtab) throw new Error(`${path}: .dynamic has no string table`);
   const needed: string[] = [];
+  const runpath: string[] = [];
   for (let at = dynamic.offset; at + 16 <= dynamic.offset + dynamic.size; at += 16) {
     const tag = buf.readBigUInt64LE(at);
     if (tag === DT_NULL) break;
-    if (tag === DT_NEEDED) needed.push(cString(buf, strtab.offset + Number(buf.readBigUInt64LE(at + 8))));
+    const value = () => cString(buf, strtab.offset + Number(buf.readBigUInt64LE(at + 8)));
+    if (tag === DT_NEEDED) needed.push(value());
+    else if (tag === DT_RUNPATH || tag === DT_RPATH) runpath.push(...value().split(':').filter(Boolean));
   }
-  return needed;
+  return { needed, runpath };
 }
 
 /** A kernel module's `.modinfo` as key → values (keys like `alias` repeat). */
@@ -77,6 +91,10 @@ export function moduleInfo(buf: Buffer, path = 'module'): Map<string, string[]> 
 
 export async function readNeededLibraries(path: string): Promise<string[]> {
   return neededLibraries(await readFile(path), path);
+}
+
+export async function readDynamicLinking(path: string): Promise<{ needed: string[]; runpath: string[] }> {
+  return dynamicLinking(await readFile(path), path);
 }
 
 export async function readModuleInfo(path: string): Promise<Map<string, string[]>> {
