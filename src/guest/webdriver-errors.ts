@@ -25,7 +25,7 @@ function installHint(browserName: BrowserName, os: GuestOS): string {
     return 'safaridriver ships with macOS at /usr/bin/safaridriver; use a macOS golden image (and run `sudo safaridriver --enable` in it once), or pass driverPath if it lives elsewhere.';
   }
   return os === 'linux'
-    ? 'Install the browser and its driver in the golden image: Debian/Ubuntu `apt-get install -y chromium chromium-driver` (Fedora: `dnf install chromium chromedriver`), or pass driverPath.'
+    ? 'Install the browser and its driver in the golden image: Debian/Ubuntu `apt-get install -y chromium chromium-driver` (Fedora: `dnf install chromium chromedriver`), or pass driverPath. With the qemu provider, the `linux-browser` image (`macvm image build linux-browser`) has both.'
     : 'Install Google Chrome and a matching chromedriver in the golden image (`brew install --cask google-chrome chromedriver`), or pass driverPath.';
 }
 

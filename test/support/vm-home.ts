@@ -1,8 +1,9 @@
 /**
  * A private MACVM_HOME for an integration test: its own run/, sessions/ and slots/, with
- * the real images linked in from the user's MACVM_HOME (building linux-test there first
- * if it is missing). `leftovers()` says what the test left behind — runtime dirs and
- * qemu processes started under this home — so every test can assert "nothing left".
+ * the real images linked in from the user's MACVM_HOME (building linux-test — and
+ * linux-browser when asked for — there first if it is missing). `leftovers()` says what
+ * the test left behind — runtime dirs and qemu processes started under this home — so
+ * every test can assert "nothing left".
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -10,7 +11,12 @@ import { mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { macvmHome } from '../../src/vm/home.js';
+import { buildLinuxBrowserImage } from '../../src/vm/qemu/image/build-linux-browser.js';
 import { buildLinuxTestImage } from '../../src/vm/qemu/image/build-linux-test.js';
+
+/** The images macvm builds itself, which a test home can link in. */
+const BUILDERS = { 'linux-test': buildLinuxTestImage, 'linux-browser': buildLinuxBrowserImage } as const;
+export type TestImage = keyof typeof BUILDERS;
 
 export interface TestHome {
   home: string;
@@ -20,13 +26,16 @@ export interface TestHome {
   cleanup(): Promise<void>;
 }
 
-export async function createTestHome(): Promise<TestHome> {
+/** `images`: which images to link in; linux-test is always there. */
+export async function createTestHome(options: { images?: TestImage[] } = {}): Promise<TestHome> {
   const realHome = macvmHome();
-  const imageDir = join(realHome, 'images', 'linux-test');
-  if (!existsSync(join(imageDir, 'image.json'))) await buildLinuxTestImage({ imageDir });
+  const names = [...new Set<TestImage>(['linux-test', ...(options.images ?? [])])];
+  const imageDir = (name: TestImage) => join(realHome, 'images', name);
+  // Built before the temp home exists, so a failed build leaves nothing behind.
+  for (const name of names) if (!existsSync(join(imageDir(name), 'image.json'))) await BUILDERS[name]({ imageDir: imageDir(name) });
   const home = await mkdtemp(join(tmpdir(), 'macvm-home-'));
   await mkdir(join(home, 'images'), { recursive: true });
-  await symlink(imageDir, join(home, 'images', 'linux-test'));
+  for (const name of names) await symlink(imageDir(name), join(home, 'images', name));
   process.env.MACVM_HOME = home;
   const qemuPids = () => pidsWithArgument(home);
   return {

@@ -5,6 +5,7 @@ import { MacvmError } from '../../errors.js';
 import { homePaths } from '../../vm/home.js';
 import { chooseAccelerator, probeHost } from '../../vm/qemu/accel.js';
 import { qemuBinary } from '../../vm/qemu/args.js';
+import { buildLinuxBrowserImage } from '../../vm/qemu/image/build-linux-browser.js';
 import { buildLinuxTestImage, missingHostTools } from '../../vm/qemu/image/build-linux-test.js';
 import { defaultProviderName } from '../../vm/providers.js';
 import { findConfigFile, loadConfig } from '../config.js';
@@ -39,8 +40,8 @@ missing, with the command that fixes it.
 
   --fix               install what is missing (Debian/Ubuntu: apt-get) and build the
                       linux-test guest if it is not built yet
-  --with-test-tools   also check (and with --fix install) what macvm's own tests use:
-                      openssh-server, chromium, chromium-driver
+  --with-test-tools   also check (and with --fix install or build) what macvm's own tests
+                      use: openssh-server, chromium, chromium-driver, the linux-browser guest
   --quiet             print only problems
   --json              machine-readable result`,
   async run({ argv, stdout, stderr }) {
@@ -60,11 +61,18 @@ missing, with the command that fixes it.
         await buildLinuxTestImage({ imageDir: homePaths().image('linux-test'), onProgress: progress.update });
         progress.done();
       }
+      // The browser-in-a-VM tests' guest: built here so a test run does not start with a build.
+      if (values['with-test-tools'] && !(await imageBuilt('linux-browser')) && (await qemuInstalled())) {
+        const progress = progressPrinter(stderr, { quiet: values.json });
+        if (!values.json) stderr.write('Building the linux-browser guest (first use, ~230 MiB of Debian packages)…\n');
+        await buildLinuxBrowserImage({ imageDir: homePaths().image('linux-browser'), onProgress: progress.update });
+        progress.done();
+      }
       checks = await runChecks(values['with-test-tools'] ?? false, true);
     }
     const problems = checks.filter((c) => !c.ok);
     // What --fix can mend here; vz and tart on a Linux host are facts, not problems.
-    const fixable = problems.filter((p) => p.apt?.length || p.area === 'image' || p.area.startsWith('vz '));
+    const fixable = problems.filter((p) => p.apt?.length || p.area === 'image' || p.area === 'browser image' || p.area.startsWith('vz '));
     if (values.json) {
       writeJson(stdout, { ok: problems.length === 0, defaultProvider: defaultProviderName(), checks });
     } else {
@@ -101,7 +109,7 @@ async function runChecks(withTestTools: boolean, fix = false): Promise<Check[]> 
   const buildTools = await missingHostTools();
   checks.push(
     buildTools.tools.length === 0
-      ? { area: 'image tools', ok: true, detail: 'everything needed to build linux-test is installed' }
+      ? { area: 'image tools', ok: true, detail: 'everything needed to build linux-test and linux-browser is installed' }
       : { area: 'image tools', ok: false, detail: `missing: ${buildTools.tools.join(', ')}`, apt: buildTools.aptPackages },
   );
   const built = await imageBuilt('linux-test');
@@ -114,6 +122,11 @@ async function runChecks(withTestTools: boolean, fix = false): Promise<Check[]> 
       missing.length === 0
         ? { area: 'test tools', ok: true, detail: 'sshd, chromium and chromedriver found' }
         : { area: 'test tools', ok: false, detail: `missing: ${missing.map((m) => m.bin).join(', ')}`, apt: missing.map((m) => m.apt) },
+    );
+    checks.push(
+      (await imageBuilt('linux-browser'))
+        ? { area: 'browser image', ok: true, detail: `linux-browser built (${homePaths().image('linux-browser')})` }
+        : { area: 'browser image', ok: false, detail: 'linux-browser is not built (the browser-in-a-VM tests use it)', fix: 'macvm image build linux-browser' },
     );
   }
 
