@@ -409,8 +409,11 @@ class BootedOrchardVM implements OrchardRunningVM {
     if (this.gone || this.stopping) return;
     this.gone = true;
     clearInterval(this.watch);
-    void this.clone.log(`VM gone: ${why}`);
-    this.endExited({ code: null, signal: null });
+    // Logged before `exited` settles: whoever reacts to the exit reads the console for why.
+    void this.clone
+      .log(`VM gone: ${why}`)
+      .catch(() => {})
+      .finally(() => this.endExited({ code: null, signal: null }));
   }
 }
 
