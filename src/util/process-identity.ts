@@ -8,19 +8,20 @@ import { execa } from 'execa';
  * an unrelated process that inherited a dead VM's PID.
  */
 export async function processStartTime(pid: number): Promise<string | undefined> {
-  if (process.platform === 'linux') {
-    try {
-      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-      // Field 2 (comm) may contain spaces and parentheses: split after the last ')'.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return fields[19]; // field 22 overall: starttime in clock ticks since boot
-    } catch {
-      return undefined;
-    }
-  }
+  if (process.platform === 'linux') return (await linuxProcStat(pid))?.startTime;
   const result = await execa('ps', ['-o', 'lstart=', '-p', String(pid)], { reject: false });
   const started = result.stdout.trim();
   return result.exitCode === 0 && started ? started : undefined;
+}
+
+/** State letter and start time from one read of /proc/<pid>/stat. */
+async function linuxProcStat(pid: number): Promise<{ state: string; startTime: string | undefined } | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (stat === undefined) return undefined;
+  // Field 2 (comm) may contain spaces and parentheses: split after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 overall (state); fields[19] is field 22 (starttime, clock ticks since boot).
+  return { state: fields[0] ?? '', startTime: fields[19] };
 }
 
 export function isAlive(pid: number): boolean {
@@ -38,9 +39,12 @@ export function isAlive(pid: number): boolean {
  * (some container init processes do not) it would otherwise look alive for ever.
  */
 export async function isSameProcess(pid: number, startTime: string | undefined): Promise<boolean> {
-  if (!(await isRunning(pid))) return false;
-  if (startTime === undefined) return true;
-  return (await processStartTime(pid)) === startTime;
+  if (!isAlive(pid)) return false;
+  if (process.platform === 'linux') {
+    const stat = await linuxProcStat(pid);
+    return stat !== undefined && stat.state !== 'Z' && (startTime === undefined || stat.startTime === startTime);
+  }
+  return startTime === undefined || (await processStartTime(pid)) === startTime;
 }
 
 /**
@@ -55,7 +59,6 @@ export async function waitForExit(pid: number, startTime: string | undefined, po
 export async function isRunning(pid: number): Promise<boolean> {
   if (!isAlive(pid)) return false;
   if (process.platform !== 'linux') return true;
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-  if (stat === undefined) return false;
-  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  const stat = await linuxProcStat(pid);
+  return stat !== undefined && stat.state !== 'Z';
 }
