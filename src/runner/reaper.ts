@@ -1,13 +1,12 @@
 import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { MacvmError } from '../errors.js';
 import { ensurePrivateDir, homePaths, macvmHome } from '../vm/home.js';
 import type { SessionInfo } from '../vm/types.js';
 import { sessionDir } from './sessions.js';
+import { siblingEntry } from '../util/sibling-entry.js';
 
 /**
  * The runner side of the reaper (after Testcontainers' Ryuk). startReaper() spawns a detached
@@ -51,7 +50,7 @@ export async function startReaper(session: SessionInfo, options: StartReaperOpti
       hint: 'Set MACVM_HOME to a shorter path, e.g. ~/.macvm.',
     });
   }
-  const { file, nodeArgs } = reaperEntry();
+  const { file, nodeArgs } = siblingEntry(import.meta.url, 'reaper-main');
   const argument = JSON.stringify({ session: session.id, home, socket: socketPath, idleMs: options.idleTimeoutMs ?? 30_000 });
   const child = spawn(process.execPath, [...nodeArgs, file, argument], { detached: true, stdio: 'ignore', cwd: dir });
   let spawnError: Error | undefined;
@@ -106,14 +105,4 @@ function connect(path: string): Promise<Socket> {
     });
     socket.once('error', reject);
   });
-}
-
-/** reaper-main beside this file: the .js in dist, or the .ts from sources (run through tsx). */
-function reaperEntry(): { file: string; nodeArgs: string[] } {
-  const here = fileURLToPath(import.meta.url);
-  const fromSources = here.endsWith('.ts');
-  const file = here.replace(/reaper\.(ts|js)$/, (_, ext: string) => `reaper-main.${ext}`);
-  if (!fromSources) return { file, nodeArgs: [] };
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  return { file, nodeArgs: ['--import', tsx] };
 }

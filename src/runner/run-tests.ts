@@ -1,8 +1,8 @@
 /// <reference types="vitest/config" />
-import { fileURLToPath } from 'node:url';
 import { parseCLI, startVitest } from 'vitest/node';
 import { loadConfig } from './config.js';
 import { MacvmReporter } from './reporter.js';
+import { siblingEntry } from '../util/sibling-entry.js';
 
 /**
  * `macvm test`: vitest's own CLI parsing, so its flags keep working, plus the macvm
@@ -50,6 +50,5 @@ export async function runTests(argv: string[]): Promise<number> {
 
 /** A module next to this one, in whichever form (src .ts or dist .js) is running. */
 function siblingPath(name: string): string {
-  const here = fileURLToPath(import.meta.url);
-  return here.replace(/run-tests\.(ts|js)$/, (_, ext: string) => `${name}.${ext}`);
+  return siblingEntry(import.meta.url, name).file;
 }

@@ -1,5 +1,4 @@
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { siblingEntry } from '../../util/sibling-entry.js';
 
 /**
  * How the reaper and `macvm gc` delete an Orchard VM whose runner is gone. They run a runtime
@@ -24,18 +23,8 @@ export interface CleanupInfo {
 }
 
 export function cleanupCommand(info: CleanupInfo): string[] {
-  const { file, nodeArgs } = cleanupEntry();
+  const { file, nodeArgs } = siblingEntry(import.meta.url, 'cleanup-main');
   return [process.execPath, ...nodeArgs, file, JSON.stringify(info)];
-}
-
-/** cleanup-main beside this file: the .js in dist, or the .ts from sources (run through tsx), like src/runner/reaper.ts. */
-function cleanupEntry(): { file: string; nodeArgs: string[] } {
-  const here = fileURLToPath(import.meta.url);
-  const fromSources = here.endsWith('.ts');
-  const file = here.replace(/cleanup\.(ts|js)$/, (_, ext: string) => `cleanup-main.${ext}`);
-  if (!fromSources) return { file, nodeArgs: [] };
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  return { file, nodeArgs: ['--import', tsx] };
 }
 
 /**

@@ -1,11 +1,11 @@
 import { chmod, copyFile, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { MacvmError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
 import { ensurePrivateDir, macvmHome } from '../home.js';
 import { packageRoot } from './addon.js';
+import { siblingEntry } from '../../util/sibling-entry.js';
 
 /**
  * Virtualization.framework only lets a process create VMs when its MAIN EXECUTABLE carries
@@ -126,9 +126,7 @@ export function hasVirtualizationEntitlement(output: string): boolean {
 
 /** How to start vmhost: the signed node, plus tsx when running from TypeScript sources. */
 export function vmhostCommandLine(binary: string): { command: string; args: string[] } {
-  const here = fileURLToPath(import.meta.url);
-  const fromSource = here.endsWith('.ts');
-  const entry = join(dirname(here), fromSource ? 'vmhost-main.ts' : 'vmhost-main.js');
-  // vmhost runs with its runtime dir as cwd, so tsx is named by absolute URL, not resolved from cwd.
-  return { command: binary, args: fromSource ? ['--import', import.meta.resolve('tsx'), entry] : [entry] };
+  // vmhost runs with its runtime dir as cwd: siblingEntry names tsx by absolute URL.
+  const { file, nodeArgs } = siblingEntry(import.meta.url, 'vmhost-main');
+  return { command: binary, args: [...nodeArgs, file] };
 }
