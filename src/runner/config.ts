@@ -1,7 +1,6 @@
 import { access } from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { MacvmError, messageOf } from '../errors.js';
 import { parseSize } from '../util/size.js';
 import { macvmHome } from '../vm/home.js';
@@ -12,7 +11,6 @@ import {
   UPDATE_MODES,
   checkValue,
   didYouMean,
-  isPlainObject,
   show,
   type ConfigProblem,
   type ImageConfig,
@@ -24,6 +22,7 @@ import {
 
 export type * from './config-schema.js';
 import { DEFAULT_PATH_TEMPLATE } from '../snapshot/baseline-path.js';
+import { configOfModule, importConfigModule } from '../util/config-module.js';
 
 /** For typing only: `export default defineConfig({ ... })` gets completion and type checks. */
 export function defineConfig(config: MacvmConfig): MacvmConfig {
@@ -136,12 +135,7 @@ async function mustExist(file: string): Promise<void> {
 async function importConfig(file: string): Promise<unknown> {
   let module: Record<string, unknown>;
   try {
-    if (/\.m?ts$/.test(file)) {
-      const { tsImport } = await import('tsx/esm/api');
-      module = (await tsImport(pathToFileURL(file).href, import.meta.url)) as Record<string, unknown>;
-    } else {
-      module = (await import(`${pathToFileURL(file).href}?t=${Date.now()}`)) as Record<string, unknown>;
-    }
+    module = await importConfigModule(file);
   } catch (error) {
     throw new MacvmError('MACVM_CONFIG_INVALID', `Could not load ${file}: ${messageOf(error)}`, {
       hint: 'Fix the error above; the config must be a module whose default export is defineConfig({ ... }).',
@@ -149,10 +143,7 @@ async function importConfig(file: string): Promise<unknown> {
       details: { file },
     });
   }
-  let config = module.default;
-  // A .ts config loaded as CommonJS by tsx arrives wrapped once more.
-  if (isPlainObject(config) && 'default' in config && Object.keys(config).length === 1) config = config.default;
-  if (typeof config === 'function') config = await (config as () => unknown)();
+  const config = await configOfModule(module);
   if (config === undefined) {
     throw new MacvmError('MACVM_CONFIG_INVALID', `${file} has no default export.`, {
       hint: "Write `export default defineConfig({ ... })` (import { defineConfig } from 'macvm/config').",

@@ -1,5 +1,5 @@
-import { pathToFileURL } from 'node:url';
 import { messageOf } from '../../errors.js';
+import { configOfModule, importConfigModule } from '../../util/config-module.js';
 import type { CleanupInfo } from './cleanup.js';
 import { resolveController, type ControllerTarget, type OrchardSettings } from './settings.js';
 
@@ -26,21 +26,12 @@ export async function recordedControllerTarget(info: CleanupInfo, options: { env
 }
 
 /**
- * The `orchard` section of a macvm config file, imported as src/runner/config.ts does it (tsx
- * for TypeScript; a default export that is an object or a function returning one). Only that
- * section is read; the runner's own config module is not imported (src/vm stays below src/runner).
+ * The `orchard` section of a macvm config file, loaded as src/runner/config.ts loads it
+ * (src/util/config-module.ts). Only that section is read; the runner's config validation is
+ * not imported (src/vm stays below src/runner).
  */
 export async function orchardSettingsOf(file: string): Promise<OrchardSettings> {
-  let module: Record<string, unknown>;
-  if (/\.m?ts$/.test(file)) {
-    const { tsImport } = await import('tsx/esm/api');
-    module = (await tsImport(pathToFileURL(file).href, import.meta.url)) as Record<string, unknown>;
-  } else {
-    module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-  }
-  let config = module.default;
-  if (config && typeof config === 'object' && 'default' in config && Object.keys(config).length === 1) config = (config as { default: unknown }).default;
-  if (typeof config === 'function') config = await (config as () => unknown)();
+  const config = await configOfModule(await importConfigModule(file));
   const orchard = (config as { orchard?: unknown } | undefined)?.orchard;
   return orchard && typeof orchard === 'object' ? (orchard as OrchardSettings) : {};
 }
