@@ -35,6 +35,12 @@ export interface VmRecord {
 
 export const VM_RECORD_FILE = 'vm.json';
 
+/** The record a provider writes when it makes a clone, before anything else exists: stamped now. */
+export function newVmRecord(fields: Omit<VmRecord, 'createdAt' | 'detached'> & { detached?: boolean }): VmRecord {
+  // `detached: false` is left out, so vm.json only says it for `macvm vm start`.
+  return { ...fields, createdAt: new Date().toISOString(), detached: fields.detached || undefined };
+}
+
 export async function createRuntimeDir(id: string): Promise<string> {
   return ensurePrivateDir(homePaths().vm(id));
 }

@@ -3,7 +3,7 @@ import { appendFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MacvmError, messageOf } from '../../errors.js';
 import type { Deadline } from '../deadline.js';
-import { createRuntimeDir, writeVmRecord, type VmRecord } from '../runtime-dir.js';
+import { createRuntimeDir, writeVmRecord, newVmRecord, type VmRecord } from '../runtime-dir.js';
 import { normaliseHostKey } from '../ssh/settings.js';
 import { TART_DEFAULT_CREDENTIALS } from '../tart/credentials.js';
 import type { BootOptions, Clone, CloneOptions, ExitInfo, GuestEndpoint, Image, Provider, RunningVM, SshCredentials } from '../types.js';
@@ -113,15 +113,14 @@ export function createOrchardProvider(options: OrchardProviderOptions = {}): Pro
       const name = vmName(cloneOptions.session.id);
       const runtimeDir = await createRuntimeDir(name);
       // Tagged before the controller knows the VM: from here on the reaper can DELETE it.
-      const record: VmRecord = {
+      const record = newVmRecord({
         id: name,
         session: cloneOptions.session.id,
         provider: 'orchard',
         image: image.name,
-        createdAt: new Date().toISOString(),
         cleanup: [cleanupCommand({ controller: api.url, vm: name, configFile: options.configFile, context: api.target.context, cwd: options.cwd ?? process.cwd() })],
-        detached: options.detached || undefined,
-      };
+        detached: options.detached,
+      });
       try {
         await writeVmRecord(runtimeDir, record);
       } catch (error) {

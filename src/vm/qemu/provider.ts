@@ -4,7 +4,7 @@ import { access, readFile, rm } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { MacvmError } from '../../errors.js';
 import { macvmHome, homePaths } from '../home.js';
-import { createTaggedRuntimeDir, type VmRecord } from '../runtime-dir.js';
+import { createTaggedRuntimeDir, newVmRecord, type VmRecord } from '../runtime-dir.js';
 import type { Clone, CloneOptions, Image, Provider } from '../types.js';
 import { readQemuManifest, type QemuImageManifest } from './manifest.js';
 import { createOverlay, virtualSizeBytes } from './qemu-img.js';
@@ -66,14 +66,13 @@ export function createQemuProvider(options: QemuProviderOptions = {}): Provider 
       const id = newVmId();
       // The record goes down before anything else exists, so a crash from here on leaves a
       // tagged dir that the reaper and `macvm gc` recognise.
-      const record: VmRecord = {
+      const record = newVmRecord({
         id,
         session: cloneOptions.session.id,
         provider: 'qemu',
         image: image.name,
-        createdAt: new Date().toISOString(),
-        detached: options.detached || undefined,
-      };
+        detached: options.detached,
+      });
       const runtimeDir = await createTaggedRuntimeDir(record);
       const overlay = join(runtimeDir, 'disk.qcow2');
       try {

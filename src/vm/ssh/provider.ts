@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { MacvmError } from '../../errors.js';
-import { createTaggedRuntimeDir, type VmRecord } from '../runtime-dir.js';
+import { createTaggedRuntimeDir, newVmRecord } from '../runtime-dir.js';
 import type { BootOptions, Clone, CloneOptions, ExitInfo, GuestEndpoint, Image, Provider, RunningVM } from '../types.js';
 import { validateSshSettings, type SshProviderSettings, type ValidSshSettings } from './settings.js';
 
@@ -52,15 +52,14 @@ export function createSshProvider(settings: SshProviderSettings, options: SshPro
       const sshImage = image as SshImage;
       if (!sshImage.target) throw new MacvmError('MACVM_BAD_ARGUMENT', `Image "${image.name}" was not prepared by the ssh provider.`);
       const id = `macvm-ssh-${randomBytes(4).toString('hex')}`;
-      const record: VmRecord = {
+      const record = newVmRecord({
         id,
         session: cloneOptions.session.id,
         provider: 'ssh',
         image: image.name,
-        createdAt: new Date().toISOString(),
         ssh: { host: sshImage.target.host, port: sshImage.target.port },
-        detached: options.detached || undefined,
-      };
+        detached: options.detached,
+      });
       const runtimeDir = await createTaggedRuntimeDir(record);
       return new SshAttachment(id, sshImage, runtimeDir);
     },

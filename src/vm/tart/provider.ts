@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { MacvmError } from '../../errors.js';
 import { isSameProcess, processStartTime, waitForExit } from '../../util/process-identity.js';
 import type { Deadline } from '../deadline.js';
-import { createRuntimeDir, writeVmRecord, type VmRecord } from '../runtime-dir.js';
+import { createRuntimeDir, writeVmRecord, newVmRecord, type VmRecord } from '../runtime-dir.js';
 import type { BootOptions, Clone, CloneOptions, ExitInfo, GuestEndpoint, Image, Provider, RunningVM } from '../types.js';
 import { parseTartIp, runTart, tartError, tartList, type TartCli } from './cli.js';
 import { pinnedCredentials, type ImageSshSettings } from './credentials.js';
@@ -72,18 +72,17 @@ export function createTartProvider(options: TartProviderOptions = {}): Provider 
       const name = `macvm-${randomBytes(4).toString('hex')}`;
       const runtimeDir = await createRuntimeDir(name);
       // Tagged before tart creates anything: the reaper knows how to remove it from here on.
-      const record: VmRecord = {
+      const record = newVmRecord({
         id: name,
         session: cloneOptions.session.id,
         provider: 'tart',
         image: image.name,
-        createdAt: new Date().toISOString(),
         cleanup: [
           [cli.binary, 'stop', name],
           [cli.binary, 'delete', name],
         ],
-        detached: options.detached || undefined,
-      };
+        detached: options.detached,
+      });
       await writeVmRecord(runtimeDir, record);
       try {
         await cloneOptions.deadline.run('clone', async (signal) => {

@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { MacvmError } from '../../errors.js';
 import { homePaths, macvmHome } from '../home.js';
-import { createTaggedRuntimeDir, type VmRecord } from '../runtime-dir.js';
+import { createTaggedRuntimeDir, newVmRecord, type VmRecord } from '../runtime-dir.js';
 import { pinnedCredentials, type CredentialSettings } from '../tart/credentials.js';
 import type { BootOptions, Clone, CloneOptions, Image, Provider, RunningVM } from '../types.js';
 import type { AddressLookup } from './address.js';
@@ -92,15 +92,14 @@ export function createVzProvider(options: VzProviderOptions = {}): Provider {
       const vzImage = image as VzImage;
       if (!vzImage.bundle) throw new MacvmError('MACVM_BAD_ARGUMENT', `Image "${image.name}" was not prepared by the vz provider.`);
       const id = `macvm-${randomBytes(4).toString('hex')}`;
-      const record: VmRecord = {
+      const record = newVmRecord({
         id,
         session: cloneOptions.session.id,
         provider: 'vz',
         image: image.name,
-        createdAt: new Date().toISOString(),
         // The reaper leaves detached VMs alone; `vm rm` and `gc --all` remove them.
-        detached: options.detached || undefined,
-      };
+        detached: options.detached,
+      });
       const runtimeDir = await createTaggedRuntimeDir(record);
       const bundle = join(runtimeDir, 'bundle');
       try {
