@@ -25,7 +25,7 @@ async function cloneTimes(clones: number): Promise<void> {
   try {
     const sizes = { '1 GiB': '1G', '64 GiB': '64G' } as const;
     const samples: Record<string, number[]> = { '1 GiB': [], '64 GiB': [] };
-    for (const [label, size] of Object.entries(sizes)) {
+    for (const size of Object.values(sizes)) {
       const base = join(dir, `base-${size}.qcow2`);
       await execa('qemu-img', ['create', '-q', '-f', 'qcow2', base, size]);
       // Some real data in the base, so the overlay has something to point at.

@@ -1,7 +1,7 @@
 import { parseSizeBytes } from '../util/size.js';
 import type { OrchardSettings } from '../vm/orchard/settings.js';
 import type { SshProviderSettings } from '../vm/ssh/settings.js';
-import type { GuestArch, GuestOS, ProviderName } from '../vm/types.js';
+import type { ProviderName } from '../vm/types.js';
 
 /**
  * The shape of macvm.config.ts, as users write it. Every key is optional; what is left out

@@ -101,7 +101,6 @@ export class VzRunningVM implements RunningVM {
   readonly exited: Promise<ExitInfo>;
   private stopping?: Promise<void>;
   private readonly stoppedEvent: Promise<void>;
-  private readonly client: VmhostClient<ExitInfo | void>;
 
   constructor(
     readonly clone: Clone,
@@ -112,7 +111,6 @@ export class VzRunningVM implements RunningVM {
     private readonly address?: AddressLookup,
   ) {
     const client = handle.client;
-    this.client = client;
     this.exited = client.exited;
     this.stoppedEvent = Promise.race([client.waitFor((e) => e.event === 'stopped').then(() => undefined), client.exited.then(() => undefined)]);
   }
