@@ -63,6 +63,8 @@ export async function startSuiteVM(suite: string, options: SuiteVMOptions, conte
   });
   if (!lease) return undefined;
   const slotWaitMs = Date.now() - waitStarted;
+  /** Recording the VM process in the slot (set once it boots; see onBooted below). */
+  let tracking: Promise<void> | undefined;
   const startOptions: StartMacVMOptions = {
     image,
     provider,
@@ -84,7 +86,6 @@ export async function startSuiteVM(suite: string, options: SuiteVMOptions, conte
       if (running.pid !== undefined) tracking = lease.trackVmProcess(running.pid);
     },
   };
-  let tracking: Promise<void> | undefined;
   const vm = await startMacVM(startOptions).catch(async (error: unknown) => {
     await tracking?.catch(() => {});
     await lease.release();
