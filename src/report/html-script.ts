@@ -281,6 +281,8 @@ export const REPORT_SCRIPT = String.raw`
       el('span', { className: 'muted small', text: snap.diffPixels + ' px differ (' + (ratio < 0.01 && ratio > 0 ? ratio.toExponential(1) : ratio.toFixed(2)) + ' %) · ' + snap.width + '×' + snap.height }),
       snap.expected ? null : el('span', { className: 'warning small', text: 'no baseline existed' }),
       snap.environmentMismatch ? el('span', { className: 'warning small', text: 'baseline from another environment: ' + snap.environmentMismatch }) : null,
+      // A pass across environments: the pixels decided, this only explains (so muted, not a warning).
+      snap.environmentNote ? el('span', { className: 'muted small environment-note', text: snap.environmentNote }) : null,
     ]);
     var box = el('div', { className: 'snap', 'data-snapshot': name }, [head, tabs, panel]);
     select(snap.diff ? 'diff' : 'actual');

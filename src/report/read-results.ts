@@ -153,6 +153,7 @@ function readSnapshot(v: Validator, value: unknown, path: string): SnapshotArtif
     width: v.optionalNumber(o.width, `${path}.width`) ?? 0,
     height: v.optionalNumber(o.height, `${path}.height`) ?? 0,
     environmentMismatch: v.optionalString(o.environmentMismatch, `${path}.environmentMismatch`),
+    environmentNote: v.optionalString(o.environmentNote, `${path}.environmentNote`),
   };
 }
 

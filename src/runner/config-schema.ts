@@ -124,6 +124,13 @@ export interface SnapshotsConfig {
   maxDiffPixels?: number;
   /** Share of differing pixels allowed, 0–1. Default 0. */
   maxDiffPixelRatio?: number;
+  /**
+   * Refuse to compare against a baseline whose sidecar records another environment (guest OS
+   * build, GPU, display, provider) and fail with MACVM_SNAPSHOT_ENV_MISMATCH. Default false:
+   * the pixels decide, and the environment difference is only named (in a passing test's report,
+   * or in the MACVM_SNAPSHOT_MISMATCH message). Per snapshot: `strictEnvironment` option.
+   */
+  strictEnvironment?: boolean;
 }
 
 export interface BenchConfig {
@@ -204,6 +211,7 @@ export const CONFIG_RULE: Rule = {
         threshold: { kind: 'number', min: 0, max: 1 },
         maxDiffPixels: { kind: 'integer', min: 0 },
         maxDiffPixelRatio: { kind: 'number', min: 0, max: 1 },
+        strictEnvironment: { kind: 'boolean' },
       },
     },
     bench: {

@@ -46,7 +46,7 @@ export interface ResolvedConfig {
   defaults: { image?: string; cpus?: number; memory?: number; disk?: number; display?: boolean };
   slots: Record<ProviderName, number>;
   timeouts: { ready: number; stop: number; slot: number };
-  snapshots: { update: SnapshotUpdateMode; pathTemplate: string; threshold: number; maxDiffPixels: number; maxDiffPixelRatio: number };
+  snapshots: { update: SnapshotUpdateMode; pathTemplate: string; threshold: number; maxDiffPixels: number; maxDiffPixelRatio: number; strictEnvironment: boolean };
   /** `history` is absolute. */
   bench: { history: string; failOnRegression?: number };
   /** `dir` is absolute. */
@@ -200,6 +200,7 @@ export function resolveConfig(raw: unknown, options: ResolveOptions): ResolvedCo
       threshold: config.snapshots?.threshold ?? 0.1,
       maxDiffPixels: config.snapshots?.maxDiffPixels ?? 0,
       maxDiffPixelRatio: config.snapshots?.maxDiffPixelRatio ?? 0,
+      strictEnvironment: config.snapshots?.strictEnvironment ?? false,
     },
     bench: { history: path(config.bench?.history ?? 'reports/bench/history.jsonl'), failOnRegression: config.bench?.failOnRegression },
     reports: {

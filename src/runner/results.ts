@@ -26,8 +26,13 @@ export interface SnapshotArtifact {
   diffRatio: number;
   width: number;
   height: number;
-  /** Set when the baseline came from another environment. */
+  /** Set on a failure against a baseline from another environment: what differs. */
   environmentMismatch?: string;
+  /**
+   * Set on a pass against a baseline from another environment: the pixels matched, and this
+   * says where the baseline came from and what differs. Information, not a warning.
+   */
+  environmentNote?: string;
 }
 
 export interface Artifact {

@@ -1,6 +1,7 @@
 /**
- * The environment a screenshot was taken in. Baselines record it in a sidecar, so a baseline
- * from another OS build or GPU is reported as exactly that instead of as a pixel regression.
+ * The environment a screenshot was taken in. Baselines record it in a sidecar. The pixels
+ * still decide a comparison; the sidecar explains it: a match against a baseline from another
+ * OS build or GPU says so, and a mismatch names the difference as the likely cause.
  */
 export interface SnapshotEnvironment {
   /** 'vz', 'tart', 'qemu', 'ssh', ... */

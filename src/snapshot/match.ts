@@ -28,6 +28,12 @@ export interface ImageSnapshotOptions {
   environment?: SnapshotEnvironment;
   /** Overrides the update mode (-u, MACVM_UPDATE_SNAPSHOTS). */
   update?: UpdateMode;
+  /**
+   * Refuse to compare against a baseline whose sidecar records another environment
+   * (MACVM_SNAPSHOT_ENV_MISMATCH), as macvm did before pixels decided. Default false: the
+   * pixels are compared and the environment difference only explains the outcome.
+   */
+  strictEnvironment?: boolean;
 }
 
 /** Everything the matcher learned from vitest and the process, resolved. */
@@ -51,8 +57,10 @@ export interface SnapshotOutcome {
   pass: boolean;
   status: SnapshotStatus;
   baselinePath: string;
-  /** For the test's report: set on failure and whenever a baseline was written. */
+  /** For the test's report: set on failure, whenever a baseline or sidecar was written, and on a match across environments. */
   artifact?: Artifact;
+  /** Set when the baseline came from another environment and the pixels still matched. */
+  environmentNote?: string;
   /** The coded error of a failure. */
   error?: MacvmError;
   compare?: CompareResult;
@@ -62,6 +70,12 @@ export interface SnapshotOutcome {
  * Compares an image with its baseline, writing baselines and artifacts as the update mode
  * says. Errors about the input (not a PNG, bad options) are thrown; failures of the
  * comparison come back as `error` on the outcome, together with their artifact.
+ *
+ * Pixels decide; the environment explains. A baseline whose sidecar records another
+ * environment (a new kernel build, another GPU) is still compared, because such a change
+ * often renders the same picture: within tolerance it passes with a note, beyond it the
+ * mismatch names the environment difference. `strictEnvironment` restores the refusal to
+ * compare (MACVM_SNAPSHOT_ENV_MISMATCH).
  *
  * A corrupt baseline is replaced only by an explicit update ('changed' or 'all'); in
  * 'missing' and 'none' it is an error and the file is not touched, so a broken baseline is
@@ -89,18 +103,28 @@ export async function matchImageSnapshot(input: unknown, options: ImageSnapshotO
   const write = run.writeFile ?? ((path: string, data: Buffer | string) => writeFileAtomic(path, data));
   const label = `Image "${run.name}"`;
 
+  const sidecarText = () => {
+    const sidecar: SnapshotSidecar = { ...environment, takenAt: (run.now?.() ?? new Date()).toISOString() };
+    return `${JSON.stringify(sidecar, null, 2)}\n`;
+  };
+  /** Writes baseline files one by one, each atomically, so an interruption leaves every file whole. */
+  const persist = async (files: Array<[string, Buffer | string]>) => {
+    for (const [path, data] of files) {
+      try {
+        await write(path, data);
+      } catch (error) {
+        const what = path === sidecarPath ? `the sidecar ${path} of baseline ${baselinePath}` : `baseline ${path}`;
+        throw new MacvmError('MACVM_SNAPSHOT_WRITE_FAILED', `Writing ${what} failed: ${messageOf(error)}.`, {
+          hint: 'The previous baseline, if there was one, is intact. Check that the directory is writable and the disk has space.',
+          cause: error,
+        });
+      }
+    }
+  };
+
   const writeBaseline = async (status: 'written' | 'updated', previous?: Buffer): Promise<SnapshotOutcome> => {
     decodePng(actual); // never keep a baseline that cannot be read back
-    const sidecar: SnapshotSidecar = { ...environment, takenAt: (run.now?.() ?? new Date()).toISOString() };
-    try {
-      await write(baselinePath, actual);
-      await write(sidecarPath, `${JSON.stringify(sidecar, null, 2)}\n`);
-    } catch (error) {
-      throw new MacvmError('MACVM_SNAPSHOT_WRITE_FAILED', `Writing baseline ${baselinePath} failed: ${messageOf(error)}.`, {
-        hint: 'The previous baseline, if there was one, is intact. Check that the directory is writable and the disk has space.',
-        cause: error,
-      });
-    }
+    await persist([[baselinePath, actual], [sidecarPath, sidecarText()]]);
     const { width, height } = decodeSize(actual);
     await writeArtifact(artifacts.actual, actual);
     if (previous) await writeArtifact(artifacts.expected, previous);
@@ -110,6 +134,30 @@ export async function matchImageSnapshot(input: unknown, options: ImageSnapshotO
       baselinePath,
       artifact: artifactOf(run, artifacts, { expected: Boolean(previous), diff: false, diffPixels: 0, diffRatio: 0, width, height }),
     };
+  };
+
+  /** expected / actual / diff pictures of a comparison, for the report. */
+  const comparisonArtifact = async (baseline: Buffer, result: CompareResult): Promise<Artifact> => {
+    await writeArtifact(artifacts.expected, baseline);
+    await writeArtifact(artifacts.actual, actual);
+    // Diffs are throwaway artifacts: no filter pass and fast compression over the smallest file.
+    if (result.diff) await writeArtifact(artifacts.diff, encodePng(result.diff, { level: 1, filter: 'none' }));
+    return artifactOf(run, artifacts, { expected: true, diff: Boolean(result.diff), diffPixels: result.diffPixels, diffRatio: result.diffRatio, width: result.width, height: result.height });
+  };
+
+  /**
+   * The pixels matched a baseline from another environment: a pass that says so. Under
+   * 'changed' the sidecar alone is brought up to date; the PNG bytes stay as they are, so a
+   * kernel or driver bump does not churn committed images that still render the same. The
+   * refreshed sidecar's takenAt is this run's: when this environment was seen to render it.
+   */
+  const explainedMatch = async (baseline: Buffer, result: CompareResult, drift: EnvironmentDrift): Promise<SnapshotOutcome> => {
+    const refresh = run.update === 'changed';
+    if (refresh) await persist([[sidecarPath, sidecarText()]]);
+    const note = `baseline from ${describeEnvironment(drift.recorded)}, pixels match (differs in ${drift.fields.join(', ')})${refresh ? `; sidecar updated to ${describeEnvironment(environment)}` : ''}`;
+    const artifact = await comparisonArtifact(baseline, result);
+    artifact.snapshot!.environmentNote = note;
+    return { pass: true, status: refresh ? 'updated' : 'matched', baselinePath, artifact, environmentNote: note, compare: result };
   };
 
   let baseline: Buffer;
@@ -138,11 +186,10 @@ export async function matchImageSnapshot(input: unknown, options: ImageSnapshotO
     throw error;
   }
 
-  const recorded = await readSidecar(sidecarPath);
-  const differing = recorded ? environmentDifferences(recorded, environment) : [];
-  if (differing.length > 0) {
+  const drift = environmentDrift(await readSidecar(sidecarPath), environment);
+  if (drift && options.strictEnvironment) {
     if (run.update === 'changed') return writeBaseline('updated', baseline);
-    const mismatch = `baseline taken on ${describeEnvironment(recorded!)}, this run is ${describeEnvironment(environment)} (differs in ${differing.join(', ')})`;
+    const mismatch = describeDrift(drift, environment);
     await writeArtifact(artifacts.actual, actual);
     await writeArtifact(artifacts.expected, baseline);
     const { width, height } = decodeSize(actual);
@@ -150,10 +197,10 @@ export async function matchImageSnapshot(input: unknown, options: ImageSnapshotO
     artifact.snapshot!.environmentMismatch = mismatch;
     return failure(baselinePath, artifact, new MacvmError(
       'MACVM_SNAPSHOT_ENV_MISMATCH',
-      `${label} was not compared: ${mismatch}. Pixels from different environments are not comparable.`,
+      `${label} was not compared: ${mismatch}. strictEnvironment is set, so pixels from different environments are not compared.`,
       {
-        hint: 'Re-record with -u on this environment, or keep per-environment baselines with {env} in pathTemplate.',
-        details: { baselinePath, fields: differing, baseline: recorded, current: environment },
+        hint: 'Re-record with -u on this environment, keep per-environment baselines with {env} in pathTemplate, or drop strictEnvironment to let the pixels decide.',
+        details: { baselinePath, fields: drift.fields, baseline: drift.recorded, current: environment },
       },
     ));
   }
@@ -168,25 +215,44 @@ export async function matchImageSnapshot(input: unknown, options: ImageSnapshotO
 
   const total = result.width * result.height;
   const allowed = allowedDiffPixels(total, options);
-  if (!result.sizeMismatch && result.diffPixels <= allowed) return { pass: true, status: 'matched', baselinePath, compare: result };
+  if (!result.sizeMismatch && result.diffPixels <= allowed) {
+    return drift ? explainedMatch(baseline, result, drift) : { pass: true, status: 'matched', baselinePath, compare: result };
+  }
   if (run.update === 'changed') return { ...(await writeBaseline('updated', baseline)), compare: result };
 
-  await writeArtifact(artifacts.expected, baseline);
-  await writeArtifact(artifacts.actual, actual);
-  // Diffs are throwaway artifacts: no filter pass and fast compression over the smallest file.
-  if (result.diff) await writeArtifact(artifacts.diff, encodePng(result.diff, { level: 1, filter: 'none' }));
-  const artifact = artifactOf(run, artifacts, { expected: true, diff: Boolean(result.diff), diffPixels: result.diffPixels, diffRatio: result.diffRatio, width: result.width, height: result.height });
+  const artifact = await comparisonArtifact(baseline, result);
   const where = [`expected: ${artifacts.expected}`, `actual:   ${artifacts.actual}`, ...(result.diff ? [`diff:     ${artifacts.diff}`] : [])].join('\n  ');
   const headline = result.sizeMismatch
     ? `${label} is ${result.sizeMismatch.actual.width}×${result.sizeMismatch.actual.height} but its baseline is ${result.sizeMismatch.expected.width}×${result.sizeMismatch.expected.height}.`
     : `${label} differs from its baseline: ${count(result.diffPixels)} pixels (${percent(result.diffRatio)}) beyond threshold ${options.threshold ?? 0.1} (allowed: ${describeAllowed(options, allowed)}).`;
+  // The pixels decided; the environment difference, if any, is the likeliest explanation, so it is named.
+  const mismatch = drift ? describeDrift(drift, environment) : undefined;
+  if (mismatch) artifact.snapshot!.environmentMismatch = mismatch;
   return {
-    ...failure(baselinePath, artifact, new MacvmError('MACVM_SNAPSHOT_MISMATCH', `${headline}\n  ${where}`, {
-      hint: 'If the change is intended, re-run with -u (or MACVM_UPDATE_SNAPSHOTS=changed) to accept it.',
-      details: { baselinePath, diffPixels: result.diffPixels, diffRatio: result.diffRatio, allowed, ...artifacts },
+    ...failure(baselinePath, artifact, new MacvmError('MACVM_SNAPSHOT_MISMATCH', [headline, ...(mismatch ? [mismatch] : []), where].join('\n  '), {
+      hint: mismatch
+        ? 'If the change is intended, or comes from the new environment, re-run with -u (or MACVM_UPDATE_SNAPSHOTS=changed) to accept it; to keep one baseline per environment, put {env} in pathTemplate.'
+        : 'If the change is intended, re-run with -u (or MACVM_UPDATE_SNAPSHOTS=changed) to accept it.',
+      details: { baselinePath, diffPixels: result.diffPixels, diffRatio: result.diffRatio, allowed, ...artifacts, ...(drift ? { fields: drift.fields, baseline: drift.recorded, current: environment } : {}) },
     })),
     compare: result,
   };
+}
+
+/** The baseline's recorded environment and the fields in which this run differs from it. */
+interface EnvironmentDrift {
+  recorded: SnapshotSidecar;
+  fields: string[];
+}
+
+function environmentDrift(recorded: SnapshotSidecar | undefined, environment: SnapshotEnvironment): EnvironmentDrift | undefined {
+  const fields = recorded ? environmentDifferences(recorded, environment) : [];
+  return recorded && fields.length > 0 ? { recorded, fields } : undefined;
+}
+
+/** "baseline taken on X, this run is Y (differs in guestBuild)" */
+function describeDrift(drift: EnvironmentDrift, environment: SnapshotEnvironment): string {
+  return `baseline taken on ${describeEnvironment(drift.recorded)}, this run is ${describeEnvironment(environment)} (differs in ${drift.fields.join(', ')})`;
 }
 
 function failure(baselinePath: string, artifact: Artifact, error: MacvmError): SnapshotOutcome {

@@ -9,6 +9,8 @@ export interface SnapshotDefaults {
   includeAA?: boolean;
   pathTemplate?: string;
   update?: UpdateMode;
+  /** See ImageSnapshotOptions.strictEnvironment. Default false. */
+  strictEnvironment?: boolean;
 }
 
 let defaults: SnapshotDefaults = {};

@@ -3,7 +3,8 @@ import { MacvmError } from '../errors.js';
 /**
  * When baselines are written:
  * - 'missing': write baselines that do not exist; a mismatch fails (the local default)
- * - 'changed': also rewrite baselines that mismatch, are corrupt, or come from another environment (vitest -u)
+ * - 'changed': also rewrite baselines that mismatch or are corrupt (vitest -u); a baseline from another
+ *              environment whose pixels match gets only its sidecar rewritten
  * - 'all':     rewrite every baseline compared
  * - 'none':    never write; a missing baseline fails (the default when CI is set)
  */

@@ -15,6 +15,9 @@ import { macvmErrorOf as rejected } from '../support/macvm-error.js';
 
 const SONOMA_144: SnapshotEnvironment = { provider: 'vz', guestOs: 'macOS 14.4', guestBuild: '23E214', gpu: 'Apple Paravirtual device', display: { width: 1920, height: 1080, scale: 2 } };
 const SONOMA_145: SnapshotEnvironment = { ...SONOMA_144, guestOs: 'macOS 14.5', guestBuild: '23F79' };
+// The real-world case: Debian's cloud kernel moved from -56 to -57, the VGA text console did not change.
+const DEBIAN_56: SnapshotEnvironment = { provider: 'qemu', guestOs: 'linux', guestBuild: '6.1.0-56-cloud-amd64', gpu: 'qemu VGA (std)' };
+const DEBIAN_57: SnapshotEnvironment = { ...DEBIAN_56, guestBuild: '6.1.0-57-cloud-amd64' };
 
 const page = encodePng(syntheticPage({ width: 320, height: 200, seed: 5 }));
 const pageChanged = encodePng(syntheticPage({ width: 320, height: 200, seed: 5, changes: [{ x: 40, y: 60, width: 20, height: 10 }] }));
@@ -41,6 +44,11 @@ function run(update: UpdateMode, extra: Partial<SnapshotRun> = {}): SnapshotRun 
 }
 const baselinePath = () => join(dir, 'specs', '__image_snapshots__', 'cart.spec.ts', 'cart.png');
 const artifact = (suffix: string) => join(dir, 'reports', 'artifacts', 'snapshots', 'specs', 'cart.spec.ts', `cart-${suffix}.png`);
+
+/** The baseline's bytes and its sidecar's text, to prove a run left them alone. */
+async function baselineFiles(): Promise<{ png: Buffer; sidecar: string }> {
+  return { png: await readFile(baselinePath()), sidecar: await readFile(`${baselinePath()}.json`, 'utf8') };
+}
 
 async function check(input: unknown, update: UpdateMode, options: ImageSnapshotOptions = {}, extra: Partial<SnapshotRun> = {}) {
   return matchImageSnapshot(input, options, run(update, extra));
@@ -149,18 +157,114 @@ describe('matchImageSnapshot', () => {
     expect((await rejected(check(Buffer.from('<html>not an image</html>'.repeat(4)), 'missing'))).code).toBe('MACVM_PNG_INVALID');
   });
 
-  it('says which environment fields differ instead of comparing pixels', async () => {
+  it.each(['none', 'missing'] as const)("passes a baseline from another kernel build whose pixels match, with a note, in '%s' mode", async (mode) => {
+    await check(page, 'missing', {}, { environment: DEBIAN_56 });
+    const before = await baselineFiles();
+    const outcome = await check(page, mode, {}, { environment: DEBIAN_57 });
+    expect(outcome).toMatchObject({ pass: true, status: 'matched' });
+    expect(outcome.error).toBeUndefined();
+    const note = 'baseline from linux (6.1.0-56-cloud-amd64) / qemu VGA (std) / qemu, pixels match (differs in guestBuild)';
+    expect(outcome.environmentNote).toBe(note);
+    expect(outcome.artifact!.snapshot).toMatchObject({ environmentNote: note, actual: 'artifacts/snapshots/specs/cart.spec.ts/cart-actual.png', diffPixels: 0 });
+    expect(outcome.artifact!.snapshot!.environmentMismatch).toBeUndefined();
+    expect((await readFile(artifact('actual'))).equals(page)).toBe(true);
+    // Neither the picture nor its sidecar is touched by a run that did not ask to update.
+    const after = await baselineFiles();
+    expect(after.png.equals(before.png)).toBe(true);
+    expect(after.sidecar).toBe(before.sidecar);
+  });
+
+  it('passes across environments within the usual tolerance, and fails beyond it', async () => {
+    await check(page, 'missing', {}, { environment: DEBIAN_56 });
+    const within = await check(pageChanged, 'none', { maxDiffPixels: 1000 }, { environment: DEBIAN_57 });
+    expect(within).toMatchObject({ pass: true, status: 'matched' });
+    expect(within.environmentNote).toContain('differs in guestBuild');
+    expect(within.artifact!.snapshot!.diffPixels).toBe(within.compare!.diffPixels);
+    expect(within.compare!.diffPixels).toBeGreaterThan(0);
+    const beyond = await check(pageChanged, 'none', { maxDiffPixels: 10 }, { environment: DEBIAN_57 });
+    expect(beyond.error?.code).toBe('MACVM_SNAPSHOT_MISMATCH');
+  });
+
+  it('fails different pixels from another environment as a pixel mismatch that names the environment', async () => {
     await check(page, 'missing');
     const outcome = await check(pageChanged, 'missing', {}, { environment: SONOMA_145 });
+    expect(outcome.pass).toBe(false);
+    expect(outcome.error?.code).toBe('MACVM_SNAPSHOT_MISMATCH');
+    const message = outcome.error!.message;
+    expect(message).toContain(`Image "cart" differs from its baseline: ${outcome.compare!.diffPixels.toLocaleString('en-US')} pixels`);
+    expect(message).toContain('baseline taken on macOS 14.4 (23E214) / Apple Paravirtual device / vz / 1920×1080@2x, this run is macOS 14.5 (23F79)');
+    expect(message).toContain('differs in guestOs, guestBuild');
+    expect(outcome.error!.details).toMatchObject({ fields: ['guestOs', 'guestBuild'] });
+    expect(outcome.artifact!.snapshot!.environmentMismatch).toContain('differs in guestOs, guestBuild');
+    expect(outcome.artifact!.snapshot!.environmentNote).toBeUndefined();
+    expect(outcome.artifact!.snapshot!.diff).toBe('artifacts/snapshots/specs/cart.spec.ts/cart-diff.png');
+    expect((await stat(artifact('diff'))).size).toBeGreaterThan(0);
+    expect((await readFile(baselinePath())).equals(page)).toBe(true); // not touched
+    expect(JSON.parse(await readFile(`${baselinePath()}.json`, 'utf8')).guestBuild).toBe('23E214');
+  });
+
+  it('fails a size change from another environment as a mismatch that names the environment', async () => {
+    await check(page, 'missing');
+    const smaller = encodePng(syntheticPage({ width: 300, height: 200, seed: 5 }));
+    const outcome = await check(smaller, 'missing', {}, { environment: { ...SONOMA_144, display: { width: 1280, height: 800, scale: 2 } } });
+    expect(outcome.error?.code).toBe('MACVM_SNAPSHOT_MISMATCH');
+    expect(outcome.error!.message).toContain('is 300×200 but its baseline is 320×200');
+    expect(outcome.error!.message).toContain('this run is macOS 14.4 (23E214) / Apple Paravirtual device / vz / 1280×800@2x (differs in display)');
+    expect(outcome.artifact!.snapshot!.environmentMismatch).toContain('differs in display');
+  });
+
+  it('with strictEnvironment refuses to compare a baseline from another environment, as before', async () => {
+    await check(page, 'missing', {}, { environment: DEBIAN_56 });
+    const before = await baselineFiles();
+    // The same pixels pass when the pixels decide...
+    expect(await check(page, 'missing', {}, { environment: DEBIAN_57 })).toMatchObject({ pass: true, status: 'matched' });
+    // ...and are not even compared under strictEnvironment.
+    const outcome = await check(page, 'missing', { strictEnvironment: true }, { environment: DEBIAN_57 });
     expect(outcome.error?.code).toBe('MACVM_SNAPSHOT_ENV_MISMATCH');
-    expect(outcome.error!.message).toContain('baseline taken on macOS 14.4 (23E214) / Apple Paravirtual device / vz / 1920×1080@2x, this run is macOS 14.5 (23F79)');
-    expect(outcome.error!.message).toContain('differs in guestOs, guestBuild');
-    expect(outcome.error!.message).toContain('{env} in pathTemplate');
+    expect(outcome.error!.message).toContain('was not compared: baseline taken on linux (6.1.0-56-cloud-amd64) / qemu VGA (std) / qemu, this run is linux (6.1.0-57-cloud-amd64)');
+    expect(outcome.error!.message).toContain('differs in guestBuild');
+    expect(outcome.error!.hint).toContain('{env} in pathTemplate');
     expect(outcome.artifact!.snapshot!.environmentMismatch).toContain('guestBuild');
     expect(outcome.compare).toBeUndefined();
-    // -u on the new environment re-records it.
-    expect(await check(pageChanged, 'changed', {}, { environment: SONOMA_145 })).toMatchObject({ status: 'updated' });
-    expect(JSON.parse(await readFile(`${baselinePath()}.json`, 'utf8')).guestBuild).toBe('23F79');
+    const after = await baselineFiles();
+    expect(after.png.equals(before.png)).toBe(true);
+    expect(after.sidecar).toBe(before.sidecar);
+    // -u on the new environment re-records it, picture and sidecar.
+    expect(await check(pageChanged, 'changed', { strictEnvironment: true }, { environment: DEBIAN_57 })).toMatchObject({ status: 'updated' });
+    expect((await readFile(baselinePath())).equals(pageChanged)).toBe(true);
+    expect(JSON.parse(await readFile(`${baselinePath()}.json`, 'utf8')).guestBuild).toBe('6.1.0-57-cloud-amd64');
+  });
+
+  it("-u ('changed') refreshes only the sidecar when the environment differs but the pixels match", async () => {
+    await check(page, 'missing', {}, { environment: DEBIAN_56 });
+    const before = await baselineFiles();
+    const writes: string[] = [];
+    const recording = async (path: string, data: Buffer | string) => {
+      writes.push(path);
+      await writeFileAtomic(path, data);
+    };
+    const outcome = await check(page, 'changed', {}, { environment: DEBIAN_57, writeFile: recording, now: () => new Date('2024-06-01T08:00:00Z') });
+    expect(outcome).toMatchObject({ pass: true, status: 'updated' });
+    expect(outcome.environmentNote).toContain('pixels match (differs in guestBuild); sidecar updated to linux (6.1.0-57-cloud-amd64)');
+    expect(outcome.artifact!.snapshot!.environmentNote).toBe(outcome.environmentNote);
+    expect(writes).toEqual([`${baselinePath()}.json`]); // through the same (atomic) writer, the PNG not at all
+    const after = await baselineFiles();
+    expect(after.png.equals(before.png)).toBe(true);
+    expect(JSON.parse(after.sidecar)).toEqual({ ...DEBIAN_57, takenAt: '2024-06-01T08:00:00.000Z' });
+    // The refreshed sidecar now agrees with this environment: a plain match, no note.
+    const again = await check(page, 'none', {}, { environment: DEBIAN_57 });
+    expect(again).toMatchObject({ pass: true, status: 'matched' });
+    expect(again.environmentNote).toBeUndefined();
+    expect(again.artifact).toBeUndefined();
+  });
+
+  it("-u ('changed') still rewrites picture and sidecar when the pixels from another environment differ", async () => {
+    await check(page, 'missing', {}, { environment: DEBIAN_56 });
+    const outcome = await check(pageChanged, 'changed', {}, { environment: DEBIAN_57 });
+    expect(outcome).toMatchObject({ pass: true, status: 'updated' });
+    expect(outcome.environmentNote).toBeUndefined();
+    expect((await readFile(baselinePath())).equals(pageChanged)).toBe(true);
+    expect(JSON.parse(await readFile(`${baselinePath()}.json`, 'utf8')).guestBuild).toBe('6.1.0-57-cloud-amd64');
   });
 
   it('keeps per-environment baselines apart with {env} in pathTemplate', async () => {
