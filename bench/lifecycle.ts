@@ -11,7 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { summarize } from '../src/bench/stats.js';
-import { chooseAccelerator, probeHost } from '../src/vm/qemu/accel.js';
+import { macvmHome } from '../src/vm/home.js';
+import { chooseAccelerator } from '../src/vm/qemu/accel.js';
+import { qemuBinary } from '../src/vm/qemu/args.js';
+import { resolveQemuSettings } from '../src/vm/qemu/settings.js';
 import { createOverlay } from '../src/vm/qemu/qemu-img.js';
 import { startMacVM } from '../src/vm/start.js';
 
@@ -86,7 +89,8 @@ async function bootTimes(boots: number): Promise<void> {
     }
   }
   const r = summarize(ready);
-  const accel = chooseAccelerator(await probeHost(), 'x86_64');
+  const settings = resolveQemuSettings(undefined);
+  const { accel } = await chooseAccelerator({ guestArch: 'x86_64', requested: settings.accelerator, binary: qemuBinary('x86_64', settings.binary), home: macvmHome() });
   console.log(`boot-to-ready (linux-test, qemu/${accel}, 1 vCPU, 256 MiB), ${boots} boots, median [95% CI] s`);
   console.log(`  start → ready (startMacVM)      ${sec(r.medianMs)} [${sec(r.ciLowMs)}–${sec(r.ciHighMs)}]`);
   if (marker.length) {

@@ -1,6 +1,7 @@
 import { parseSizeBytes } from '../util/size.js';
 import type { OrchardSettings } from '../vm/orchard/settings.js';
 import type { SshProviderSettings } from '../vm/ssh/settings.js';
+import { ACCELERATOR_SETTINGS, type QemuSettings } from '../vm/qemu/settings.js';
 import type { ProviderName } from '../vm/types.js';
 
 /**
@@ -47,6 +48,12 @@ export interface MacvmConfig {
   reports?: ReportsConfig;
   /** The machine the `ssh` provider logs in to (nothing is cloned or booted there). */
   ssh?: SshTargetConfig;
+  /**
+   * The qemu provider: `accelerator` 'auto' (default: kvm or hvf once a probe has run a guest
+   * under it on this host, else tcg), 'kvm', 'hvf' or 'tcg' (env MACVM_ACCEL); `binary`, a
+   * qemu-system binary to run instead of qemu-system-<arch> (env MACVM_QEMU_BINARY).
+   */
+  qemu?: QemuSettings;
   /**
    * The Orchard controller the `orchard` provider runs VMs on (a fleet of Macs):
    * `{ controller: 'orchard.example:6120', serviceAccount: { name, token } }`, or an Orchard CLI
@@ -219,6 +226,10 @@ export const CONFIG_RULE: Rule = {
       keys: { history: nonEmpty, failOnRegression: { kind: 'number', min: 0, exclusiveMin: true } },
     },
     reports: { kind: 'object', keys: { dir: nonEmpty, html: { kind: 'boolean' }, junit: { kind: 'boolean' } } },
+    qemu: {
+      kind: 'object',
+      keys: { accelerator: { kind: 'enum', values: ACCELERATOR_SETTINGS }, binary: nonEmpty },
+    },
     ssh: {
       kind: 'object',
       required: ['host', 'user', 'hostKey'],

@@ -4,6 +4,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { MacvmError, messageOf } from '../errors.js';
 import { parseSize } from '../util/size.js';
 import { macvmHome } from '../vm/home.js';
+import type { QemuSettings } from '../vm/qemu/settings.js';
 import type { ProviderName } from '../vm/types.js';
 import {
   CONFIG_RULE,
@@ -52,6 +53,8 @@ export interface ResolvedConfig {
   /** `dir` is absolute. */
   reports: { dir: string; html: boolean; junit: boolean };
   ssh?: SshTargetConfig;
+  /** As written; MACVM_ACCEL and MACVM_QEMU_BINARY are applied by the provider (src/vm/qemu/settings.ts). */
+  qemu?: QemuSettings;
   /** As written; ORCHARD_* variables are applied by the provider (src/vm/orchard/settings.ts), as Orchard's CLI applies them. */
   orchard?: OrchardConfig;
 }
@@ -209,6 +212,7 @@ export function resolveConfig(raw: unknown, options: ResolveOptions): ResolvedCo
       junit: config.reports?.junit ?? true,
     },
     ssh: config.ssh,
+    qemu: config.qemu,
     orchard: config.orchard,
   };
 }

@@ -40,6 +40,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     images: config.images as RunContext['images'],
     snapshots: config.snapshots,
     ssh: config.ssh as RunContext['ssh'],
+    qemu: config.qemu as RunContext['qemu'],
     // The config file goes along so the reaper can read the orchard credentials again to delete a VM.
     orchard: { ...config.orchard, configFile: config.configFile },
   };

@@ -2,7 +2,7 @@ import type { ProviderName } from '../vm/types.js';
 import type { RunContext } from './run-context.js';
 
 /** The parts of macvm.config.ts providers need: per-image logins, the ssh target, the Orchard controller. */
-export type ProviderSettingsSource = Pick<RunContext, 'images' | 'ssh' | 'orchard'>;
+export type ProviderSettingsSource = Pick<RunContext, 'images' | 'ssh' | 'orchard' | 'qemu'>;
 
 /**
  * What each provider gets from the config: the ssh target; per-image guest logins (pinned
@@ -11,6 +11,7 @@ export type ProviderSettingsSource = Pick<RunContext, 'images' | 'ssh' | 'orchar
  */
 export function providerSettings(provider: ProviderName, config: ProviderSettingsSource): Record<string, unknown> | undefined {
   if (provider === 'ssh') return config.ssh;
+  if (provider === 'qemu') return config.qemu;
   if (provider === 'orchard') {
     const images = Object.entries(config.images).flatMap(([name, image]) =>
       image.ssh || image.source ? [[name, { ...image.ssh, ...(image.source ? { source: image.source } : {}) }] as const] : [],

@@ -21,6 +21,8 @@ export interface RunContext {
   snapshots: { update?: 'missing' | 'changed' | 'all' | 'none'; pathTemplate: string; threshold: number; maxDiffPixels: number; maxDiffPixelRatio: number; strictEnvironment?: boolean };
   /** Settings for the ssh provider. */
   ssh?: Record<string, unknown>;
+  /** Settings for the qemu provider (accelerator, binary). */
+  qemu?: Record<string, unknown>;
   /** Settings for the orchard provider (the config's `orchard`, plus the config file it came from). */
   orchard?: Record<string, unknown>;
 }

@@ -17,7 +17,8 @@ export interface ProviderOptions {
 export async function loadProvider(name: ProviderName, options: ProviderOptions = {}): Promise<Provider> {
   switch (name) {
     case 'qemu':
-      return createQemuProvider({ detached: options.detached });
+      // settings: { accelerator?, binary? } (src/vm/qemu/settings.ts), checked when the provider is made.
+      return createQemuProvider({ detached: options.detached, settings: options.settings });
     case 'ssh': {
       // An existing machine: settings { host, port?, user, privateKeyPath | password, hostKey, os?, arch? }, validated in prepare().
       const { createSshProviderFromConfig } = await import('./ssh/provider.js');

@@ -36,6 +36,9 @@ export async function createTestHome(options: { images?: TestImage[] } = {}): Pr
   const home = await mkdtemp(join(tmpdir(), 'macvm-home-'));
   await mkdir(join(home, 'images'), { recursive: true });
   for (const name of names) await symlink(imageDir(name), join(home, 'images', name));
+  // The accelerator verdict is a fact of the host, not of a home: probed once, shared by every test home.
+  await mkdir(join(realHome, 'accel'), { recursive: true, mode: 0o700 });
+  await symlink(join(realHome, 'accel'), join(home, 'accel'));
   process.env.MACVM_HOME = home;
   const qemuPids = () => pidsWithArgument(home);
   return {

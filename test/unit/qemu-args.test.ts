@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chooseAccelerator } from '../../src/vm/qemu/accel.js';
+import { PROBE_MARKER, x86ProbeBootSector } from '../../src/vm/qemu/accel-payload.js';
 import { buildQemuArgs, kernelCommandLine, type QemuLaunchSpec } from '../../src/vm/qemu/args.js';
 
 const base: QemuLaunchSpec = {
@@ -66,14 +66,23 @@ describe('kernelCommandLine', () => {
   });
 });
 
-describe('chooseAccelerator', () => {
-  it('uses KVM on Linux only when /dev/kvm is usable and the arch matches', () => {
-    expect(chooseAccelerator({ platform: 'linux', arch: 'x64', kvmUsable: true }, 'x86_64')).toBe('kvm');
-    expect(chooseAccelerator({ platform: 'linux', arch: 'x64', kvmUsable: false }, 'x86_64')).toBe('tcg');
-    expect(chooseAccelerator({ platform: 'linux', arch: 'x64', kvmUsable: true }, 'aarch64')).toBe('tcg');
+describe('CPU model', () => {
+  const spec = { name: 'x', arch: 'x86_64' as const, machine: 'q35', cpus: 1, memoryMiB: 256, disk: 'd', sshHostPort: 1, qmpSocket: 'q', consoleLog: 'c', display: false };
+  const cpuOf = (args: string[]) => args[args.indexOf('-cpu') + 1];
+  it('is the one the accelerator probe proved, else host under kvm and an emulated model under tcg', () => {
+    expect(cpuOf(buildQemuArgs({ ...spec, accel: 'kvm', cpu: 'host,-arch-capabilities' }))).toBe('host,-arch-capabilities');
+    expect(cpuOf(buildQemuArgs({ ...spec, accel: 'kvm' }))).toBe('host');
+    expect(cpuOf(buildQemuArgs({ ...spec, accel: 'tcg' }))).toBe('qemu64');
   });
-  it('uses HVF on macOS for same-arch guests', () => {
-    expect(chooseAccelerator({ platform: 'darwin', arch: 'arm64', kvmUsable: false }, 'aarch64')).toBe('hvf');
-    expect(chooseAccelerator({ platform: 'darwin', arch: 'arm64', kvmUsable: false }, 'x86_64')).toBe('tcg');
+});
+
+describe('accelerator probe guest', () => {
+  it('is one bootable sector whose message is the marker', () => {
+    const sector = x86ProbeBootSector();
+    expect(sector.length).toBe(512);
+    expect([sector[510], sector[511]]).toEqual([0x55, 0xaa]);
+    // mov si, imm16 at offset 9 points at the message: 0x7c00 + its offset in the sector.
+    const messageAt = sector.readUInt16LE(10) - 0x7c00;
+    expect(sector.subarray(messageAt, messageAt + PROBE_MARKER.length).toString('latin1')).toBe(PROBE_MARKER);
   });
 });

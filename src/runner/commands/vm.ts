@@ -288,6 +288,7 @@ function settingsFor(provider: ProviderName, config: ResolvedConfig): Record<str
   return providerSettings(provider, {
     images: config.images as RunContext['images'],
     ssh: config.ssh as RunContext['ssh'],
+    qemu: config.qemu as RunContext['qemu'],
     orchard: { ...config.orchard, configFile: config.configFile },
   });
 }

@@ -1,10 +1,12 @@
 import type { GuestArch } from '../types.js';
-import type { Accelerator } from './accel.js';
+import { emulatedCpuModel, type Accelerator } from './accel.js';
 
 export interface QemuLaunchSpec {
   name: string;
   arch: GuestArch;
   accel: Accelerator;
+  /** The -cpu model; default: 'host' under kvm/hvf, an emulated model under tcg. */
+  cpu?: string;
   /** 'q35' | 'pc' | 'microvm' for x86_64; 'virt' for aarch64. */
   machine: string;
   cpus: number;
@@ -21,7 +23,9 @@ export interface QemuLaunchSpec {
   tscKhz?: number;
 }
 
-export function qemuBinary(arch: GuestArch): string {
+/** qemu-system-<arch> from PATH, unless the settings name another binary (a path or a name). */
+export function qemuBinary(arch: GuestArch, override?: string): string {
+  if (override) return override;
   return arch === 'x86_64' ? 'qemu-system-x86_64' : 'qemu-system-aarch64';
 }
 
@@ -80,8 +84,8 @@ function machineOption(spec: QemuLaunchSpec): string {
 }
 
 function cpuModel(spec: QemuLaunchSpec): string {
-  if (spec.accel === 'kvm' || spec.accel === 'hvf') return 'host';
-  return spec.arch === 'x86_64' ? 'qemu64' : 'cortex-a72';
+  if (spec.cpu) return spec.cpu;
+  return spec.accel === 'kvm' || spec.accel === 'hvf' ? 'host' : emulatedCpuModel(spec.arch);
 }
 
 export function kernelCommandLine(spec: Pick<QemuLaunchSpec, 'append' | 'arch' | 'machine' | 'tscKhz'>): string {

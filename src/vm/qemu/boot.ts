@@ -10,14 +10,19 @@ import { isSameProcess, processStartTime, waitForExit } from '../../util/process
 import type { Deadline } from '../deadline.js';
 import { writeVmRecord, type VmRecord } from '../runtime-dir.js';
 import type { BootOptions, Clone, ExitInfo, GuestEndpoint, RunningVM } from '../types.js';
-import { chooseAccelerator, probeHost } from './accel.js';
+import { chooseAccelerator } from './accel.js';
 import { buildQemuArgs, qemuBinary, type QemuLaunchSpec } from './args.js';
 import type { QemuImageManifest } from './manifest.js';
+import type { ResolvedQemuSettings } from './settings.js';
 import { QmpClient } from './qmp.js';
 
 export interface QemuBootExtras {
   /** Start qemu in its own process group so it outlives this process (`macvm vm start`). */
   detached?: boolean;
+  /** Accelerator and binary, environment over config. */
+  settings: ResolvedQemuSettings;
+  /** MACVM_HOME, where accelerator verdicts are cached. */
+  home: string;
 }
 
 interface QemuClone extends Clone {
@@ -30,13 +35,22 @@ export async function bootQemu(clone: QemuClone, overlay: string, record: VmReco
   const { deadline } = options;
   return deadline.run('boot', async () => {
     const manifest = clone.image.manifest;
-    const accel = chooseAccelerator(await probeHost(), manifest.arch);
+    const binary = qemuBinary(manifest.arch, options.settings.binary);
+    const accel = await chooseAccelerator({
+      guestArch: manifest.arch,
+      requested: options.settings.accelerator,
+      binary,
+      home: options.home,
+      // Once per host state (the verdict is cached): say why this host runs emulated.
+      onFallback: (reason) => process.stderr.write(`macvm: ${reason}\n`),
+    });
     const machine = options.display ? manifest.displayMachine : manifest.machine;
     for (let attempt = 1; ; attempt++) {
       const spec: QemuLaunchSpec = {
         name: clone.id,
         arch: manifest.arch,
-        accel,
+        accel: accel.accel,
+        cpu: accel.cpu,
         machine,
         cpus: options.cpus,
         memoryMiB: options.memoryMiB,
@@ -51,9 +65,9 @@ export async function bootQemu(clone: QemuClone, overlay: string, record: VmReco
         display: options.display,
         tscKhz: hostTscKhz(),
       };
-      const child = spawnQemu(spec, clone.runtimeDir, options.detached ?? false);
+      const child = spawnQemu(binary, spec, clone.runtimeDir, options.detached ?? false);
       const pid = child.pid;
-      if (pid === undefined) throw new MacvmError('MACVM_BOOT_FAILED', `Could not start ${qemuBinary(spec.arch)}.`);
+      if (pid === undefined) throw new MacvmError('MACVM_BOOT_FAILED', `Could not start ${binary}.`);
       const exited = childExit(child);
       const updated: VmRecord = {
         ...record,
@@ -71,17 +85,17 @@ export async function bootQemu(clone: QemuClone, overlay: string, record: VmReco
       const log = await readQemuLog(clone.runtimeDir);
       if (/Could not set up host forwarding rule/i.test(log) && attempt < PORT_ATTEMPTS) continue;
       throw new MacvmError('MACVM_BOOT_FAILED', `qemu exited during start-up:\n${log.trim().split('\n').slice(-10).join('\n')}`, {
-        hint: /kvm/i.test(log) ? 'KVM is not usable here; check /dev/kvm permissions.' : 'See qemu.log in the runtime dir; `macvm doctor` checks the host.',
-        details: { argv: [qemuBinary(spec.arch), ...buildQemuArgs(spec)] },
+        hint: /kvm|hvf/i.test(log) ? `The ${accel.accel} accelerator failed (${accel.reason}); MACVM_ACCEL=tcg forces emulation.` : 'See qemu.log in the runtime dir; `macvm doctor` checks the host.',
+        details: { argv: [binary, ...buildQemuArgs(spec)], accelerator: accel.accel, acceleratorReason: accel.reason },
       });
     }
   });
 }
 
-function spawnQemu(spec: QemuLaunchSpec, runtimeDir: string, detached: boolean): ChildProcess {
+function spawnQemu(binary: string, spec: QemuLaunchSpec, runtimeDir: string, detached: boolean): ChildProcess {
   const logFd = openSync(join(runtimeDir, 'qemu.log'), 'a', 0o600);
   try {
-    const child = spawn(qemuBinary(spec.arch), buildQemuArgs(spec), {
+    const child = spawn(binary, buildQemuArgs(spec), {
       cwd: runtimeDir,
       stdio: ['ignore', logFd, logFd],
       detached,

@@ -9,6 +9,7 @@ import type { Clone, CloneOptions, Image, Provider } from '../types.js';
 import { readQemuManifest, type QemuImageManifest } from './manifest.js';
 import { createOverlay, virtualSizeBytes } from './qemu-img.js';
 import { bootQemu, type QemuBootExtras } from './boot.js';
+import { resolveQemuSettings } from './settings.js';
 
 export interface QemuImage extends Image {
   provider: 'qemu';
@@ -19,10 +20,13 @@ export interface QemuProviderOptions {
   home?: string;
   /** Keep the VM process running after this process exits (`macvm vm start`). */
   detached?: boolean;
+  /** The config's `qemu` section (accelerator, binary); MACVM_ACCEL / MACVM_QEMU_BINARY override it. */
+  settings?: Record<string, unknown>;
 }
 
 export function createQemuProvider(options: QemuProviderOptions = {}): Provider {
   const home = options.home ?? macvmHome();
+  const settings = resolveQemuSettings(options.settings);
   return {
     name: 'qemu',
     async prepare(imageRef: string): Promise<QemuImage> {
@@ -85,7 +89,7 @@ export function createQemuProvider(options: QemuProviderOptions = {}): Provider 
         await rm(runtimeDir, { recursive: true, force: true });
         throw error;
       }
-      return new QemuClone(id, qemuImage, runtimeDir, overlay, record);
+      return new QemuClone(id, qemuImage, runtimeDir, overlay, record, { settings, home });
     },
   };
 }
@@ -100,11 +104,12 @@ class QemuClone implements Clone {
     readonly runtimeDir: string,
     private readonly overlay: string,
     private readonly record: VmRecord,
+    private readonly host: Pick<QemuBootExtras, 'settings' | 'home'>,
   ) {}
 
-  async boot(options: Parameters<Clone['boot']>[0] & QemuBootExtras) {
+  async boot(options: Parameters<Clone['boot']>[0] & Pick<QemuBootExtras, 'detached'>) {
     if (this.destroyed) throw new MacvmError('MACVM_VM_STOPPED', `Clone ${this.id} was destroyed.`);
-    this.running = await bootQemu(this, this.overlay, this.record, options);
+    this.running = await bootQemu(this, this.overlay, this.record, { ...options, ...this.host });
     return this.running;
   }
 
