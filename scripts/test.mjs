@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// `npm test`: build, type-check, make sure the host has what the tests use (doctor --fix:
-// Debian packages and the linux-test guest), then run every vitest project. Ends with a
-// plain "N passed, N failed, N skipped" line that CI systems can read.
+// `npm test`: build, type-check, make sure the host has what the tests use (doctor --fix
+// --with-test-tools: the Debian packages in src/vm/host-requirements.ts, and the linux-test
+// and linux-browser guests), then run every vitest project. Ends with a plain
+// "N passed, N failed, N skipped" line that CI systems can read.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -8,6 +8,7 @@ import { qemuBinary } from '../../vm/qemu/args.js';
 import { buildLinuxBrowserImage } from '../../vm/qemu/image/build-linux-browser.js';
 import { buildLinuxTestImage, missingHostTools } from '../../vm/qemu/image/build-linux-test.js';
 import { defaultProviderName } from '../../vm/providers.js';
+import { findTool, HOST_REQUIREMENTS, missingRequirements, requirementsFor } from '../../vm/host-requirements.js';
 import { findConfigFile, loadConfig } from '../config.js';
 import type { Command } from './command.js';
 import { parseCommandArgs, writeJson } from './args.js';
@@ -23,12 +24,11 @@ interface Check {
   fix?: string;
 }
 
-/** What the project's own test-suite needs besides the runtime: a real sshd, chromium + chromedriver. */
-const TEST_TOOLS: Array<{ bin: string; apt: string }> = [
-  { bin: '/usr/sbin/sshd', apt: 'openssh-server' },
-  { bin: '/usr/bin/chromium', apt: 'chromium' },
-  { bin: '/usr/bin/chromedriver', apt: 'chromium-driver' },
-];
+/** The Debian package that brings `bin`, from the one host list. */
+function aptFor(bin: string): string[] {
+  const requirement = HOST_REQUIREMENTS.find((r) => r.bin === bin);
+  return requirement ? [requirement.apt] : [];
+}
 
 export const doctorCommand: Command = {
   path: ['doctor'],
@@ -38,12 +38,18 @@ export const doctorCommand: Command = {
 Says which providers work on this host, which accelerator qemu would use, and what is
 missing, with the command that fixes it.
 
-  --fix               install what is missing (Debian/Ubuntu: apt-get) and build the
-                      linux-test guest if it is not built yet
+  --fix               install what is missing (Debian/Ubuntu: apt-get, as root or with
+                      passwordless sudo) and build the linux-test guest if it is not built yet
   --with-test-tools   also check (and with --fix install or build) what macvm's own tests
-                      use: openssh-server, chromium, chromium-driver, the linux-browser guest
+                      run on this host (sshd, chromium, chromedriver, cpio, busybox, …) and
+                      the linux-browser guest
   --quiet             print only problems
-  --json              machine-readable result`,
+  --json              machine-readable result
+
+What is checked and installed is one list, src/vm/host-requirements.ts: each program with
+its Debian package, for running qemu guests, building the linux-test/linux-browser guests,
+and macvm's own tests. \`npm run check:native\` (compiling the macOS addon) needs clang
+and a macOS SDK besides; doctor does not install those.`,
   async run({ argv, stdout, stderr }) {
     const { values } = parseCommandArgs(
       'doctor',
@@ -101,10 +107,10 @@ async function runChecks(withTestTools: boolean, fix = false): Promise<Check[]> 
   checks.push(
     qemu
       ? { area: 'qemu', ok: true, detail: `${qemu}; accelerator: ${accel}${accel === 'tcg' ? ' (software emulation: slower, works everywhere)' : ''}` }
-      : { area: 'qemu', ok: false, detail: 'qemu-system-x86_64 not found', apt: ['qemu-system-x86'] },
+      : { area: 'qemu', ok: false, detail: 'qemu-system-x86_64 not found', apt: aptFor('qemu-system-x86_64') },
   );
   const qemuImg = await versionOf('qemu-img', ['--version']);
-  checks.push(qemuImg ? { area: 'qemu-img', ok: true, detail: qemuImg } : { area: 'qemu-img', ok: false, detail: 'qemu-img not found', apt: ['qemu-utils'] });
+  checks.push(qemuImg ? { area: 'qemu-img', ok: true, detail: qemuImg } : { area: 'qemu-img', ok: false, detail: 'qemu-img not found', apt: aptFor('qemu-img') });
 
   const buildTools = await missingHostTools();
   checks.push(
@@ -116,12 +122,12 @@ async function runChecks(withTestTools: boolean, fix = false): Promise<Check[]> 
   checks.push(built ? { area: 'image', ok: true, detail: `linux-test built (${homePaths().image('linux-test')})` } : { area: 'image', ok: false, detail: 'linux-test is not built', fix: 'macvm image build linux-test' });
 
   if (withTestTools) {
-    const missing = [];
-    for (const tool of TEST_TOOLS) if (!(await exists(tool.bin))) missing.push(tool);
+    const testTools = requirementsFor('tests');
+    const missing = await missingRequirements(testTools);
     checks.push(
-      missing.length === 0
-        ? { area: 'test tools', ok: true, detail: 'sshd, chromium and chromedriver found' }
-        : { area: 'test tools', ok: false, detail: `missing: ${missing.map((m) => m.bin).join(', ')}`, apt: missing.map((m) => m.apt) },
+      missing.tools.length === 0
+        ? { area: 'test tools', ok: true, detail: `all ${testTools.length} programs macvm's own tests run on this host are installed` }
+        : { area: 'test tools', ok: false, detail: `missing: ${missing.tools.join(', ')}`, apt: missing.aptPackages },
     );
     checks.push(
       (await imageBuilt('linux-browser'))
@@ -209,16 +215,22 @@ async function aptInstall(packages: string[], log: NodeJS.WritableStream | undef
     });
   }
   const root = process.getuid?.() === 0;
+  if (!root && !(await findTool('sudo'))) {
+    throw new MacvmError('MACVM_HOST_TOOL_MISSING', `Missing packages: ${packages.join(', ')}; installing them needs root, and this host has no sudo.`, {
+      hint: `As root: apt-get install -y --no-install-recommends ${packages.join(' ')}`,
+    });
+  }
   log?.write(`Installing ${packages.join(' ')} …\n`);
+  // sudo resets the environment, so DEBIAN_FRONTEND goes through env(1); -n: fail rather than ask for a password.
   const run = (args: string[]) => {
-    const [bin, ...rest] = root ? args : ['sudo', '-n', ...args];
-    return execa(bin!, rest, { env: { DEBIAN_FRONTEND: 'noninteractive' }, reject: false, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [bin, ...rest] = root ? args : ['sudo', '-n', 'env', 'DEBIAN_FRONTEND=noninteractive', ...args];
+    return execa(bin!, rest, { env: { DEBIAN_FRONTEND: 'noninteractive' }, reject: false, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
   };
   await run(['apt-get', 'update', '-qq']);
   const result = await run(['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...packages]);
   if (result.exitCode !== 0) {
-    throw new MacvmError('MACVM_HOST_TOOL_MISSING', `apt-get could not install ${packages.join(' ')}:\n${String(result.stderr).trim().split('\n').slice(-5).join('\n')}`, {
-      hint: `Run it yourself: sudo apt-get install -y --no-install-recommends ${packages.join(' ')}`,
+    throw new MacvmError('MACVM_HOST_TOOL_MISSING', `apt-get could not install ${packages.join(' ')}:\n${String(result.stderr || result.message).trim().split('\n').slice(-5).join('\n')}`, {
+      hint: `Run it yourself${root ? '' : ' (doctor uses `sudo -n`, which needs passwordless sudo)'}: sudo apt-get install -y --no-install-recommends ${packages.join(' ')}`,
     });
   }
 }
