@@ -12,6 +12,7 @@ import { homePaths } from '../../src/vm/home.js';
 import type { QemuImageManifest } from '../../src/vm/qemu/manifest.js';
 import { QmpClient } from '../../src/vm/qemu/qmp.js';
 import { buildLinuxTestImage, intactImage, type BuildProgress } from '../../src/vm/qemu/image/build-linux-test.js';
+import { defaultDownloadsDir } from '../../src/vm/qemu/image/cached-build.js';
 
 // The real linux-test image, booted by a plain qemu command line (not the provider):
 // this checks the image itself. It uses the image in $MACVM_HOME when one is built and
@@ -56,6 +57,24 @@ describe('linux-test image', () => {
     expect(manifest.headlessKernel).toBe('vmlinux');
     expect((await stat(join(imageDir, manifest.disk))).mode & 0o777).toBe(0o444);
     expect((await stat(join(imageDir, manifest.ssh.privateKey))).mode & 0o777).toBe(0o600);
+  });
+
+  it('records every .deb that went in: name, version, and the sha256 of the downloaded file', async (context) => {
+    // Images built before inputs were recorded stay valid (same recipe): nothing to check there.
+    if (!manifest.inputs) context.skip(`${imageDir} predates recorded inputs; \`macvm image build linux-test --force\` records them`);
+    const inputs = manifest.inputs!;
+    const names = inputs.map((i) => i.name);
+    expect(names).toEqual([...names].sort());
+    expect(names).toEqual(expect.arrayContaining(['busybox-static', 'dropbear-bin', 'openssh-sftp-server', 'libc6', manifest.facts.kernelPackage!.split(' ')[0]]));
+    expect(inputs.find((i) => i.name === 'busybox-static')!.version).toBe(manifest.facts.busybox);
+    const downloads = defaultDownloadsDir(imageDir);
+    for (const input of inputs) {
+      expect(input.sha256).toMatch(/^[0-9a-f]{64}$/);
+      const file = join(downloads, `${input.name}_${input.version.replace(/:/g, '%3a')}_${input.architecture}.deb`);
+      const data = await readFile(file).catch(() => undefined);
+      // The downloads cache may have been cleared since; what is there must match.
+      if (data) expect(sha256(data), file).toBe(input.sha256);
+    }
   });
 
   it('a second build with the image intact does nothing and returns the same manifest', async () => {

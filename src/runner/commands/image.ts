@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MacvmError } from '../../errors.js';
 import { homePaths } from '../../vm/home.js';
-import { readQemuManifest } from '../../vm/qemu/manifest.js';
+import { readQemuManifest, type ImageInput } from '../../vm/qemu/manifest.js';
 import { BUNDLE_FILES, readBundleConfig } from '../../vm/vz/bundle-config.js';
 import { buildLinuxBrowserImage } from '../../vm/qemu/image/build-linux-browser.js';
 import { buildLinuxTestImage } from '../../vm/qemu/image/build-linux-test.js';
@@ -24,7 +25,11 @@ export const imageLsCommand: Command = {
 
 Lists the images under MACVM_HOME/images — qemu images and vz bundles made by
 \`macvm image create\` — with their OS, architecture and size on disk. Tart's own images:
-\`tart list\`.`,
+\`tart list\`.
+
+INPUTS: for images macvm built from Debian packages, how many .debs went in and a short
+digest of their names, versions and SHA256s (equal digests: the same inputs). --json
+lists every one under \`inputs\` (name, version, architecture, sha256 of the .deb).`,
   async run({ argv, stdout }) {
     const { values } = parseCommandArgs('image ls', argv, { json: { type: 'boolean' } }, false);
     const images = await listImages();
@@ -36,9 +41,10 @@ Lists the images under MACVM_HOME/images — qemu images and vz bundles made by
       stdout.write('No images. Build the test guest with `macvm image build linux-test`.\n');
       return 0;
     }
-    const rows = [['NAME', 'PROVIDER', 'OS', 'ARCH', 'DISK', 'CREATED', 'STATUS']];
+    const rows = [['NAME', 'PROVIDER', 'OS', 'ARCH', 'DISK', 'CREATED', 'INPUTS', 'STATUS']];
     for (const image of images) {
-      rows.push([image.name, image.provider ?? '?', image.os ?? '?', image.arch ?? '?', image.diskMiB === undefined ? '?' : `${image.diskMiB} MiB`, image.createdAt?.slice(0, 19) ?? '?', image.status]);
+      const inputs = image.inputs ? `${image.inputs.length} debs ${inputsDigest(image.inputs)}` : '-';
+      rows.push([image.name, image.provider ?? '?', image.os ?? '?', image.arch ?? '?', image.diskMiB === undefined ? '?' : `${image.diskMiB} MiB`, image.createdAt?.slice(0, 19) ?? '?', inputs, image.status]);
     }
     stdout.write(table(rows));
     return 0;
@@ -115,6 +121,14 @@ interface ImageListing {
   arch?: string;
   createdAt?: string;
   diskMiB?: number;
+  /** The .debs a built qemu image was made from (image.json `inputs`); absent for older builds and other images. */
+  inputs?: ImageInput[];
+}
+
+/** 12 hex digits over every input's name, version and sha256: equal for the same inputs. */
+export function inputsDigest(inputs: readonly ImageInput[]): string {
+  const lines = inputs.map((i) => `${i.name} ${i.version} ${i.architecture} ${i.sha256}\n`).sort();
+  return createHash('sha256').update(lines.join('')).digest('hex').slice(0, 12);
 }
 
 async function listImages(): Promise<ImageListing[]> {
@@ -152,7 +166,17 @@ async function describeImage(name: string, dir: string): Promise<ImageListing> {
   try {
     const manifest = await readQemuManifest(dir, name);
     const disk = await stat(join(dir, manifest.disk));
-    return { name, dir, provider: 'qemu', status: 'ok', os: manifest.os, arch: manifest.arch, createdAt: manifest.createdAt, diskMiB: allocatedMiB(disk) };
+    return {
+      name,
+      dir,
+      provider: 'qemu',
+      status: 'ok',
+      os: manifest.os,
+      arch: manifest.arch,
+      createdAt: manifest.createdAt,
+      diskMiB: allocatedMiB(disk),
+      ...(Array.isArray(manifest.inputs) ? { inputs: manifest.inputs } : {}),
+    };
   } catch {
     return { name, dir, status: 'corrupt' };
   }

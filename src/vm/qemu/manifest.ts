@@ -36,6 +36,20 @@ export interface QemuImageManifest {
   /** Printed on the serial console when the guest's SSH server listens (readiness lag). */
   readyMarker?: string;
   facts: Record<string, string>;
+  /**
+   * Every Debian package that went into the image, as fetched with `apt-get download`
+   * (sorted by name). Absent in images built before it was recorded: read it as optional.
+   */
+  inputs?: ImageInput[];
+}
+
+/** One .deb an image was built from. */
+export interface ImageInput {
+  name: string;
+  version: string;
+  architecture: string;
+  /** SHA256 of the .deb file (apt's checksum, verified against the downloaded file). */
+  sha256: string;
 }
 
 export const MANIFEST_FILE = 'image.json';

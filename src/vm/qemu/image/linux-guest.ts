@@ -3,7 +3,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { messageOf } from '../../../errors.js';
 import { writeFileAtomic } from '../../../util/atomic-write.js';
-import { MANIFEST_FILE, type QemuImageManifest } from '../manifest.js';
+import { MANIFEST_FILE, type ImageInput, type QemuImageManifest } from '../manifest.js';
 import { defaultDownloadsDir, type BuildProgress, type ImageBuildOptions } from './cached-build.js';
 import { describePackages, downloadPackages, extractPackage, kernelRelease, resolveKernelPackage, type DebPackage } from './debs.js';
 import { DISK_SIZE, makeRootDisk } from './disk.js';
@@ -137,10 +137,21 @@ export async function buildLinuxGuest(out: string, work: string, recipe: LinuxGu
     ssh: { user: 'root', privateKey: FILES.privateKey, hostKey: keys.hostPublicKey, port: 22 },
     readyMarker: READY_MARKER,
     facts,
+    inputs: imageInputs(packages),
   };
   // Written last: an image dir without image.json is never taken for a finished image.
   await writeFileAtomic(join(out, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o644 });
   return manifest;
+}
+
+/**
+ * What went in, for image.json: name, version, architecture and SHA256 of each .deb. The
+ * checksum is apt's, and downloadPackages has checked the file on disk against it.
+ */
+export function imageInputs(packages: readonly DebPackage[]): ImageInput[] {
+  return packages
+    .map(({ name, version, architecture, sha256 }) => ({ name, version, architecture, sha256 }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 /** os.cpus() reports speed 0 on some virtual hosts; /proc/cpuinfo still has "cpu MHz". */
