@@ -3,8 +3,9 @@ import { arch, cpus, platform, totalmem } from 'node:os';
 import { execa } from 'execa';
 import { MacvmError } from '../../errors.js';
 import { homePaths } from '../../vm/home.js';
-import { chooseAccelerator, probeHost } from '../../vm/qemu/accel.js';
+import { chooseAccelerator } from '../../vm/qemu/accel.js';
 import { qemuBinary } from '../../vm/qemu/args.js';
+import { resolveQemuSettings } from '../../vm/qemu/settings.js';
 import { buildLinuxBrowserImage } from '../../vm/qemu/image/build-linux-browser.js';
 import { buildLinuxTestImage, missingHostTools } from '../../vm/qemu/image/build-linux-test.js';
 import { defaultProviderName } from '../../vm/providers.js';
@@ -99,16 +100,13 @@ and a macOS SDK besides; doctor does not install those.`,
 
 async function runChecks(withTestTools: boolean, fix = false): Promise<Check[]> {
   const checks: Check[] = [];
-  const host = await probeHost();
   checks.push({ area: 'host', ok: true, detail: `${platform()} ${arch()}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; default provider: ${defaultProviderName()}` });
 
-  const qemu = await versionOf(qemuBinary('x86_64'), ['--version']);
-  const accel = chooseAccelerator(host, 'x86_64');
-  checks.push(
-    qemu
-      ? { area: 'qemu', ok: true, detail: `${qemu}; accelerator: ${accel}${accel === 'tcg' ? ' (software emulation: slower, works everywhere)' : ''}` }
-      : { area: 'qemu', ok: false, detail: 'qemu-system-x86_64 not found', apt: aptFor('qemu-system-x86_64') },
-  );
+  const settings = await qemuSettings();
+  const binary = qemuBinary('x86_64', settings.binary);
+  const qemu = await versionOf(binary, ['--version']);
+  checks.push(qemu ? { area: 'qemu', ok: true, detail: qemu } : { area: 'qemu', ok: false, detail: `${binary} not found`, apt: aptFor('qemu-system-x86_64') });
+  if (qemu) checks.push(await acceleratorCheck(binary, settings.accelerator));
   const qemuImg = await versionOf('qemu-img', ['--version']);
   checks.push(qemuImg ? { area: 'qemu-img', ok: true, detail: qemuImg } : { area: 'qemu-img', ok: false, detail: 'qemu-img not found', apt: aptFor('qemu-img') });
 
@@ -142,6 +140,31 @@ async function runChecks(withTestTools: boolean, fix = false): Promise<Check[]> 
   checks.push({ area: 'ssh', ok: true, detail: 'works with any reachable machine: set `ssh` in macvm.config.ts' });
   checks.push(await orchardCheck());
   return checks;
+}
+
+/** The config's `qemu` section under MACVM_ACCEL / MACVM_QEMU_BINARY; a broken config is reported by its own check. */
+async function qemuSettings(): Promise<ReturnType<typeof resolveQemuSettings>> {
+  let configured: Record<string, unknown> | undefined;
+  try {
+    if (await findConfigFile(process.cwd())) configured = (await loadConfig()).qemu as Record<string, unknown> | undefined;
+  } catch {
+    configured = undefined;
+  }
+  return resolveQemuSettings(configured);
+}
+
+/**
+ * The accelerator qemu really boots with here: the same probe (and cached verdict) as a
+ * boot, so a /dev/kvm that cannot run a guest reads "kvm: present, unusable (…) → tcg".
+ */
+async function acceleratorCheck(binary: string, requested: ReturnType<typeof resolveQemuSettings>['accelerator']): Promise<Check> {
+  try {
+    const choice = await chooseAccelerator({ guestArch: 'x86_64', requested, binary, home: homePaths().home });
+    const emulated = choice.accel === 'tcg' ? ' (software emulation: slower, works everywhere)' : '';
+    return { area: 'accelerator', ok: true, detail: `${choice.accel}${emulated} — ${choice.reason}${choice.source === 'cache' ? ' (probed earlier on this host state)' : ''}` };
+  } catch (error) {
+    return { area: 'accelerator', ok: false, detail: (error as Error).message, fix: 'unset MACVM_ACCEL / qemu.accelerator (auto falls back to tcg)' };
+  }
 }
 
 /**
