@@ -98,6 +98,8 @@ export class MacvmReporter implements Reporter {
     const errors = suite.errors() as SerializedErrorLike[];
     const meta = suite.meta();
     const artifacts: Artifact[] = meta.macvm?.consoleLog ? [{ kind: 'console-log', name: 'console.log', path: meta.macvm.consoleLog, contentType: 'text/plain' }] : [];
+    // A suite whose VM never became ready has no facts, only the console log it kept.
+    artifacts.push(...(meta.macvmArtifacts ?? []));
     return {
       id: suite.id,
       name: suite.name,

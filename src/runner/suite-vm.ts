@@ -1,9 +1,11 @@
+import { join } from 'node:path';
 import { MacvmError } from '../errors.js';
 import { requireGpu } from '../guest/gpu.js';
 import type { MacVM } from '../vm/macvm.js';
 import { startMacVM, type StartMacVMOptions } from '../vm/start.js';
 import type { ProviderName } from '../vm/types.js';
 import type { WaitStrategy } from '../vm/wait.js';
+import { copyArtifact, suiteArtifactDir } from './artifacts.js';
 import { reportProgress } from './progress-client.js';
 import type { RunContext } from './run-context.js';
 import { providerSettings } from './provider-settings.js';
@@ -84,6 +86,11 @@ export async function startSuiteVM(suite: string, options: SuiteVMOptions, conte
     // taken until the reaper has stopped the VM.
     onBooted: (running) => {
       if (running.pid !== undefined) tracking = lease.trackVmProcess(running.pid);
+    },
+    // A VM that never became ready leaves its console log in reports/, where the error points.
+    keepConsoleLog: async (log, vmId) => {
+      const kept = await copyArtifact(context.reportsDir, suiteArtifactDir(context.reportsDir, suite, vmId), 'console.log', log, 'console-log', 'text/plain');
+      return kept && join(context.reportsDir, kept.path);
     },
   };
   const vm = await startMacVM(startOptions).catch(async (error: unknown) => {

@@ -52,16 +52,18 @@ export class Deadline {
     clearTimeout(this.timer);
   }
 
-  error(extra: { consoleTail?: string } = {}): MacvmError {
+  /** `consoleLog`: where the guest's console log was kept, when it was (the clone is gone by then). */
+  error(extra: { consoleTail?: string; consoleLog?: string } = {}): MacvmError {
     const seconds = (this.totalMs / 1000).toFixed(1);
     const tail = extra.consoleTail?.trim();
+    const readLog = extra.consoleLog ? `read the console log (${extra.consoleLog})` : 'read the console log';
     return new MacvmError(
       'MACVM_DEADLINE_EXCEEDED',
       `The VM was not ready within ${seconds}s: step "${this.currentStep}" did not finish.` +
         (tail ? `\nLast console lines:\n${indent(tail)}` : ''),
       {
-        hint: 'Raise `deadline` for this suite (or timeouts.ready in macvm.config.ts) if the host is slow, or read the console log to see where the guest stopped.',
-        details: { step: this.currentStep, deadlineMs: this.totalMs, elapsedMs: this.elapsedMs(), consoleTail: tail ?? '' },
+        hint: `Raise \`deadline\` for this suite (or timeouts.ready in macvm.config.ts) if the host is slow, or ${readLog} to see where the guest stopped.`,
+        details: { step: this.currentStep, deadlineMs: this.totalMs, elapsedMs: this.elapsedMs(), consoleTail: tail ?? '', ...(extra.consoleLog ? { consoleLog: extra.consoleLog } : {}) },
       },
     );
   }

@@ -36,6 +36,12 @@ export interface StartMacVMOptions {
   onStep?: (step: string, elapsedMs: number) => void;
   /** Called once the VM process runs, before address and SSH (benchmarks watch its console from here). */
   onBooted?: (vm: RunningVM) => void;
+  /**
+   * Called when the chain fails, before the clone (and its console log) is destroyed, with
+   * the log's path: returns where a copy was kept, which the error then names. The runner
+   * keeps it under reports/artifacts/.
+   */
+  keepConsoleLog?: (consoleLogPath: string, vmId: string) => Promise<string | undefined>;
 }
 
 export const DEFAULT_DEADLINE_MS = 120_000;
@@ -114,25 +120,31 @@ export async function startMacVM(options: StartMacVMOptions): Promise<MacVM> {
     }
   } catch (error) {
     const tail = await consoleTail(running?.consoleLogPath, 20);
+    const kept = running?.consoleLogPath && clone ? await options.keepConsoleLog?.(running.consoleLogPath, clone.id).catch(() => undefined) : undefined;
     await clone?.destroy().catch(() => {});
-    throw enrich(error, deadline, tail);
+    throw enrich(error, deadline, tail, kept);
   } finally {
     deadline.finish();
   }
 }
 
-function enrich(error: unknown, deadline: Deadline, tail: string): unknown {
+function enrich(error: unknown, deadline: Deadline, tail: string, consoleLog: string | undefined): unknown {
   if (error instanceof MacvmError && error.code === 'MACVM_DEADLINE_EXCEEDED') {
-    return deadline.error({ consoleTail: tail });
+    return deadline.error({ consoleTail: tail, consoleLog });
   }
   if (error instanceof MacvmError) {
     if (tail && !error.details.consoleTail) error.details.consoleTail = tail;
+    if (consoleLog) {
+      error.details.consoleLog = consoleLog;
+      error.message += `\n  console log: ${consoleLog}`;
+    }
     error.details.step ??= deadline.step;
     return error;
   }
   return new MacvmError('MACVM_BOOT_FAILED', `Starting the VM failed at step "${deadline.step}": ${messageOf(error)}`, {
     cause: error,
-    details: { step: deadline.step, consoleTail: tail },
+    hint: consoleLog ? `The guest's console log is kept at ${consoleLog}.` : undefined,
+    details: { step: deadline.step, consoleTail: tail, ...(consoleLog ? { consoleLog } : {}) },
   });
 }
 

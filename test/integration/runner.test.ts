@@ -82,6 +82,13 @@ describe('macvm test', () => {
     expect(neverReady.status).toBe('failed');
     expect(JSON.stringify(neverReady)).toMatch(/MACVM_DEADLINE_EXCEEDED|was not ready within/);
     expect(JSON.stringify(neverReady)).toMatch(/forCommand/);
+    // Its clone is gone, but its console log is kept in reports/ and the error points there.
+    const keptLog = neverReady.artifacts.find((a) => a.kind === 'console-log');
+    expect(keptLog?.path).toMatch(/^artifacts\/a-vm-that-never-becomes-ready-macvm-[0-9a-f]+\/console\.log$/);
+    expect(await readFile(join(reports, keptLog!.path), 'utf8')).toMatch(/MACVM-READY sshd-listening/);
+    expect(neverReady.error!.message).toContain(join(reports, keptLog!.path));
+    expect(await readFile(join(reports, 'junit.xml'), 'utf8')).toContain(keptLog!.path);
+    expect(await readFile(join(reports, 'index.html'), 'utf8')).toContain(keptLog!.path);
 
     // vitest skips the tests of a suite whose setup failed; the suite itself carries the failure.
     expect(result.totals).toMatchObject({ suites: 4, failed: 1 });
