@@ -60,6 +60,7 @@ export class MacvmReporter implements Reporter {
       suites,
     };
     await writeFileAtomic(resolve(reportsDir, 'results.json'), `${JSON.stringify(result, null, 2)}\n`);
+    for (const line of environmentNotes(tests)) this.options.log?.(line);
     if (this.options.html !== false || this.options.junit !== false) {
       const { generateReport } = await import('../report/index.js');
       const written = await generateReport({ reportsDir, html: this.options.html, junit: this.options.junit });
@@ -149,4 +150,11 @@ function firstError(errors: ReadonlyArray<SerializedErrorLike> | undefined): Err
     code: typeof error.code === 'string' && error.code.startsWith('MACVM_') ? error.code : undefined,
     consoleTail: error.details?.consoleTail || undefined,
   };
+}
+
+/** "snapshot console-banner: baseline from linux (6.1.0-56-cloud-amd64) / …, pixels match": a pass a person should know about. */
+function environmentNotes(tests: TestResult[]): string[] {
+  return tests.flatMap((test) =>
+    test.artifacts.flatMap((artifact) => (artifact.snapshot?.environmentNote ? [`macvm snapshot "${artifact.snapshot.name}" (${test.fullName}): ${artifact.snapshot.environmentNote}`] : [])),
+  );
 }
