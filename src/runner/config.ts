@@ -47,7 +47,7 @@ export interface ResolvedConfig {
   defaults: { image?: string; cpus?: number; memory?: number; disk?: number; display?: boolean };
   slots: Record<ProviderName, number>;
   timeouts: { ready: number; stop: number; slot: number };
-  snapshots: { update: SnapshotUpdateMode; pathTemplate: string; threshold: number; maxDiffPixels: number; maxDiffPixelRatio: number; strictEnvironment: boolean };
+  snapshots: { update: SnapshotUpdateMode; pathTemplate: string; threshold: number; maxDiffPixels?: number; maxDiffPixelRatio?: number; strictEnvironment: boolean };
   /** `history` is absolute. */
   bench: { history: string; failOnRegression?: number };
   /** `dir` is absolute. */
@@ -201,8 +201,9 @@ export function resolveConfig(raw: unknown, options: ResolveOptions): ResolvedCo
       update: overrides.updateSnapshots ?? config.snapshots?.update ?? (ci ? 'none' : 'missing'),
       pathTemplate: config.snapshots?.pathTemplate ?? DEFAULT_PATH_TEMPLATE,
       threshold: config.snapshots?.threshold ?? 0.1,
-      maxDiffPixels: config.snapshots?.maxDiffPixels ?? 0,
-      maxDiffPixelRatio: config.snapshots?.maxDiffPixelRatio ?? 0,
+      // Unset stays unset: a default of 0 would beat a configured ratio ("the stricter wins").
+      maxDiffPixels: config.snapshots?.maxDiffPixels,
+      maxDiffPixelRatio: config.snapshots?.maxDiffPixelRatio,
       strictEnvironment: config.snapshots?.strictEnvironment ?? false,
     },
     bench: { history: path(config.bench?.history ?? 'reports/bench/history.jsonl'), failOnRegression: config.bench?.failOnRegression },

@@ -19,6 +19,6 @@ export function defaultRunContext(env: NodeJS.ProcessEnv = process.env): RunCont
     slots: { vz: 2, tart: 2, qemu: 2, ssh: 4, orchard: 4 },
     timeouts: { ready: 120_000, stop: 10_000, slot: 30 * 60_000 },
     images: {},
-    snapshots: { pathTemplate: DEFAULT_PATH_TEMPLATE, threshold: 0.1, maxDiffPixels: 0, maxDiffPixelRatio: 0, strictEnvironment: false },
+    snapshots: { pathTemplate: DEFAULT_PATH_TEMPLATE, threshold: 0.1, strictEnvironment: false },
   };
 }

@@ -18,7 +18,7 @@ export interface RunContext {
   /** Per-image settings from macvm.config.ts (provider overrides, ssh credentials). */
   images: Record<string, { provider?: string; source?: string; ssh?: Record<string, unknown> }>;
   /** The config's `snapshots` section (update mode only when the config names one). */
-  snapshots: { update?: 'missing' | 'changed' | 'all' | 'none'; pathTemplate: string; threshold: number; maxDiffPixels: number; maxDiffPixelRatio: number; strictEnvironment?: boolean };
+  snapshots: { update?: 'missing' | 'changed' | 'all' | 'none'; pathTemplate: string; threshold: number; maxDiffPixels?: number; maxDiffPixelRatio?: number; strictEnvironment?: boolean };
   /** Settings for the ssh provider. */
   ssh?: Record<string, unknown>;
   /** Settings for the qemu provider (accelerator, binary). */

@@ -66,7 +66,7 @@ export default defineConfig({ defaults: { image: 'linux-test', memory, disk: '10
     expect(config.home).toBe('/tmp/macvm-home-x');
     expect(config.provider).toBe('qemu');
     expect(config.slots).toEqual({ vz: 2, tart: 2, qemu: 8, ssh: 1, orchard: 4 });
-    expect(config.snapshots).toEqual({ update: 'missing', pathTemplate: '{specDir}/__image_snapshots__/{specName}/{name}.png', threshold: 0.1, maxDiffPixels: 0, maxDiffPixelRatio: 0, strictEnvironment: false });
+    expect(config.snapshots).toEqual({ update: 'missing', pathTemplate: '{specDir}/__image_snapshots__/{specName}/{name}.png', threshold: 0.1, strictEnvironment: false });
     expect(config.reports).toEqual({ dir: join(cwd, 'reports'), html: true, junit: true });
   });
 
