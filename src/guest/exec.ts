@@ -1,7 +1,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import type { Client, ClientChannel } from 'ssh2';
 import { MacvmError, messageOf } from '../errors.js';
-import { wrapCommand } from './shell-quote.js';
+import { quoteShellWord, wrapCommand } from './shell-quote.js';
 import type { ExecOptions, ExecResult } from './types.js';
 
 /**
@@ -28,9 +28,9 @@ const MESSAGE_TAIL_LINES = 20;
 const DETAILS_MAX_CHARS = 64 * 1024;
 
 /**
- * Commands that may have to be killed first report their PID on stderr (a line
- * removed before anyone sees stderr). sshd gives every session its own process
- * group led by the login shell, so that PID names the whole group; see stop().
+ * Commands that may have to be killed first report their login shell's PID on stderr
+ * (a line removed before anyone sees stderr). That PID is the root of the command's
+ * process tree; see killRemoteTree() for why the tree, not a process group, is killed.
  */
 const PID_MARKER = 'macvm-pid:';
 const PID_SCAN_MAX = 16 * 1024;
@@ -91,6 +91,8 @@ function run(
   let exitSignal: string | null = null;
   let stopped: 'timeout' | 'abort' | undefined;
   let killing = false;
+  /** Settles once the remote kill has run: the result waits for it. */
+  let killed: Promise<void> | undefined;
   let killWhenPidKnown: (() => void) | undefined;
   let finished = false;
   let timeoutTimer: NodeJS.Timeout | undefined;
@@ -160,16 +162,16 @@ function run(
 
   /**
    * Closing a channel alone does not end a remote process that is neither reading
-   * nor writing (sshd just closes its pipes). The SSH "signal" request would, but
-   * OpenSSH refuses it for root logins and older servers ignore it, so it is only
-   * the first try: the process group is also killed from a second channel, using
-   * the PID the command reported. The result settles once that kill has run (or
-   * after a grace period), so callers can rely on the process being gone.
+   * nor writing (sshd just closes its pipes), and the SSH "signal" request reaches only
+   * the login shell (dropbear) or nothing (OpenSSH refuses it for root): either way the
+   * command's children live on. So the whole process tree is killed from a second
+   * channel, using the PID the command reported, while its root still exists. The
+   * result settles only once that kill has run (or after a grace period), so callers
+   * can rely on the processes being gone, and so the next command never overlaps it.
    */
   function stop(reason: 'timeout' | 'abort'): void {
     if (finished || stopped) return;
     stopped = reason;
-    sendSignal(channel, 'KILL');
     if (remotePid !== undefined || pidLine === undefined) {
       killAndClose();
       return;
@@ -191,13 +193,14 @@ function run(
       finish();
     }, KILL_GRACE_MS * 2);
     graceTimer.unref();
-    const closeChannel = (): void => {
-      if (!finished) channel.close();
-    };
-    if (remotePid === undefined) closeChannel();
-    else void killRemoteGroup(context.client, remotePid).finally(closeChannel);
+    const tree = remotePid === undefined ? Promise.resolve() : killRemoteTree(context.client, remotePid);
+    killed = tree.then(() => {
+      if (finished) return;
+      // The only try when the PID is unknown; after a tree kill, a no-op.
+      sendSignal(channel, 'KILL');
+      channel.close();
+    });
   }
-
 
   function finish(): void {
     if (finished) return;
@@ -214,7 +217,6 @@ function run(
     }
     if (options.onStdout) emit(options.onStdout, stdoutText.end());
     if (options.onStderr) emit(options.onStderr, stderrText.end());
-
     const result: ExecResult = {
       command,
       stdout: stripFinalNewline(Buffer.concat(stdout).toString('utf8')),
@@ -226,7 +228,11 @@ function run(
       timedOut: stopped === 'timeout',
     };
     result.failed = result.timedOut || result.exitCode !== 0;
+    if (killed) void killed.then(() => settle(result));
+    else settle(result);
+  }
 
+  function settle(result: ExecResult): void {
     if (stopped === 'abort') {
       reject(abortReason(options.signal!));
       return;
@@ -275,8 +281,15 @@ function sendSignal(channel: ClientChannel, name: string): void {
   }
 }
 
-/** `kill -KILL -PID` (the group; busybox's kill takes no "--"), falling back to the PID alone. */
-function killRemoteGroup(client: Client, pid: number): Promise<void> {
+/**
+ * Kills the process tree rooted at `pid` (the command's login shell). Not a process
+ * group: dropbear puts every command of a connection in ONE group led by its own
+ * per-connection process, so killing "the group" either misses (the shell leads no
+ * group) or takes the SSH connection down with it. The tree is found from `ps` and
+ * stopped first, repeatedly until it stops growing, so nothing can fork or escape to
+ * init between the listing and the kill; then all of it is killed.
+ */
+function killRemoteTree(client: Client, pid: number): Promise<void> {
   return new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, KILL_GRACE_MS);
     timer.unref();
@@ -285,7 +298,8 @@ function killRemoteGroup(client: Client, pid: number): Promise<void> {
       resolve();
     };
     try {
-      client.exec(`kill -KILL -${pid} 2>/dev/null || kill -KILL ${pid} 2>/dev/null; true`, (error, channel) => {
+      // Run by /bin/sh explicitly: macOS's login shell is zsh, which does not split $tree into words.
+      client.exec(`exec /bin/sh -c ${quoteShellWord(KILL_TREE_SCRIPT)} macvm-kill ${pid}`, (error, channel) => {
         if (error) return done();
         channel.on('close', done);
         channel.on('error', done);
@@ -298,6 +312,30 @@ function killRemoteGroup(client: Client, pid: number): Promise<void> {
     }
   });
 }
+
+/**
+ * POSIX sh, for busybox (ash, ps, awk) and macOS (/bin/sh, BSD ps, awk) alike: both
+ * know `ps -A -o pid= -o ppid=`. $1 is the root PID; a root already gone yields an
+ * empty tree, so a stale PID never kills anything.
+ */
+const KILL_TREE_SCRIPT = `root=$1
+tree() {
+  ps -A -o pid= -o ppid= 2>/dev/null | awk -v root="$root" '
+    { parent[$1] = $2 }
+    END {
+      if (!(root in parent)) exit
+      keep[root] = 1
+      do { grew = 0; for (p in parent) if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; grew = 1 } } while (grew)
+      for (p in keep) print p
+    }' | sort -n
+}
+before=; now=$(tree); rounds=0
+while [ -n "$now" ] && [ "$now" != "$before" ] && [ "$rounds" -lt 50 ]; do
+  kill -STOP $now 2>/dev/null
+  before=$now; now=$(tree); rounds=$((rounds + 1))
+done
+[ -n "$now" ] && kill -KILL $now 2>/dev/null
+true`;
 
 function emit(callback: (chunk: string) => void, text: string): void {
   if (text.length > 0) callback(text);
