@@ -5,7 +5,7 @@ import { MacvmError, messageOf } from '../errors.js';
 import { parseSize } from '../util/size.js';
 import { macvmHome } from '../vm/home.js';
 import type { QemuSettings } from '../vm/qemu/settings.js';
-import type { ProviderName } from '../vm/types.js';
+import type { NetworkMode, ProviderName } from '../vm/types.js';
 import {
   CONFIG_RULE,
   PROVIDERS,
@@ -44,7 +44,7 @@ export interface ResolvedConfig {
   provider: ProviderName;
   images: Record<string, ImageConfig>;
   /** Sizes are whole MiB here. */
-  defaults: { image?: string; cpus?: number; memory?: number; disk?: number; display?: boolean };
+  defaults: { image?: string; cpus?: number; memory?: number; disk?: number; display?: boolean; network?: NetworkMode };
   slots: Record<ProviderName, number>;
   timeouts: { ready: number; stop: number; slot: number };
   snapshots: { update: SnapshotUpdateMode; pathTemplate: string; threshold: number; maxDiffPixels?: number; maxDiffPixelRatio?: number; strictEnvironment: boolean };
@@ -190,6 +190,7 @@ export function resolveConfig(raw: unknown, options: ResolveOptions): ResolvedCo
       memory: defaults.memory === undefined ? undefined : parseSize(defaults.memory, 'defaults.memory'),
       disk: defaults.disk === undefined ? undefined : parseSize(defaults.disk, 'defaults.disk'),
       display: defaults.display,
+      network: defaults.network,
     },
     slots: { ...defaultSlots(host), ...config.slots, ...overrides.slots },
     timeouts: {

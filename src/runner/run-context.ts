@@ -1,3 +1,5 @@
+import type { NetworkMode } from '../vm/types.js';
+
 /**
  * What the runner's main process (globalSetup) hands to every test worker through
  * vitest's provide/inject: the session VMs are tagged with, where results go, and the
@@ -11,7 +13,7 @@ export interface RunContext {
   /** Unix socket of the progress display in the main process, if any. */
   progressSocket?: string;
   provider: string;
-  defaults: { image?: string; cpus?: number; memory?: string | number; disk?: string | number; display?: boolean };
+  defaults: { image?: string; cpus?: number; memory?: string | number; disk?: string | number; display?: boolean; network?: NetworkMode };
   /** Host-wide VM limit per provider. */
   slots: Record<string, number>;
   timeouts: { ready: number; stop: number; slot: number };

@@ -1,15 +1,19 @@
 import { join } from 'node:path';
 import { MacvmError } from '../errors.js';
+import { assertOptions, type Rule } from '../util/validate.js';
+import { PROVIDER_NAMES } from '../vm/providers.js';
 import { requireGpu } from '../guest/gpu.js';
 import type { MacVM } from '../vm/macvm.js';
 import { startMacVM, type StartMacVMOptions } from '../vm/start.js';
-import type { ProviderName } from '../vm/types.js';
+import type { NetworkMode, ProviderName } from '../vm/types.js';
 import type { WaitStrategy } from '../vm/wait.js';
 import { copyArtifact, suiteArtifactDir } from './artifacts.js';
 import { reportProgress } from './progress-client.js';
 import type { RunContext } from './run-context.js';
 import { providerSettings } from './provider-settings.js';
 import { acquireSlot, type SlotLease } from './slots.js';
+import { runnerGoneSignal } from './worker-watch.js';
+import { isAlive } from '../util/process-identity.js';
 
 /** The options of one withMacVM() suite, as users write them. */
 export interface SuiteVMOptions {
@@ -19,6 +23,12 @@ export interface SuiteVMOptions {
   memory?: string | number;
   disk?: string | number;
   display?: boolean;
+  /**
+   * The guest's network (default: defaults.network from the config, else the provider's —
+   * qemu: 'none'). 'none': the guest reaches nothing but what the suite exposes
+   * (vm.exposeHostPort); 'nat': outbound NAT, which under qemu includes the host's loopback.
+   */
+  network?: NetworkMode;
   env?: Record<string, string>;
   /** ms for clone → boot → SSH → ready (default: timeouts.ready from the config). */
   deadline?: number;
@@ -29,12 +39,32 @@ export interface SuiteVMOptions {
   requireGpu?: boolean;
 }
 
+/** The shape of SuiteVMOptions, checked before anything starts: a typo must not boot a VM with defaults. */
+const SUITE_OPTIONS_RULE: Rule = {
+  kind: 'object',
+  keys: {
+    image: { kind: 'string', nonEmpty: true },
+    provider: { kind: 'enum', values: PROVIDER_NAMES },
+    cpus: { kind: 'integer', min: 1 },
+    memory: { kind: 'size' },
+    disk: { kind: 'size' },
+    display: { kind: 'boolean' },
+    env: { kind: 'record', value: { kind: 'string' } },
+    deadline: { kind: 'integer', min: 1 },
+    wait: { kind: 'any' },
+    prewarm: { kind: 'boolean' },
+    requireGpu: { kind: 'boolean' },
+    network: { kind: 'enum', values: ['nat', 'none'] },
+  },
+};
+
 export interface SuiteVM {
   vm: MacVM;
   /** Milliseconds spent waiting for a slot. */
   slotWaitMs: number;
   prewarmed: boolean;
-  release(): Promise<void>;
+  /** Disposes the VM; `failed` (a test of the suite failed) makes the progress line say so. */
+  release(outcome?: { failed?: boolean }): Promise<void>;
 }
 
 /**
@@ -43,6 +73,7 @@ export interface SuiteVM {
  * is released when the VM is disposed, and also when starting fails.
  */
 export async function startSuiteVM(suite: string, options: SuiteVMOptions, context: RunContext, wait = true): Promise<SuiteVM | undefined> {
+  assertOptions(options, SUITE_OPTIONS_RULE, `withMacVM("${suite}") options`);
   const provider = (options.provider ?? context.images[options.image ?? '']?.provider ?? context.provider) as ProviderName;
   const image = options.image ?? context.defaults.image;
   if (!image) {
@@ -57,6 +88,8 @@ export async function startSuiteVM(suite: string, options: SuiteVMOptions, conte
     limit: context.slots[provider] ?? 1,
     holder: { session: context.sessionId, suite, pid: process.pid },
     timeoutMs: wait ? context.timeouts.slot : 0,
+    // A worker whose runner died stops waiting (./worker-watch.ts).
+    signal: runnerGoneSignal(),
     onWait: (info) =>
       progress('waiting for slot', `${info.holders.length} in use: ${info.holders.map((h) => `${h.suite} (pid ${h.pid})`).join(', ')}${info.position > 0 ? `; ${info.position} ahead` : ''}`),
   }).catch((error: unknown) => {
@@ -64,6 +97,11 @@ export async function startSuiteVM(suite: string, options: SuiteVMOptions, conte
     throw error;
   });
   if (!lease) return undefined;
+  // The wait may have been long: never boot a VM for a runner that is gone meanwhile.
+  if (runnerGoneSignal().aborted || (context.sessionPid !== process.pid && !isAlive(context.sessionPid))) {
+    await lease.release();
+    throw new MacvmError('MACVM_INTERRUPTED', `Suite "${suite}" got its slot after its runner (pid ${context.sessionPid}) had gone; no VM was started.`);
+  }
   const slotWaitMs = Date.now() - waitStarted;
   /** Recording the VM process in the slot (set once it boots; see onBooted below). */
   let tracking: Promise<void> | undefined;
@@ -75,6 +113,7 @@ export async function startSuiteVM(suite: string, options: SuiteVMOptions, conte
     memory: options.memory ?? context.defaults.memory,
     disk: options.disk ?? context.defaults.disk,
     display: options.display ?? context.defaults.display,
+    network: options.network ?? context.defaults.network,
     env: options.env,
     deadline: options.deadline ?? context.timeouts.ready,
     stopTimeout: context.timeouts.stop,
@@ -114,10 +153,10 @@ export async function startSuiteVM(suite: string, options: SuiteVMOptions, conte
     vm,
     slotWaitMs,
     prewarmed: false,
-    release: async () => {
+    release: async (outcome) => {
       progress('tearing down');
       await vm.dispose();
-      progress('done');
+      reportProgress(context, { suite, state: 'done', ok: !outcome?.failed });
     },
   };
 }

@@ -8,6 +8,7 @@ import { allowedDiffPixels, comparePngs, type CompareResult, type Rect } from '.
 import { describeEnvironment, environmentDifferences, environmentKey, parseSidecar, type SnapshotEnvironment, type SnapshotSidecar } from './environment.js';
 import { decodePng, encodePng, readPngHeader, toPngBytes, type PngSource } from './png.js';
 import type { UpdateMode } from './update-mode.js';
+import { assertOptions, type Rule } from '../util/validate.js';
 
 export interface ImageSnapshotOptions {
   /** Baseline name; default: the test's full name + a per-test counter. */
@@ -310,15 +311,35 @@ function describeAllowed(options: ImageSnapshotOptions, allowed: number): string
   return parts.join(' / ');
 }
 
+/** Every option toMatchImageSnapshot takes; a typo ("treshold") is an error, not a silent default. */
+const OPTIONS_RULE: Rule = {
+  kind: 'object',
+  keys: {
+    name: { kind: 'string', nonEmpty: true },
+    threshold: { kind: 'number', min: 0, max: 1 },
+    maxDiffPixels: { kind: 'integer', min: 0 },
+    maxDiffPixelRatio: { kind: 'number', min: 0, max: 1 },
+    masks: {
+      kind: 'array',
+      item: {
+        kind: 'object',
+        required: ['x', 'y', 'width', 'height'],
+        keys: {
+          x: { kind: 'number', min: Number.NEGATIVE_INFINITY },
+          y: { kind: 'number', min: Number.NEGATIVE_INFINITY },
+          width: { kind: 'number', min: 0 },
+          height: { kind: 'number', min: 0 },
+        },
+      },
+    },
+    includeAA: { kind: 'boolean' },
+    pathTemplate: { kind: 'string', nonEmpty: true },
+    environment: { kind: 'any' },
+    update: { kind: 'enum', values: ['missing', 'changed', 'all', 'none'] },
+    strictEnvironment: { kind: 'boolean' },
+  },
+};
+
 function validateOptions(options: ImageSnapshotOptions): void {
-  const bad = (what: string) => {
-    throw new MacvmError('MACVM_BAD_ARGUMENT', `toMatchImageSnapshot: ${what}.`);
-  };
-  if (options.threshold !== undefined && !(options.threshold >= 0 && options.threshold <= 1)) bad(`threshold must be between 0 and 1, got ${options.threshold}`);
-  if (options.maxDiffPixels !== undefined && !(Number.isInteger(options.maxDiffPixels) && options.maxDiffPixels >= 0)) bad(`maxDiffPixels must be a non-negative integer, got ${options.maxDiffPixels}`);
-  if (options.maxDiffPixelRatio !== undefined && !(options.maxDiffPixelRatio >= 0 && options.maxDiffPixelRatio <= 1)) bad(`maxDiffPixelRatio must be between 0 and 1, got ${options.maxDiffPixelRatio}`);
-  for (const mask of options.masks ?? []) {
-    const numbers = [mask?.x, mask?.y, mask?.width, mask?.height];
-    if (!numbers.every((n) => typeof n === 'number' && Number.isFinite(n)) || mask.width < 0 || mask.height < 0) bad(`a mask must be {x, y, width, height} with finite numbers, got ${JSON.stringify(mask)}`);
-  }
+  assertOptions(options, OPTIONS_RULE, 'toMatchImageSnapshot options');
 }

@@ -1,12 +1,13 @@
 import { MacvmError, messageOf } from '../errors.js';
 import { connectGuest } from '../guest/session.js';
 import { parseSize } from '../util/size.js';
+import { assertOptions, type Rule } from '../util/validate.js';
 import { consoleTail } from './console-tail.js';
 import { Deadline } from './deadline.js';
 import { MacVM } from './macvm.js';
 import { defaultProviderName, loadProvider } from './providers.js';
 import { currentSession } from './session.js';
-import type { Clone, ExitInfo, Provider, ProviderName, RunningVM, SessionInfo } from './types.js';
+import { NETWORK_MODES, type Clone, type ExitInfo, type NetworkMode, type Provider, type ProviderName, type RunningVM, type SessionInfo } from './types.js';
 import { forSsh, type WaitStrategy } from './wait.js';
 
 export interface StartMacVMOptions {
@@ -22,6 +23,12 @@ export interface StartMacVMOptions {
   disk?: string | number;
   /** Attach a display (needed for host-side screenshots on qemu). */
   display?: boolean;
+  /**
+   * The guest's network: 'none' (qemu's default) reaches nothing but what the spec exposes
+   * (exposeHostPort); 'nat' is outbound NAT, which under qemu includes the host's loopback
+   * (10.0.2.2). Providers with a fixed network (vz, tart, ssh, orchard) refuse it.
+   */
+  network?: NetworkMode;
   /** One deadline, in ms, for clone → boot → address → SSH → ready. */
   deadline?: number;
   wait?: WaitStrategy;
@@ -46,34 +53,68 @@ export interface StartMacVMOptions {
 
 export const DEFAULT_DEADLINE_MS = 120_000;
 
+/** What startMacVM accepts, checked before anything starts (hooks and objects are only type-checked). */
+const START_OPTIONS_RULE: Rule = {
+  kind: 'object',
+  required: ['image'],
+  keys: {
+    image: { kind: 'string', nonEmpty: true },
+    provider: { kind: 'any' },
+    providerSettings: { kind: 'any' },
+    cpus: { kind: 'integer', min: 1 },
+    memory: { kind: 'size' },
+    disk: { kind: 'size' },
+    display: { kind: 'boolean' },
+    deadline: { kind: 'integer', min: 1 },
+    wait: { kind: 'any' },
+    env: { kind: 'record', value: { kind: 'string' } },
+    session: { kind: 'any' },
+    detached: { kind: 'boolean' },
+    stopTimeout: { kind: 'integer', min: 0 },
+    onStep: { kind: 'function' },
+    onBooted: { kind: 'function' },
+    keepConsoleLog: { kind: 'function' },
+    network: { kind: 'enum', values: ['nat', 'none'] },
+  },
+};
+
 /**
  * The whole ready chain under ONE deadline. Whatever fails — a step that hangs, a VM that
  * crashes during boot, a wait strategy that never passes — the clone is destroyed before
  * the error is thrown, and the error names the step and carries the console tail.
  */
 export async function startMacVM(options: StartMacVMOptions): Promise<MacVM> {
+  assertOptions(options, START_OPTIONS_RULE, 'startMacVM options');
   const deadline = new Deadline(options.deadline ?? DEFAULT_DEADLINE_MS);
   const step = (name: string) => {
     deadline.enter(name);
     options.onStep?.(name, deadline.elapsedMs());
   };
   const cpus = options.cpus ?? 2;
-  if (!Number.isInteger(cpus) || cpus < 1) throw new MacvmError('MACVM_BAD_ARGUMENT', `cpus must be a positive integer, got ${options.cpus}.`);
   const memoryMiB = parseSize(options.memory ?? 1024, 'memory');
   const diskGiB = options.disk === undefined ? undefined : Math.ceil(parseSize(options.disk, 'disk') / 1024);
   const display = options.display ?? false;
+  const network = options.network;
+  if (network !== undefined && !(NETWORK_MODES as readonly unknown[]).includes(network)) {
+    throw new MacvmError('MACVM_BAD_ARGUMENT', `network must be one of ${NETWORK_MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(network)}.`);
+  }
 
   let clone: Clone | undefined;
   let running: RunningVM | undefined;
   try {
     step('load provider');
     const provider = typeof options.provider === 'object' ? options.provider : await loadProvider(options.provider ?? defaultProviderName(), { detached: options.detached, settings: options.providerSettings });
+    if (network !== undefined && !provider.networkModes?.includes(network)) {
+      throw new MacvmError('MACVM_NOT_SUPPORTED', `The ${provider.name} provider cannot give a guest network '${network}'${provider.networkModes ? ` (it offers ${provider.networkModes.join(', ')})` : ': its network is fixed'}.`, {
+        hint: 'Leave `network` unset for this provider (withMacVM options or defaults.network in macvm.config.ts).',
+      });
+    }
     step('prepare image');
     const image = await deadline.run('prepare image', () => provider.prepare(options.image));
     step('clone');
     clone = await deadline.run('clone', () => provider.clone(image, { session: options.session ?? currentSession(), diskGiB, deadline }));
     step('boot');
-    const booted = await deadline.run('boot', () => clone!.boot({ cpus, memoryMiB, display, deadline, ...(options.detached ? { detached: true } : {}) }));
+    const booted = await deadline.run('boot', () => clone!.boot({ cpus, memoryMiB, display, network, deadline, ...(options.detached ? { detached: true } : {}) }));
     running = booted;
     options.onBooted?.(booted);
     const bootMs = deadline.elapsedMs();

@@ -57,11 +57,22 @@ export interface CloneOptions {
   deadline: Deadline;
 }
 
+/**
+ * What the guest's network reaches. 'none': nothing but what the spec exposes (exposeHostPort,
+ * an SSH reverse forward) — no host services, no internet. 'nat': outbound NAT through the
+ * host; under qemu's user-mode networking that includes the host's loopback services (10.0.2.2
+ * is an alias of the host's 127.0.0.1, which QEMU 7.2 cannot turn off).
+ */
+export type NetworkMode = 'nat' | 'none';
+export const NETWORK_MODES: readonly NetworkMode[] = ['nat', 'none'];
+
 export interface BootOptions {
   cpus: number;
   memoryMiB: number;
   /** Attach a display device (needed for screenshots on qemu). */
   display: boolean;
+  /** The guest's network; undefined means the provider's default (see Provider.networkModes). */
+  network?: NetworkMode;
   deadline: Deadline;
 }
 
@@ -107,6 +118,11 @@ export interface RunningVM {
 
 export interface Provider {
   readonly name: ProviderName;
+  /**
+   * The network modes this provider can give a guest, its default first (qemu: 'none', 'nat').
+   * A provider without it has one network it cannot change, and refuses an explicit `network`.
+   */
+  readonly networkModes?: readonly NetworkMode[];
   /** Resolves an image reference to a verified local image (building or pulling only where the provider does so). */
   prepare(imageRef: string): Promise<Image>;
   clone(image: Image, options: CloneOptions): Promise<Clone>;

@@ -26,7 +26,10 @@ function valueOf(args: string[], flag: string): string[] {
 describe('buildQemuArgs', () => {
   it('forwards SSH to 127.0.0.1 only and wires QMP, console and the overlay', () => {
     const args = buildQemuArgs(base);
-    expect(valueOf(args, '-netdev')).toEqual(['user,id=net0,hostfwd=tcp:127.0.0.1:40022-:22']);
+    // restrict=on by default: the guest reaches neither the host's loopback (10.0.2.2) nor beyond.
+    expect(valueOf(args, '-netdev')).toEqual(['user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22']);
+    expect(valueOf(buildQemuArgs({ ...base, network: 'none' }), '-netdev')).toEqual(valueOf(args, '-netdev'));
+    expect(valueOf(buildQemuArgs({ ...base, network: 'nat' }), '-netdev')).toEqual(['user,id=net0,hostfwd=tcp:127.0.0.1:40022-:22']);
     expect(valueOf(args, '-qmp')).toEqual(['unix:/run/d/qmp.sock,server=on,wait=off']);
     expect(valueOf(args, '-chardev')).toEqual(['file,id=console0,path=/run/d/console.log']);
     expect(valueOf(args, '-drive')[0]).toContain('file=/run/d/disk.qcow2');

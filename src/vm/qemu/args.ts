@@ -1,4 +1,4 @@
-import type { GuestArch } from '../types.js';
+import type { GuestArch, NetworkMode } from '../types.js';
 import { emulatedCpuModel, type Accelerator } from './accel.js';
 
 export interface QemuLaunchSpec {
@@ -19,6 +19,13 @@ export interface QemuLaunchSpec {
   qmpSocket: string;
   consoleLog: string;
   display: boolean;
+  /**
+   * 'none' (the default): slirp's `restrict=on` — the guest reaches neither the host (its
+   * 10.0.2.2 alias of the host's 127.0.0.1) nor anything beyond it; the SSH hostfwd still
+   * works, and so do SSH forwards (exposeHostPort). 'nat': plain user-mode NAT, which
+   * includes the host's loopback via 10.0.2.2 (QEMU 7.2 has no switch to drop that alias).
+   */
+  network?: NetworkMode;
   /** For microvm: the host TSC in kHz, so the guest skips calibration (which can hang on a busy host). */
   tscKhz?: number;
 }
@@ -37,7 +44,8 @@ export function consoleDevice(arch: GuestArch): string {
 /**
  * Builds the qemu-system argv. Headless, no default devices, the serial console into a
  * file, QMP on a unix socket in the runtime dir, and user-mode networking whose only
- * way in is guest port 22 forwarded to 127.0.0.1 (never 0.0.0.0).
+ * way in is guest port 22 forwarded to 127.0.0.1 (never 0.0.0.0), and whose way out is
+ * closed unless `network: 'nat'` asks for it.
  */
 export function buildQemuArgs(spec: QemuLaunchSpec): string[] {
   const microvm = spec.machine === 'microvm';
@@ -58,7 +66,7 @@ export function buildQemuArgs(spec: QemuLaunchSpec): string[] {
     '-m', `${spec.memoryMiB}M`,
     '-drive', `file=${spec.disk},if=none,id=disk0,format=qcow2,discard=unmap`,
     '-device', `virtio-blk-${bus},drive=disk0`,
-    '-netdev', `user,id=net0,hostfwd=tcp:127.0.0.1:${spec.sshHostPort}-:22`,
+    '-netdev', `user,id=net0,${(spec.network ?? 'none') === 'none' ? 'restrict=on,' : ''}hostfwd=tcp:127.0.0.1:${spec.sshHostPort}-:22`,
     '-device', `virtio-net-${bus},netdev=net0`,
     '-device', `virtio-rng-${bus}`,
     '-chardev', `file,id=console0,path=${spec.consoleLog}`,

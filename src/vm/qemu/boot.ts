@@ -63,6 +63,7 @@ export async function bootQemu(clone: QemuClone, overlay: string, record: VmReco
         qmpSocket: join(clone.runtimeDir, 'qmp.sock'),
         consoleLog: join(clone.runtimeDir, 'console.log'),
         display: options.display,
+        network: options.network ?? 'none',
         tscKhz: hostTscKhz(),
       };
       const child = spawnQemu(binary, spec, clone.runtimeDir, options.detached ?? false);

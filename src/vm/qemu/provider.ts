@@ -29,6 +29,8 @@ export function createQemuProvider(options: QemuProviderOptions = {}): Provider 
   const settings = resolveQemuSettings(options.settings);
   return {
     name: 'qemu',
+    // 'none' first: a test guest reaches the host only through what the spec exposes.
+    networkModes: ['none', 'nat'],
     async prepare(imageRef: string): Promise<QemuImage> {
       if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(imageRef)) {
         throw new MacvmError('MACVM_BAD_ARGUMENT', `"${imageRef}" is not an image name (letters, digits, . _ - only).`);
