@@ -1,11 +1,12 @@
-import { MacvmError } from '../errors.js';
+import { MacvmError, isMacvmError, messageOf } from '../errors.js';
 import type { ExecOptions, ExecResult, GuestSession, PortForward, ShellTemplate } from '../guest/types.js';
 import { startGuestBrowser, type BrowserOptions } from '../guest/browser.js';
 import { captureMacosScreen, captureStable, type StableCaptureOptions } from '../guest/screen.js';
 import { gpu, type GpuInfo } from '../guest/gpu.js';
+import { buildShellCommand } from '../guest/shell-quote.js';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../guest/simulator.js';
 import { consoleTail } from './console-tail.js';
-import type { Clone, GuestArch, GuestOS, ProviderName, RunningVM } from './types.js';
+import type { Clone, ExitInfo, GuestArch, GuestOS, ProviderName, RunningVM } from './types.js';
 
 /** What a spec, a report and a benchmark may want to know about the VM. */
 export interface VmFacts {
@@ -28,6 +29,19 @@ export interface VmFacts {
 type Disposer = () => Promise<void> | void;
 
 /**
+ * Errors that mean "the connection into the guest broke", which a VM that died causes. After
+ * one of them, this long is given for the VM process's exit to be noticed (the SSH connection
+ * often breaks a moment before the host sees the process end).
+ */
+const CONNECTION_ERRORS = new Set(['MACVM_SESSION_CLOSED', 'MACVM_SSH_CONNECT_FAILED', 'MACVM_TRANSFER_FAILED', 'MACVM_FORWARD_FAILED']);
+const EXIT_NOTICE_MS = 3_000;
+/** Console lines quoted in a MACVM_VM_STOPPED message. */
+const STOPPED_TAIL_LINES = 20;
+/** How far back the console is searched for a kernel panic line (Linux: "Kernel panic - not syncing"). */
+const PANIC_SCAN_LINES = 300;
+const PANIC_LINE = /Kernel panic - not syncing|^panic\(/;
+
+/**
  * The object a spec sees: a fresh VM reached over SSH. Everything a suite starts through
  * it (forwards, browser sessions, simulators) registers a disposer, and dispose() undoes
  * them in reverse order before stopping the VM and deleting the clone.
@@ -36,6 +50,8 @@ export class MacVM implements AsyncDisposable {
   private readonly disposers: Disposer[] = [];
   private readonly afterStop: Disposer[] = [];
   private disposing?: Promise<void>;
+  /** Set once the VM process has exited; every later call fails with MACVM_VM_STOPPED. */
+  private exit?: ExitInfo;
 
   constructor(
     readonly facts: VmFacts,
@@ -43,7 +59,11 @@ export class MacVM implements AsyncDisposable {
     private readonly running: RunningVM | undefined,
     private readonly clone: Clone | undefined,
     private readonly options: { env?: Record<string, string>; stopTimeoutMs?: number } = {},
-  ) {}
+  ) {
+    void running?.exited.then((exit) => {
+      this.exit = exit;
+    });
+  }
 
   get id(): string {
     return this.facts.id;
@@ -58,8 +78,7 @@ export class MacVM implements AsyncDisposable {
   }
 
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
-    this.assertUsable();
-    return this.session.exec(command, { ...options, env: { ...this.options.env, ...options.env } });
+    return this.guard(() => this.session.exec(command, { ...options, env: { ...this.options.env, ...options.env } }));
   }
 
   /** sh`cat ${file}`: interpolations are shell-quoted. */
@@ -68,33 +87,36 @@ export class MacVM implements AsyncDisposable {
   }
 
   shWith(options: ExecOptions): ShellTemplate {
-    return this.session.shWith({ ...options, env: { ...this.options.env, ...options.env } });
+    // Through exec(), so a stopped VM is reported the same way. The literal parts are taken
+    // raw, as the session's own template does.
+    return (strings, ...values) => {
+      try {
+        return this.exec(buildShellCommand(strings.raw, values), options);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    };
   }
 
   async upload(localPath: string, remotePath: string): Promise<void> {
-    this.assertUsable();
-    return this.session.upload(localPath, remotePath);
+    return this.guard(() => this.session.upload(localPath, remotePath));
   }
 
   async download(remotePath: string, localPath: string): Promise<void> {
-    this.assertUsable();
-    return this.session.download(remotePath, localPath);
+    return this.guard(() => this.session.download(remotePath, localPath));
   }
 
   async writeFile(remotePath: string, data: string | Buffer, options?: { mode?: number }): Promise<void> {
-    this.assertUsable();
-    return this.session.writeFile(remotePath, data, options);
+    return this.guard(() => this.session.writeFile(remotePath, data, options));
   }
 
   async readFile(remotePath: string): Promise<Buffer> {
-    this.assertUsable();
-    return this.session.readFile(remotePath);
+    return this.guard(() => this.session.readFile(remotePath));
   }
 
   /** A guest port, reachable from the host at 127.0.0.1:<returned forward.port>. */
   async forwardGuestPort(guestPort: number, options?: { guestHost?: string; localPort?: number }): Promise<PortForward> {
-    this.assertUsable();
-    const forward = await this.session.forwardGuestPort(guestPort, options);
+    const forward = await this.guard(() => this.session.forwardGuestPort(guestPort, options));
     this.defer(() => forward.close());
     return forward;
   }
@@ -104,8 +126,7 @@ export class MacVM implements AsyncDisposable {
    * port, so guest browsers open `http://localhost:<port>/`.
    */
   async exposeHostPort(hostPort: number, options?: { guestPort?: number }): Promise<number> {
-    this.assertUsable();
-    const forward = await this.session.forwardHostPort(hostPort, options);
+    const forward = await this.guard(() => this.session.forwardHostPort(hostPort, options));
     this.defer(() => forward.close());
     return forward.port;
   }
@@ -116,8 +137,7 @@ export class MacVM implements AsyncDisposable {
    * stopped and temp files removed, when the VM is disposed.
    */
   async browser(options: BrowserOptions): Promise<WebdriverIO.Browser> {
-    this.assertUsable();
-    const started = await startGuestBrowser({ session: this.session, os: this.facts.os }, options);
+    const started = await this.guard(() => startGuestBrowser({ session: this.session, os: this.facts.os }, options));
     this.defer(() => started.close());
     return started.browser;
   }
@@ -145,7 +165,7 @@ export class MacVM implements AsyncDisposable {
         hint: this.facts.provider === 'qemu' ? 'Start the VM with `display: true`.' : undefined,
       });
     }
-    return options.stable ? captureStable(capture, options) : capture();
+    return this.guard(() => (options.stable ? captureStable(capture, options) : capture()));
   }
 
   /**
@@ -155,7 +175,7 @@ export class MacVM implements AsyncDisposable {
   async simulator(options: SimulatorOptions): Promise<Simulator> {
     this.assertUsable();
     this.assertMacOS('vm.simulator()');
-    const simulator = await startSimulator(this.session, options);
+    const simulator = await this.guard(() => startSimulator(this.session, options));
     this.defer(() => simulator.dispose());
     return simulator;
   }
@@ -167,7 +187,7 @@ export class MacVM implements AsyncDisposable {
       // A Linux test guest has no GPU of its own: report software rendering plainly.
       return { name: `${this.facts.provider} ${this.facts.display ? 'VGA' : 'headless'} (no GPU)`, vendor: 'none', metal: undefined, software: true, displays: [] };
     }
-    return gpu(this.session);
+    return this.guard(() => gpu(this.session));
   }
 
   /** The last lines of the guest's console log (empty where the provider has none). */
@@ -248,5 +268,62 @@ export class MacVM implements AsyncDisposable {
         hint: 'Use the VM only inside its withMacVM() block (or before calling dispose()).',
       });
     }
+  }
+
+  /**
+   * Runs one call into the guest so that a VM whose process has exited is reported as what it
+   * is — MACVM_VM_STOPPED with the exit status and the console tail — instead of as whatever
+   * the broken SSH connection happened to say: before the call, while it runs (the exit wins
+   * the race, so a call never waits for keepalives to notice), and after a connection error.
+   */
+  private async guard<T>(work: () => Promise<T>): Promise<T> {
+    this.assertUsable();
+    if (this.exit) throw await this.stoppedError(this.exit);
+    const running = work();
+    if (!this.running) return running;
+    const exited = this.running.exited.then((exit) => ({ exit }));
+    let outcome: { value: T } | { exit: ExitInfo };
+    try {
+      outcome = await Promise.race([running.then((value) => ({ value })), exited]);
+    } catch (error) {
+      const exit = await this.exitAfter(error);
+      if (exit && !this.disposing) throw await this.stoppedError(exit, error);
+      throw error;
+    }
+    if ('value' in outcome) return outcome.value;
+    running.catch(() => {});
+    if (this.disposing) this.assertUsable();
+    throw await this.stoppedError(outcome.exit);
+  }
+
+  /** The VM's exit, when `error` is the kind a dying VM causes and the process has ended (or ends very soon). */
+  private async exitAfter(error: unknown): Promise<ExitInfo | undefined> {
+    if (this.exit || !this.running) return this.exit;
+    // Anything else (a failed command, the caller's own abort) is answered at once.
+    if (!isMacvmError(error) || !CONNECTION_ERRORS.has(error.code)) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), EXIT_NOTICE_MS);
+    });
+    try {
+      return await Promise.race([this.running.exited, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async stoppedError(exit: ExitInfo, cause?: unknown): Promise<MacvmError> {
+    const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+    // A panic's own line comes before its long stack trace, so it is looked for further back.
+    const recent = (await this.consoleTail(PANIC_SCAN_LINES)).split('\n');
+    const tail = recent.slice(-STOPPED_TAIL_LINES).join('\n');
+    const panic = recent.findLast((line) => PANIC_LINE.test(line))?.trim();
+    const quoted = tail ? `\nLast console lines:\n${tail.split('\n').map((line) => `  ${line}`).join('\n')}` : '\n(The console log is empty.)';
+    const said = panic ? ` The guest kernel panicked: ${panic}` : '';
+    return new MacvmError('MACVM_VM_STOPPED', `VM ${this.id} stopped while in use: its ${this.facts.provider} process ${how}.${said}${quoted}`, {
+      hint: 'The VM cannot be used any more. The console lines above show why (a kernel panic, a power-off, a host kill); a fresh VM (the next suite) starts clean.',
+      details: { exit, consoleTail: tail, consoleLogPath: this.consoleLogPath, ...(cause ? { error: messageOf(cause) } : {}) },
+      cause,
+    });
   }
 }
