@@ -1,7 +1,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { ensurePrivateDir, homePaths } from './home.js';
+import { ensurePrivateDir, ensurePrivateHome, homePaths } from './home.js';
 
 /**
  * Every clone has a private runtime dir, $MACVM_HOME/run/<vm-id>/, and in it `vm.json`:
@@ -42,6 +42,7 @@ export function newVmRecord(fields: Omit<VmRecord, 'createdAt' | 'detached'> & {
 }
 
 export async function createRuntimeDir(id: string): Promise<string> {
+  await ensurePrivateHome();
   return ensurePrivateDir(homePaths().vm(id));
 }
 

@@ -3,7 +3,7 @@ import { stopAndRemoveClone } from '../clone-teardown.js';
 import { access, readFile, rm } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { MacvmError } from '../../errors.js';
-import { macvmHome, homePaths } from '../home.js';
+import { ensurePrivateDir, ensurePrivateHome, macvmHome, homePaths } from '../home.js';
 import { createTaggedRuntimeDir, newVmRecord, type VmRecord } from '../runtime-dir.js';
 import type { Clone, CloneOptions, Image, Provider } from '../types.js';
 import { readQemuManifest, type QemuImageManifest } from './manifest.js';
@@ -37,6 +37,9 @@ export function createQemuProvider(options: QemuProviderOptions = {}): Provider 
       }
       const dir = homePaths(home).image(imageRef);
       const manifest = await readQemuManifest(dir, imageRef);
+      // Images built by older versions sit in 0755 dirs: keep the keys in them private.
+      await ensurePrivateHome(home);
+      await ensurePrivateDir(dir);
       const resolve = (path: string) => (isAbsolute(path) ? path : join(dir, path));
       for (const file of [manifest.disk, manifest.kernel, manifest.headlessKernel, manifest.initrd, manifest.ssh.privateKey]) {
         if (!file) continue;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { MacvmError } from '../../../errors.js';
-import { homePaths } from '../../home.js';
+import { ensurePrivateDir, homePaths } from '../../home.js';
 import { readQemuManifest, type QemuImageManifest } from '../manifest.js';
 import { withBuildLock } from './build-lock.js';
 import { aptInstallLine, missingHostTools } from './host-tools.js';
@@ -69,7 +69,10 @@ export async function buildCachedImage(identity: RecipeIdentity, options: ImageB
   }
 
   const parent = dirname(imageDir);
-  await mkdir(parent, { recursive: true });
+  // images/ and each image are private (0700): an image holds the guest's SSH host private key
+  // (in disk.qcow2) and the client key. Under MACVM_HOME, the home is tightened too.
+  if (basename(parent) === 'images') await ensurePrivateDir(dirname(parent));
+  await ensurePrivateDir(parent);
   return withBuildLock(
     imageDir,
     (pid) => progress({ step: 'wait', detail: `another build of ${name} is running (pid ${pid})` }),
@@ -83,7 +86,7 @@ export async function buildCachedImage(identity: RecipeIdentity, options: ImageB
       const temp = join(parent, `.${basename(imageDir)}.building-${process.pid}-${randomBytes(4).toString('hex')}`);
       const out = join(temp, 'image');
       const work = join(temp, 'work');
-      await mkdir(out, { recursive: true, mode: 0o755 });
+      await mkdir(out, { recursive: true, mode: 0o700 });
       await mkdir(work, { recursive: true, mode: 0o700 });
       try {
         const manifest = await build(out, work, progress);
