@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   MACVM_REAPER_FAILED: 'The reaper (the watchdog that removes a killed run\'s VMs) could not start or be reached.',
   MACVM_SLOT_LIMIT: 'The host-wide limit of running VMs was reached (macOS allows two macOS guests per host).',
   MACVM_SLOT_TIMEOUT: 'Waited too long for a free VM slot.',
+  MACVM_INTERRUPTED: 'The run was interrupted (Ctrl-C, SIGTERM) or its runner died, so the suite stopped.',
   MACVM_QMP_ERROR: 'QEMU refused or failed a QMP command.',
   MACVM_ADDRESS_NOT_FOUND: 'The guest did not get a network address.',
   // guest session
@@ -70,13 +71,19 @@ export interface MacvmErrorOptions {
 }
 
 export class MacvmError extends Error {
-  override readonly name = 'MacvmError';
+  /**
+   * "MacvmError [MACVM_IMAGE_NOT_FOUND]", in the manner of Node's own coded errors, so the code
+   * is on the line a person reads: vitest prints `name: message`, and its serialized-error
+   * block shows the cause's fields (an ENOENT) rather than ours. Match on `code`, not on this.
+   */
+  override readonly name: string;
   readonly code: MacvmErrorCode;
   readonly hint?: string;
   readonly details: Record<string, unknown>;
 
   constructor(code: MacvmErrorCode, message: string, options: MacvmErrorOptions = {}) {
     super(options.hint ? `${message}\n  → ${options.hint}` : message, { cause: options.cause });
+    this.name = `MacvmError [${code}]`;
     this.code = code;
     this.hint = options.hint;
     this.details = options.details ?? {};
