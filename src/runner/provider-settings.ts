@@ -11,7 +11,11 @@ export type ProviderSettingsSource = Pick<RunContext, 'images' | 'ssh' | 'orchar
  */
 export function providerSettings(provider: ProviderName, config: ProviderSettingsSource): Record<string, unknown> | undefined {
   if (provider === 'ssh') return config.ssh;
-  if (provider === 'qemu') return config.qemu;
+  if (provider === 'qemu') {
+    // images.<name>.ssh overrides the login the image's manifest records (its host key must then match).
+    const logins = Object.entries(config.images).flatMap(([name, image]) => (image.ssh ? [[name, image.ssh] as const] : []));
+    return logins.length > 0 ? { ...config.qemu, images: Object.fromEntries(logins) } : config.qemu;
+  }
   if (provider === 'orchard') {
     const images = Object.entries(config.images).flatMap(([name, image]) =>
       image.ssh || image.source ? [[name, { ...image.ssh, ...(image.source ? { source: image.source } : {}) }] as const] : [],

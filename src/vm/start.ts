@@ -125,7 +125,7 @@ export async function startMacVM(options: StartMacVMOptions): Promise<MacVM> {
       step('ssh');
       const session = await raceCrash(
         crashed.promise,
-        deadline.run('ssh', () => connectGuest({ host: endpoint.host, port: endpoint.port, credentials: image.ssh, deadline })),
+        deadline.run('ssh', () => connectGuest({ host: endpoint.host, port: endpoint.port, credentials: image.ssh, insecureAcceptAnyHostKey: image.ssh.insecureAcceptAnyHostKey, deadline })),
       );
       const strategy = options.wait ?? forSsh();
       step(`wait: ${strategy.description}`);

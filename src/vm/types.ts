@@ -28,6 +28,11 @@ export interface SshCredentials {
    * A guest presenting any other key is refused with MACVM_HOST_KEY_MISMATCH.
    */
   hostKey?: string;
+  /**
+   * Set by a provider when its settings say `insecureAcceptAnyHostKey: true` and no key is
+   * pinned (orchard, tart): the connection then accepts whatever host key the guest presents.
+   */
+  insecureAcceptAnyHostKey?: boolean;
 }
 
 export interface Image {

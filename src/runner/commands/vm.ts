@@ -159,7 +159,7 @@ Example:
       if (record.provider !== 'orchard' && !record.ssh) throw new MacvmError('MACVM_VM_STOPPED', `VM ${id} has no SSH endpoint; is it running? (macvm vm ls)`);
       const image = await (await loadProvider(provider ?? providerName(record.provider), { settings })).prepare(record.image);
       const endpoint = await guestEndpoint(id, attached);
-      const session = await connectGuest({ host: endpoint.host, port: endpoint.port, credentials: image.ssh, connectTimeoutMs: record.provider === 'orchard' ? 15_000 : 5_000 });
+      const session = await connectGuest({ host: endpoint.host, port: endpoint.port, credentials: image.ssh, insecureAcceptAnyHostKey: image.ssh.insecureAcceptAnyHostKey, connectTimeoutMs: record.provider === 'orchard' ? 15_000 : 5_000 });
       try {
         // One word is taken as a shell command line ("uname -a"); several are argv, quoted.
         const command = commandWords.length === 1 ? commandWords[0]! : commandWords.map(quoteShellWord).join(' ');

@@ -176,6 +176,7 @@ function orchardCredentials(imageRef: string, image: OrchardImageSettings, insec
     password: image.privateKeyPath ? image.password : (image.password ?? TART_DEFAULT_CREDENTIALS.password),
     privateKeyPath: image.privateKeyPath,
     hostKey,
+    ...(hostKey ? {} : { insecureAcceptAnyHostKey: true }),
   };
 }
 

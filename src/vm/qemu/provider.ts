@@ -2,10 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { stopAndRemoveClone } from '../clone-teardown.js';
 import { access, readFile, rm } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import { MacvmError } from '../../errors.js';
+import { MacvmError, messageOf } from '../../errors.js';
+import { normaliseHostKey } from '../ssh/settings.js';
 import { ensurePrivateDir, ensurePrivateHome, macvmHome, homePaths } from '../home.js';
 import { createTaggedRuntimeDir, newVmRecord, type VmRecord } from '../runtime-dir.js';
-import type { Clone, CloneOptions, Image, Provider } from '../types.js';
+import type { Clone, CloneOptions, Image, Provider, SshCredentials } from '../types.js';
 import { readQemuManifest, type QemuImageManifest } from './manifest.js';
 import { createOverlay, virtualSizeBytes } from './qemu-img.js';
 import { bootQemu, type QemuBootExtras } from './boot.js';
@@ -27,6 +28,7 @@ export interface QemuProviderOptions {
 export function createQemuProvider(options: QemuProviderOptions = {}): Provider {
   const home = options.home ?? macvmHome();
   const settings = resolveQemuSettings(options.settings);
+  const logins = (options.settings?.images ?? {}) as Record<string, Partial<SshCredentials>>;
   return {
     name: 'qemu',
     // 'none' first: a test guest reaches the host only through what the spec exposes.
@@ -57,7 +59,7 @@ export function createQemuProvider(options: QemuProviderOptions = {}): Provider 
         location: dir,
         os: manifest.os,
         arch: manifest.arch,
-        ssh: { user: manifest.ssh.user, privateKeyPath: resolve(manifest.ssh.privateKey), hostKey: manifest.ssh.hostKey },
+        ssh: configuredLogin(imageRef, { user: manifest.ssh.user, privateKeyPath: resolve(manifest.ssh.privateKey), hostKey: manifest.ssh.hostKey }, logins[imageRef]),
         facts: manifest.facts,
         manifest: {
           ...manifest,
@@ -122,6 +124,33 @@ class QemuClone implements Clone {
     this.destroyed ??= stopAndRemoveClone(this.running, this.runtimeDir);
     return this.destroyed;
   }
+}
+
+/**
+ * The config's `images.<name>.ssh` over what the image's manifest records: a user, a key file or
+ * password, and a pinned host key, which the guest must then present (else MACVM_HOST_KEY_MISMATCH).
+ */
+function configuredLogin(imageRef: string, manifest: SshCredentials, configured: Partial<SshCredentials> | undefined): SshCredentials {
+  if (!configured) return manifest;
+  let hostKey = manifest.hostKey;
+  if (configured.hostKey !== undefined) {
+    const key = `images.${imageRef}.ssh.hostKey`;
+    try {
+      hostKey = normaliseHostKey(configured.hostKey);
+    } catch (error) {
+      throw new MacvmError('MACVM_CONFIG_INVALID', `${key} is not an OpenSSH public key ("ssh-ed25519 AAAA..."): ${messageOf(error).split('\n')[0]}`, {
+        hint: `The image's own key is in its image.json (ssh.hostKey); leave ${key} out to use it.`,
+        details: { key },
+      });
+    }
+  }
+  return {
+    user: configured.user ?? manifest.user,
+    // A configured password alone replaces the image's key; a key file replaces it too.
+    privateKeyPath: configured.privateKeyPath ?? (configured.password !== undefined ? undefined : manifest.privateKeyPath),
+    ...(configured.password !== undefined ? { password: configured.password } : {}),
+    hostKey,
+  };
 }
 
 export function newVmId(): string {

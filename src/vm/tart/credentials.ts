@@ -43,5 +43,6 @@ export function pinnedCredentials(provider: ProviderName, imageRef: string, sett
     password: image.privateKeyPath ? image.password : (image.password ?? TART_DEFAULT_CREDENTIALS.password),
     privateKeyPath: image.privateKeyPath,
     hostKey: image.hostKey?.trim(),
+    ...(image.hostKey ? {} : { insecureAcceptAnyHostKey: true }),
   };
 }
