@@ -49,7 +49,7 @@ export function execOverSsh(context: ExecContext, command: string, options: Exec
       if (error) {
         reject(
           new MacvmError('MACVM_SSH_CONNECT_FAILED', `The guest refused a channel for \`${command}\`: ${messageOf(error)}.`, {
-            hint: 'The SSH server limits channels per connection (OpenSSH MaxSessions, default 10); run fewer commands at once, or the connection is going away.',
+            hint: 'The connection may be going away (a VM that stopped is reported as MACVM_VM_STOPPED by the MacVM); otherwise the server limits channels per connection (OpenSSH MaxSessions, default 10): run fewer commands at once.',
             details: { command },
             cause: error,
           }),

@@ -365,7 +365,7 @@ class SshGuestSession implements GuestSession {
     }
     if (this.connectionEnded) {
       throw new MacvmError('MACVM_SESSION_CLOSED', `Cannot ${what}: the SSH connection to ${this.host}:${this.port} ended (${this.endReason ?? 'closed by the server'}).`, {
-        hint: 'The VM may have stopped or rebooted; start a new session.',
+        hint: 'The VM may have stopped or rebooted (a MacVM then reports MACVM_VM_STOPPED with its console tail); a suite cannot reconnect its VM, so look at the console log and rerun.',
       });
     }
   }
