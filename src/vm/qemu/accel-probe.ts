@@ -70,10 +70,8 @@ export async function runProbe(run: ProbeRun): Promise<ProbeAttempt> {
       });
       child.stderr.on('data', (chunk: Buffer) => (errors += chunk.toString()));
       child.on('error', (error) => finish(false, `${run.binary} could not be started: ${error.message}`));
-      child.on('exit', (code, signal) => {
-        // stdout may still hold the marker: let its last chunk arrive first.
-        setImmediate(() => finish(false, lastLines(errors) || `qemu exited (${signal ?? `code ${code}`}) before the guest ran`));
-      });
+      // 'close', not 'exit': only then have stdout (the marker) and stderr (qemu's last words) been read to the end.
+      child.on('close', (code, signal) => finish(false, lastLines(errors) || `qemu exited (${signal ?? `code ${code}`}) before the guest ran`));
     });
   } finally {
     await rm(dir, { recursive: true, force: true });
