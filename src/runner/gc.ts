@@ -112,6 +112,15 @@ export async function sweepDeadSessions(options: GcOptions = {}): Promise<GcRepo
   return report;
 }
 
+/** "1 VM, 2 stale slots": what a sweep removed, counted by kind. */
+export function describeRemovals(removed: GcRemoval[]): string {
+  const count = (kind: GcRemoval['kind'], noun: string) => {
+    const n = removed.filter((r) => r.kind === kind).length;
+    return n ? `${n} ${noun}${n === 1 ? '' : 's'}` : undefined;
+  };
+  return [count('vm', 'VM'), count('session', 'session'), count('slot', 'stale slot'), count('ticket', 'stale queue ticket')].filter(Boolean).join(', ');
+}
+
 type Verdict = { keep: true; reason: string; liveSession?: boolean } | { keep: false; reason: string };
 
 async function judgeVm(
@@ -134,11 +143,16 @@ async function judgeVm(
     if (await sessionOwnerAlive(session)) return { keep: true, reason: `session ${session.id} is alive (pid ${session.pid})`, liveSession: true };
     return { keep: false, reason: `session ${session.id} is dead (runner pid ${session.pid} is gone)` };
   }
-  // Unregistered session: nobody to ask. A running VM process is left alone (unless --all),
-  // since its owner may be a run that does not use the registry.
+  // Unregistered session (its runner died and its dir is gone, or a run without the registry):
+  // the process that made the clone is its owner. Owner dead = the VM is an orphan.
+  if (record.owner && !(await isSameProcess(record.owner.pid, record.owner.pidStartTime))) {
+    return { keep: false, reason: `unknown session ${record.session ?? '?'} and its owner pid ${record.owner.pid} is gone` };
+  }
+  // An owner that lives, or an old record without one: a running VM process is left alone
+  // (unless --all), since its owner may be a run that does not use the registry.
   const vmRunning = record.pid !== undefined && (await isSameProcess(record.pid, record.pidStartTime));
   if (options.all) return { keep: false, reason: `unknown session ${record.session ?? '?'}, removed with --all` };
-  if (vmRunning) return { keep: true, reason: `unknown session ${record.session ?? '?'} but its VM process ${record.pid} runs; use --all` };
+  if (vmRunning) return { keep: true, reason: `unknown session ${record.session ?? '?'} but its ${record.owner ? `owner pid ${record.owner.pid} lives` : `VM process ${record.pid} runs`}; use --all` };
   if (age > graceMs) return { keep: false, reason: `unknown session ${record.session ?? '?'}, no VM process, older than ${Math.round(graceMs / 60_000)} min` };
   return { keep: true, reason: `unknown session ${record.session ?? '?'}, younger than the grace period` };
 }

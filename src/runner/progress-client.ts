@@ -5,6 +5,8 @@ export interface ProgressMessage {
   suite: string;
   state: string;
   detail?: string;
+  /** With state 'done': false when a test of the suite failed (default true). */
+  ok?: boolean;
 }
 
 let socket: Socket | undefined;

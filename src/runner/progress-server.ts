@@ -30,7 +30,7 @@ export async function startProgressServer(sessionDir: string, options: { quiet?:
         suites.set(message.suite, suite);
       }
       if (message.state === 'done' || message.state === 'failed') {
-        suite.done(message.state === 'done', message.detail);
+        suite.done(message.state === 'done' && message.ok !== false, message.detail);
         suites.delete(message.suite);
       } else {
         suite.update(message.state, message.detail);

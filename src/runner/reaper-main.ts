@@ -11,8 +11,12 @@
 import { appendFile, chmod, rm } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isSameProcess } from '../util/process-identity.js';
 import { destroyLeftover, runtimeDirs } from './gc.js';
+import { listWorkers, type WorkerRecord } from './worker-watch.js';
 import { readSession, removeSessionDir, sessionDir, sessionOwnerAlive } from './sessions.js';
+import { sweepDeadSlots } from './slots.js';
 
 interface ReaperArgs {
   session: string;
@@ -25,23 +29,75 @@ const args = JSON.parse(process.argv[2] ?? '{}') as ReaperArgs;
 const logFile = join(sessionDir(args.session, args.home), 'reaper.log');
 const log = (line: string) => appendFile(logFile, `${new Date().toISOString()} ${line}\n`, { mode: 0o600 }).catch(() => {});
 
+const WORKER_GRACE_MS = 5_000;
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // gone already
+  }
+}
+
 let connection: Socket | undefined;
 let sweeping: Promise<void> | undefined;
 
-/** Stops and deletes the session's VMs, then the session dir; exits the process. */
+/** Stops and deletes the session's VMs; returns how many, and how many cleanups failed. */
+async function sweepOnce(): Promise<{ removed: number; failed: number }> {
+  const mine = (await runtimeDirs(args.home)).filter((d) => d.record?.session === args.session && !d.record.detached);
+  const results = await Promise.all(
+    mine.map(async ({ dir, id, record }) => {
+      const errors = await destroyLeftover(dir, record).catch((error: unknown) => [String(error)]);
+      await log(`removed VM ${id}${record?.pid ? ` (pid ${record.pid})` : ''}${errors.length ? `; cleanup errors: ${errors.join('; ')}` : ''}`);
+      return errors.length;
+    }),
+  );
+  return { removed: mine.length, failed: results.filter((n) => n > 0).length };
+}
+
+/** The session's test workers still running (they registered in the session dir). */
+async function liveWorkers(): Promise<WorkerRecord[]> {
+  const live: WorkerRecord[] = [];
+  for (const worker of listWorkers(args.session, args.home)) if (await isSameProcess(worker.pid, worker.pidStartTime)) live.push(worker);
+  return live;
+}
+
+/**
+ * Stops and deletes the session's VMs, then the session dir; exits the process. When the
+ * runner died, its workers may outlive it a moment (they notice and stop by themselves), and
+ * a worker that was waiting for a slot or booting could still start a VM: so the sweep repeats
+ * until no worker of the session runs, and a worker still running after WORKER_GRACE_MS is killed.
+ */
 function sweepAndExit(why: string, reply?: Socket): Promise<void> {
   sweeping ??= (async () => {
     await log(`sweeping session ${args.session}: ${why}`);
-    const mine = (await runtimeDirs(args.home)).filter((d) => d.record?.session === args.session && !d.record.detached);
-    const results = await Promise.all(
-      mine.map(async ({ dir, id, record }) => {
-        const errors = await destroyLeftover(dir, record).catch((error: unknown) => [String(error)]);
-        await log(`removed VM ${id}${record?.pid ? ` (pid ${record.pid})` : ''}${errors.length ? `; cleanup errors: ${errors.join('; ')}` : ''}`);
-        return errors.length;
-      }),
-    );
+    let { removed, failed } = await sweepOnce();
+    if (!reply) {
+      const started = Date.now();
+      let killed = false;
+      for (let live = await liveWorkers(); live.length > 0; live = await liveWorkers()) {
+        if (!killed && Date.now() - started > WORKER_GRACE_MS) {
+          killed = true;
+          await log(`workers ${live.map((w) => w.pid).join(', ')} still run ${WORKER_GRACE_MS} ms after the runner: killing them`);
+          for (const worker of live) signal(worker.pid, 'SIGKILL');
+        }
+        if (Date.now() - started > WORKER_GRACE_MS + 10_000) break;
+        await sleep(200);
+        const again = await sweepOnce();
+        removed += again.removed;
+        failed = again.failed;
+      }
+      // The last worker may have started a VM as it went.
+      const last = await sweepOnce();
+      removed += last.removed;
+      failed = last.failed;
+    }
+    // The slots and queue tickets of the session's dead workers (and VMs) are freed now, not
+    // left for the next run to reclaim.
+    for (const slot of await sweepDeadSlots(args.home).catch(() => [])) await log(`freed a dead ${slot.provider} ${slot.kind} (pid ${slot.holder?.pid ?? '?'})`);
     server.close();
-    if (reply && !reply.destroyed) await new Promise<void>((done) => reply.end(`done ${mine.length}\n`, () => done()));
+    const results = [failed];
+    if (reply && !reply.destroyed) await new Promise<void>((done) => reply.end(`done ${removed}\n`, () => done()));
     // A failed cleanup command leaves the session dir (with this log) for `macvm gc` to retry.
     if (results.every((n) => n === 0)) await removeSessionDir(args.session, args.home).catch(() => {});
     else await rm(args.socket, { force: true });

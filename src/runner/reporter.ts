@@ -2,6 +2,7 @@ import { arch, cpus, platform, release, totalmem } from 'node:os';
 import { relative, resolve } from 'node:path';
 import type { Reporter, TestCase, TestModule, TestSuite, Vitest } from 'vitest/node';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { interruptedBy } from './interrupt.js';
 import './task-meta.js';
 import { RESULTS_SCHEMA_VERSION, type Artifact, type ErrorInfo, type RunResult, type SuiteResult, type TestResult } from './results.js';
 
@@ -39,8 +40,24 @@ export class MacvmReporter implements Reporter {
   }
 
   async onTestRunEnd(modules: ReadonlyArray<TestModule>): Promise<void> {
-    const reportsDir = resolve(this.root, this.options.reportsDir ?? process.env.MACVM_REPORTS_DIR ?? 'reports');
-    const suites = modules.flatMap((module) => this.suitesOf(module));
+    // An interrupted run writes its report from what had run when the signal came (./interrupt.ts).
+    if (interruptedBy()) return;
+    // Nothing ran (a filter that matched no file): an empty report must not replace the last real one.
+    if (modules.length === 0) {
+      this.options.log?.('macvm: no test files ran; the reports directory is left as it was');
+      return;
+    }
+    await this.write(this.build(modules));
+  }
+
+  /** The report of a run stopped by `signal`: suites that had not finished are marked interrupted. */
+  interruptedReport(modules: ReadonlyArray<TestModule>, signal: NodeJS.Signals): { write(): Promise<void> } {
+    const result = this.build(modules, signal);
+    return { write: () => this.write(result) };
+  }
+
+  private build(modules: ReadonlyArray<TestModule>, interrupted?: NodeJS.Signals): RunResult {
+    const suites = modules.flatMap((module) => this.suitesOf(module, interrupted));
     const tests = suites.flatMap((s) => s.tests);
     const result: RunResult = {
       schema: RESULTS_SCHEMA_VERSION,
@@ -58,9 +75,15 @@ export class MacvmReporter implements Reporter {
         flaky: tests.filter((t) => t.status === 'flaky').length,
       },
       suites,
+      ...(interrupted ? { interrupted } : {}),
     };
+    return result;
+  }
+
+  private async write(result: RunResult): Promise<void> {
+    const reportsDir = resolve(this.root, this.options.reportsDir ?? process.env.MACVM_REPORTS_DIR ?? 'reports');
     await writeFileAtomic(resolve(reportsDir, 'results.json'), `${JSON.stringify(result, null, 2)}\n`);
-    for (const line of environmentNotes(tests)) this.options.log?.(line);
+    for (const line of environmentNotes(result.suites.flatMap((s) => s.tests))) this.options.log?.(line);
     if (this.options.html !== false || this.options.junit !== false) {
       const { generateReport } = await import('../report/index.js');
       const written = await generateReport({ reportsDir, html: this.options.html, junit: this.options.junit });
@@ -70,12 +93,12 @@ export class MacvmReporter implements Reporter {
   }
 
   /** One SuiteResult per top-level describe; tests outside any describe form a suite named after the file. */
-  private suitesOf(module: TestModule): SuiteResult[] {
+  private suitesOf(module: TestModule, interrupted?: NodeJS.Signals): SuiteResult[] {
     const file = relative(this.root, module.moduleId);
     const results: SuiteResult[] = [];
     const loose: TestCase[] = [];
     for (const child of module.children) {
-      if (child.type === 'suite') results.push(this.suiteResult(child, file));
+      if (child.type === 'suite') results.push(this.suiteResult(child, file, interrupted));
       else loose.push(child);
     }
     if (loose.length > 0 || (results.length === 0 && module.errors().length > 0)) {
@@ -94,8 +117,25 @@ export class MacvmReporter implements Reporter {
     return results;
   }
 
-  private suiteResult(suite: TestSuite, file: string): SuiteResult {
-    const tests = [...suite.children.allTests()].map((t) => this.testResult(t));
+  private suiteResult(suite: TestSuite, file: string, interrupted?: NodeJS.Signals): SuiteResult {
+    const all = [...suite.children.allTests()];
+    const tests = all.map((t) => this.testResult(t));
+    // Stopped part-way: some tests had not finished (running or still queued) when the signal came.
+    const cut = interrupted !== undefined && all.some((t) => t.result().state === 'pending');
+    if (cut) {
+      return {
+        id: suite.id,
+        name: suite.name,
+        file,
+        status: 'failed',
+        interrupted: true,
+        durationMs: tests.reduce((sum, t) => sum + t.durationMs, 0),
+        vm: suite.meta().macvm,
+        error: { message: `Interrupted by ${interrupted} before the suite finished; its VM was stopped.`, code: 'MACVM_INTERRUPTED' },
+        tests,
+        artifacts: [],
+      };
+    }
     const errors = suite.errors() as SerializedErrorLike[];
     const meta = suite.meta();
     const artifacts: Artifact[] = meta.macvm?.consoleLog ? [{ kind: 'console-log', name: 'console.log', path: meta.macvm.consoleLog, contentType: 'text/plain' }] : [];

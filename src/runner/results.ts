@@ -78,6 +78,8 @@ export interface SuiteResult {
   /** Spec file, relative to the project root. */
   file: string;
   status: 'passed' | 'failed' | 'skipped';
+  /** The run was stopped (Ctrl-C, SIGTERM) before this suite finished; status is 'failed'. */
+  interrupted?: boolean;
   durationMs: number;
   vm?: VmFacts;
   /** Errors outside any test (boot failure, beforeAll/afterAll). */
@@ -95,4 +97,6 @@ export interface RunResult {
   provider: string;
   totals: { suites: number; tests: number; passed: number; failed: number; skipped: number; flaky: number };
   suites: SuiteResult[];
+  /** Set when the run was stopped by a signal: which one. */
+  interrupted?: string;
 }

@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
@@ -12,6 +14,24 @@ export async function processStartTime(pid: number): Promise<string | undefined>
   const result = await execa('ps', ['-o', 'lstart=', '-p', String(pid)], { reject: false });
   const started = result.stdout.trim();
   return result.exitCode === 0 && started ? started : undefined;
+}
+
+let ownStartTime: string | undefined | null = null;
+
+/** This process's start time (as processStartTime() reports it), read once, synchronously. */
+export function selfStartTime(): string | undefined {
+  if (ownStartTime !== null) return ownStartTime;
+  try {
+    if (process.platform === 'linux') {
+      const stat = readFileSync('/proc/self/stat', 'utf8');
+      ownStartTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    } else {
+      ownStartTime = execFileSync('ps', ['-o', 'lstart=', '-p', String(process.pid)], { encoding: 'utf8' }).trim() || undefined;
+    }
+  } catch {
+    ownStartTime = undefined;
+  }
+  return ownStartTime;
 }
 
 /** State letter and start time from one read of /proc/<pid>/stat. */

@@ -1,6 +1,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { selfStartTime } from '../util/process-identity.js';
 import { ensurePrivateDir, ensurePrivateHome, homePaths } from './home.js';
 
 /**
@@ -27,6 +28,11 @@ export interface VmRecord {
   ssh?: { host: string; port: number };
   /** Argv lists to run (in order) to clean up outside the runtime dir, e.g. ["tart","delete","macvm-ab12"]. */
   cleanup?: string[][];
+  /**
+   * The process that created the clone (a test worker, the CLI): while it lives, the VM has
+   * an owner; once it is gone and the session is unknown, `macvm gc` removes the VM.
+   */
+  owner?: { pid: number; pidStartTime?: string };
   /** Set for VMs started with `macvm vm start`: the reaper leaves them alone; `vm rm` / `gc --all` remove them. */
   detached?: boolean;
   cpus?: number;
@@ -36,9 +42,9 @@ export interface VmRecord {
 export const VM_RECORD_FILE = 'vm.json';
 
 /** The record a provider writes when it makes a clone, before anything else exists: stamped now. */
-export function newVmRecord(fields: Omit<VmRecord, 'createdAt' | 'detached'> & { detached?: boolean }): VmRecord {
+export function newVmRecord(fields: Omit<VmRecord, 'createdAt' | 'detached' | 'owner'> & { detached?: boolean }): VmRecord {
   // `detached: false` is left out, so vm.json only says it for `macvm vm start`.
-  return { ...fields, createdAt: new Date().toISOString(), detached: fields.detached || undefined };
+  return { ...fields, createdAt: new Date().toISOString(), owner: { pid: process.pid, pidStartTime: selfStartTime() }, detached: fields.detached || undefined };
 }
 
 export async function createRuntimeDir(id: string): Promise<string> {

@@ -1,4 +1,4 @@
-import { sweepDeadSessions, type GcRemoval } from '../gc.js';
+import { describeRemovals, sweepDeadSessions } from '../gc.js';
 import { parseCommandArgs, writeJson } from './args.js';
 import type { Command } from './command.js';
 
@@ -32,7 +32,7 @@ Examples:
       return 0;
     }
     if (report.removed.length === 0) stdout.write('Nothing to remove: no dead sessions left anything behind.\n');
-    else stdout.write(`${dryRun ? 'Would remove' : 'Removed'} ${summary(report.removed)}.\n`);
+    else stdout.write(`${dryRun ? 'Would remove' : 'Removed'} ${describeRemovals(report.removed)}.\n`);
     const detached = report.kept.filter((k) => k.reason.startsWith('detached'));
     if (detached.length) stdout.write(`Kept ${detached.length} detached VM(s) (${detached.map((k) => k.id).join(', ')}); \`macvm gc --all\` or \`macvm vm rm <id>\` removes them.\n`);
     const failed = report.removed.filter((r) => r.errors?.length);
@@ -40,11 +40,3 @@ Examples:
     return failed.length ? 1 : 0;
   },
 };
-
-function summary(removed: GcRemoval[]): string {
-  const count = (kind: GcRemoval['kind'], noun: string) => {
-    const n = removed.filter((r) => r.kind === kind).length;
-    return n ? `${n} ${noun}${n === 1 ? '' : 's'}` : undefined;
-  };
-  return [count('vm', 'VM'), count('session', 'session'), count('slot', 'stale slot'), count('ticket', 'stale queue ticket')].filter(Boolean).join(', ');
-}

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { cpus as hostCpus } from 'node:os';
 import { join } from 'node:path';
@@ -96,7 +96,11 @@ export async function bootQemu(clone: QemuClone, overlay: string, record: VmReco
 function spawnQemu(binary: string, spec: QemuLaunchSpec, runtimeDir: string, detached: boolean): ChildProcess {
   const logFd = openSync(join(runtimeDir, 'qemu.log'), 'a', 0o600);
   try {
-    const child = spawn(binary, buildQemuArgs(spec), {
+    // Tied to its owner: on Linux, setpriv sets PR_SET_PDEATHSIG and execs qemu (same pid), so
+    // the kernel kills qemu the moment the process that spawned it dies, however it dies. A
+    // detached VM (`macvm vm start`) is meant to outlive its starter and is not tied.
+    const tie = detached ? undefined : deathSignalWrapper();
+    const child = spawn(tie ?? binary, tie ? ['--pdeathsig', 'KILL', '--', binary, ...buildQemuArgs(spec)] : buildQemuArgs(spec), {
       cwd: runtimeDir,
       stdio: ['ignore', logFd, logFd],
       detached,
@@ -108,6 +112,23 @@ function spawnQemu(binary: string, spec: QemuLaunchSpec, runtimeDir: string, det
   } finally {
     closeSync(logFd);
   }
+}
+
+let setpriv: string | null | undefined = null;
+
+/** util-linux `setpriv` (Linux), which can set the parent-death signal before it execs. */
+function deathSignalWrapper(): string | undefined {
+  if (setpriv !== null) return setpriv;
+  setpriv = undefined;
+  if (process.platform === 'linux') {
+    for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/bin', '/bin'])) {
+      if (dir && existsSync(join(dir, 'setpriv'))) {
+        setpriv = join(dir, 'setpriv');
+        break;
+      }
+    }
+  }
+  return setpriv;
 }
 
 function childExit(child: ChildProcess): Promise<ExitInfo> {
