@@ -15,12 +15,15 @@ export async function runTests(argv: string[]): Promise<number> {
   const { filter, options } = parseCLI(['vitest', watch ? 'watch' : 'run', ...rest]);
   // A bad macvm.config.ts fails here, before vitest starts, with every problem named.
   const config = await loadConfig({ cwd: options.root ?? process.cwd() });
-  const userReporters = options.reporters === undefined ? ['default'] : [options.reporters].flat();
+  // vitest's CLI names them `reporter`; passed on as such they would replace macvm's own.
+  const { reporter: cliReporters, ...vitestOptions } = options as typeof options & { reporter?: unknown };
+  const chosen = cliReporters ?? options.reporters;
+  const userReporters = chosen === undefined ? ['default'] : [chosen].flat();
   const vitest = await startVitest(
     'test',
     filter,
     {
-      ...options,
+      ...vitestOptions,
       // macvm.config.ts holds macvm's settings; a vitest config is used only when named.
       config: options.config ?? false,
       reporters: [...(userReporters as never[]), new MacvmReporter({

@@ -1,0 +1,42 @@
+/**
+ * `macvm test` with vitest's own --reporter flag still writes macvm's reports, and a run
+ * that ran nothing leaves the previous report alone (the real CLI, a spec that boots no VM).
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunResult } from '../../src/runner/results.js';
+import { runMacvm } from '../support/run-macvm.js';
+
+let scratch: string;
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'macvm-reporters-'));
+});
+afterAll(async () => {
+  await rm(scratch, { recursive: true, force: true });
+});
+
+const env = (reports: string) => ({ MACVM_HOME: join(scratch, 'home'), MACVM_REPORTS_DIR: reports });
+
+describe('macvm test and its reports', () => {
+  it('--reporter=dot replaces vitest\'s default output, not macvm\'s results, HTML and JUnit', async () => {
+    const reports = join(scratch, 'dot');
+    const { code, stdout, stderr } = await runMacvm(['test', 'test/fixtures/runner/no-vm.spec.ts', '--reporter=dot'], { env: env(reports) }).done;
+    expect(code, `${stdout}\n${stderr}`).toBe(0);
+    const result = JSON.parse(await readFile(join(reports, 'results.json'), 'utf8')) as RunResult;
+    expect(result.totals).toMatchObject({ tests: 1, passed: 1 });
+    for (const file of ['index.html', 'junit.xml']) expect(existsSync(join(reports, file)), file).toBe(true);
+  });
+
+  it('a run that found no test files leaves the previous report as it was, and says so', async () => {
+    const reports = join(scratch, 'kept');
+    await runMacvm(['test', 'test/fixtures/runner/no-vm.spec.ts'], { env: env(reports) }).done;
+    const before = await readFile(join(reports, 'results.json'), 'utf8');
+    await writeFile(join(reports, 'marker'), '');
+    const { stderr } = await runMacvm(['test', 'test/fixtures/runner/no-such-spec-anywhere'], { env: env(reports) }).done;
+    expect(await readFile(join(reports, 'results.json'), 'utf8')).toBe(before);
+    expect(stderr).toMatch(/no test files ran; .*left as it was/);
+  });
+});
