@@ -196,6 +196,19 @@ describe('gc', () => {
     expect(await isRunning(liveVm)).toBe(true);
   });
 
+  it('removes a running VM of an unknown session once the process that made it is dead; keeps it while that owner lives', async () => {
+    const gone = spawn('true');
+    await new Promise((done) => gone.once('exit', done));
+    const orphan = fakeVm();
+    const owned = fakeVm();
+    await vmDir('vm-orphan', { session: 's-unknown', pid: orphan, pidStartTime: await processStartTime(orphan), owner: { pid: gone.pid!, pidStartTime: '1' } });
+    await vmDir('vm-owned', { session: 's-unknown', pid: owned, pidStartTime: await processStartTime(owned), owner: { pid: process.pid, pidStartTime: await processStartTime(process.pid) } });
+    const report = await sweepDeadSessions({ home });
+    expect(report.removed.map((r) => r.id)).toEqual(['vm-orphan']);
+    expect(await isRunning(orphan)).toBe(false);
+    expect(await isRunning(owned)).toBe(true);
+  });
+
   it('`macvm gc --dry-run --json` reports without removing; `macvm gc` removes and says what', async () => {
     await deadSession('s-gone');
     const vm = fakeVm();
