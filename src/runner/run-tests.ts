@@ -1,4 +1,6 @@
 /// <reference types="vitest/config" />
+import { stat } from 'node:fs/promises';
+import { relative, resolve, sep } from 'node:path';
 import { parseCLI, startVitest } from 'vitest/node';
 import { loadConfig } from './config.js';
 import { MacvmReporter } from './reporter.js';
@@ -19,9 +21,11 @@ export async function runTests(argv: string[]): Promise<number> {
   const { reporter: cliReporters, ...vitestOptions } = options as typeof options & { reporter?: unknown };
   const chosen = cliReporters ?? options.reporters;
   const userReporters = chosen === undefined ? ['default'] : [chosen].flat();
+  const root = options.root ?? process.cwd();
+  const { folders, filters } = await splitFolders(filter, root);
   const vitest = await startVitest(
     'test',
-    filter,
+    filters,
     {
       ...vitestOptions,
       // macvm.config.ts holds macvm's settings; a vitest config is used only when named.
@@ -43,12 +47,33 @@ export async function runTests(argv: string[]): Promise<number> {
         hookTimeout: 40 * 60_000,
         testTimeout: 5 * 60_000,
         pool: 'forks',
+        // A folder argument means that folder, not every path containing its name.
+        ...(folders.length > 0 ? { include: folders.map((folder) => `${folder}/${SPEC_PATTERN}`) } : {}),
       },
     },
   );
   if (vitest.shouldKeepServer()) return new Promise<number>(() => {});
   await vitest.close();
   return typeof process.exitCode === 'number' ? process.exitCode : 0;
+}
+
+/** vitest's default test-file pattern, applied inside each folder named on the command line. */
+const SPEC_PATTERN = '**/*.{test,spec}.?(c|m)[jt]s?(x)';
+
+/**
+ * vitest treats every positional argument as a substring of a file path, so `specs` also ran
+ * `cases/x/specs/y.spec.ts`. Arguments naming an existing directory become include globs
+ * rooted there; the rest stay vitest filters.
+ */
+async function splitFolders(args: string[], root: string): Promise<{ folders: string[]; filters: string[] }> {
+  const folders: string[] = [];
+  const filters: string[] = [];
+  for (const arg of args) {
+    const isFolder = await stat(resolve(root, arg)).then((s) => s.isDirectory(), () => false);
+    if (isFolder) folders.push(relative(root, resolve(root, arg)).split(sep).join('/') || '.');
+    else filters.push(arg);
+  }
+  return { folders, filters };
 }
 
 /** A module next to this one, in whichever form (src .ts or dist .js) is running. */

@@ -40,3 +40,14 @@ describe('macvm test and its reports', () => {
     expect(stderr).toMatch(/no test files ran; .*left as it was/);
   });
 });
+
+describe('macvm test <folder>', () => {
+  it('runs that folder, not every path that contains its name', async () => {
+    const reports = join(scratch, 'folders');
+    const cwd = join(import.meta.dirname, '..', 'fixtures', 'folders');
+    const { code, stdout, stderr } = await runMacvm(['test', 'specs'], { cwd, env: env(reports) }).done;
+    expect(code, `${stdout}\n${stderr}`).toBe(0);
+    const result = JSON.parse(await readFile(join(reports, 'results.json'), 'utf8')) as RunResult;
+    expect(result.suites.flatMap((s) => s.tests.map((t) => t.name))).toEqual(['runs from the specs folder']);
+  });
+});
