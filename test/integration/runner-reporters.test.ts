@@ -51,3 +51,22 @@ describe('macvm test <folder>', () => {
     expect(result.suites.flatMap((s) => s.tests.map((t) => t.name))).toEqual(['runs from the specs folder']);
   });
 });
+
+describe('macvmTest().extend()', () => {
+  it('shares the file-scoped VM instead of booting a second one', async () => {
+    const { createTestHome } = await import('../support/vm-home.js');
+    const home = await createTestHome();
+    try {
+      const reports = join(scratch, 'extend');
+      const { code, stdout, stderr } = await runMacvm(['test', 'test/fixtures/runner/fixture-extend.spec.ts'], {
+        env: { MACVM_HOME: home.home, MACVM_REPORTS_DIR: reports },
+      }).done;
+      expect(code, `${stdout}\n${stderr}`).toBe(0);
+      const result = JSON.parse(await readFile(join(reports, 'results.json'), 'utf8')) as RunResult;
+      expect(result.totals).toMatchObject({ tests: 2, passed: 2 });
+      expect(await home.leftovers()).toEqual({ runtimeDirs: [], qemuPids: [] });
+    } finally {
+      await home.cleanup();
+    }
+  });
+});
