@@ -175,6 +175,10 @@ function enrich(error: unknown, deadline: Deadline, tail: string, consoleLog: st
   }
   if (error instanceof MacvmError) {
     if (tail && !error.details.consoleTail) error.details.consoleTail = tail;
+    // The message carries the tail itself (the CLI prints the message; crash errors promise it).
+    const shown = typeof error.details.consoleTail === 'string' ? error.details.consoleTail.trim() : '';
+    if (shown && !error.message.includes(shown)) error.message += `\nLast console lines:\n${shown.split('\n').map((line) => `    ${line}`).join('\n')}`;
+    else if (!shown && /console tail below/.test(error.message)) error.message += '\nLast console lines: none (the guest printed nothing).';
     if (consoleLog) {
       error.details.consoleLog = consoleLog;
       error.message += `\n  console log: ${consoleLog}`;

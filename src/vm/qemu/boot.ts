@@ -179,6 +179,7 @@ export class QemuRunningVM implements RunningVM {
   readonly exited: Promise<ExitInfo>;
   private stopping?: Promise<void>;
   private screenshotCount = 0;
+  private hasExited = false;
 
   constructor(
     readonly clone: Clone,
@@ -191,7 +192,10 @@ export class QemuRunningVM implements RunningVM {
     private readonly readyMarker?: string,
   ) {
     this.exited = exited;
-    void exited.then(() => this.qmp?.close());
+    void exited.then(() => {
+      this.hasExited = true;
+      this.qmp?.close();
+    });
   }
 
   static attach(clone: Clone, record: VmRecord): QemuRunningVM {
@@ -217,6 +221,9 @@ export class QemuRunningVM implements RunningVM {
     if (this.readyMarker && deadline) {
       while (!(await readFile(this.consoleLogPath, 'utf8').catch(() => '')).includes(this.readyMarker)) {
         deadline.throwIfExpired();
+        // A VM that died never prints the marker: stop polling (the caller reports the exit),
+        // rather than keep the process busy until the deadline.
+        if (this.hasExited) throw new MacvmError('MACVM_VM_STOPPED', `VM ${this.clone.id} exited before its guest was ready.`);
         await sleep(Math.min(20, deadline.remainingMs()));
       }
     }
