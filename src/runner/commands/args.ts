@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { MacvmError } from '../../errors.js';
+import { didYouMean } from '../../util/validate.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 type ParsedArgs<T extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: boolean; strict: true }>>;
@@ -9,7 +10,12 @@ export function parseCommandArgs<T extends Options>(verb: string, argv: string[]
   try {
     return parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (error) {
-    throw new MacvmError('MACVM_BAD_ARGUMENT', `macvm ${verb}: ${(error as Error).message}`, { hint: `See \`macvm ${verb} --help\`.` });
+    const message = (error as Error).message;
+    // "Unknown option '--dryrun'" → did you mean --dry-run?
+    const unknown = /Unknown option '(--?[^']+)'/.exec(message)?.[1];
+    const suggestion = unknown?.startsWith('--') ? didYouMean(unknown.slice(2), Object.keys(options)) : undefined;
+    const hint = suggestion ? `Did you mean --${suggestion}? See \`macvm ${verb} --help\`.` : `See \`macvm ${verb} --help\`.`;
+    throw new MacvmError('MACVM_BAD_ARGUMENT', `macvm ${verb}: ${message}`, { hint });
   }
 }
 

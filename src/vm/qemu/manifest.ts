@@ -1,6 +1,7 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { MacvmError } from '../../errors.js';
+import { didYouMean } from '../../util/validate.js';
 import type { GuestArch, GuestOS } from '../types.js';
 
 /**
@@ -60,10 +61,14 @@ export async function readQemuManifest(imageDir: string, name: string): Promise<
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new MacvmError('MACVM_IMAGE_NOT_FOUND', `No image "${name}" in ${imageDir}.`, {
-      hint: name === 'linux-test' || name === 'linux-browser' ? `Build it with \`macvm image build ${name}\`.` : 'List images with `macvm image ls`.',
-      cause: error,
-    });
+    const known = await readdir(dirname(imageDir)).catch(() => [] as string[]);
+    const suggestion = didYouMean(name, [...new Set([...known, 'linux-test', 'linux-browser'])].filter((candidate) => candidate !== name));
+    const hint = suggestion
+      ? `Did you mean "${suggestion}"? \`macvm image ls\` lists the images.`
+      : name === 'linux-test' || name === 'linux-browser'
+        ? `Build it with \`macvm image build ${name}\`.`
+        : 'List images with `macvm image ls`.';
+    throw new MacvmError('MACVM_IMAGE_NOT_FOUND', `No image "${name}" in ${imageDir}.`, { hint, cause: error });
   }
   try {
     const manifest = JSON.parse(text) as QemuImageManifest;
