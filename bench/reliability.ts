@@ -5,7 +5,7 @@
  * counts a leak when, 15 s after the kill, a VM process, clone dir, slot, session dir or any
  * process the runner had started is still there; cleanup ms is kill → all of it gone.
  *
- *   npm run bench reliability                  # 2 trials per cell
+ *   npm run bench reliability                  # 2 trials per cell (the README figure: --trials 1)
  *   npm run bench reliability -- --trials 20   # (or MACVM_BENCH_TRIALS=20)
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isSameProcess, processStartTime, selfStartTime } from '../util/process-identity.js';
 import { destroyLeftover, runtimeDirs } from './gc.js';
@@ -70,7 +70,8 @@ export function watchRunner(context: RunContext, options: { pollMs?: number } = 
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const record: WorkerRecord = { pid: process.pid, pidStartTime: selfStartTime() };
     writeFileSync(join(dir, `${process.pid}.json`), JSON.stringify(record), { mode: 0o600 });
-    process.once('exit', () => rmSync(join(dir, `${process.pid}.json`), { force: true }));
+    // Not removed at exit: that would open a window where this process still runs (and holds
+    // its slot) but no longer looks registered. Readers check pid + start time; the session dir goes at the end.
   } catch {
     // The session dir is gone already: the runner is dead or done; the poll below decides.
   }
