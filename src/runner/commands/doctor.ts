@@ -23,6 +23,8 @@ interface Check {
   apt?: string[];
   /** How to fix it by hand, when apt is not the answer. */
   fix?: string;
+  /** A provider this host cannot run at all (vz on Linux): reported, never a failure. */
+  notForThisHost?: boolean;
 }
 
 /** The Debian package that brings `bin`, from the one host list. */
@@ -77,7 +79,8 @@ and a macOS SDK besides; doctor does not install those.`,
       }
       checks = await runChecks(values['with-test-tools'] ?? false, true);
     }
-    const problems = checks.filter((c) => !c.ok);
+    // One verdict for the exit code and --json's `ok`: what fails and could work on this host.
+    const problems = checks.filter((c) => !c.ok && !c.notForThisHost);
     // What --fix can mend here; vz and tart on a Linux host are facts, not problems.
     const fixable = problems.filter((p) => p.apt?.length || p.area === 'image' || p.area === 'browser image' || p.area.startsWith('vz '));
     if (values.json) {
@@ -94,12 +97,12 @@ and a macOS SDK besides; doctor does not install those.`,
       if (fixable.length > 0 && !values.fix) stdout.write('\n`macvm doctor --fix` installs the missing Debian packages and builds the test guest.\n');
     }
     // Problems in providers this host cannot run anyway (vz on Linux) are not failures.
-    return fixable.length > 0 ? 1 : 0;
+    return problems.length > 0 ? 1 : 0;
   },
 };
 
 async function runChecks(withTestTools: boolean, fix = false): Promise<Check[]> {
-  const checks: Check[] = [];
+  const checks: Check[] = [await configCheck()];
   checks.push({ area: 'host', ok: true, detail: `${platform()} ${arch()}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; default provider: ${defaultProviderName()}` });
 
   const settings = await qemuSettings();
@@ -136,10 +139,26 @@ async function runChecks(withTestTools: boolean, fix = false): Promise<Check[]> 
 
   checks.push(...(await vzChecks(fix)));
   const tart = await versionOf('tart', ['--version']);
-  checks.push(tart ? { area: 'tart', ok: true, detail: `tart ${tart}` } : { area: 'tart', ok: false, detail: 'tart not installed (macOS only: brew install cirruslabs/cli/tart)' });
+  checks.push(
+    tart
+      ? { area: 'tart', ok: true, detail: `tart ${tart}` }
+      : { area: 'tart', ok: false, detail: 'tart not installed (macOS only: brew install cirruslabs/cli/tart)', notForThisHost: platform() !== 'darwin' },
+  );
   checks.push({ area: 'ssh', ok: true, detail: 'works with any reachable machine: set `ssh` in macvm.config.ts' });
   checks.push(await orchardCheck());
   return checks;
+}
+
+/** A macvm.config.ts that does not load fails every run: doctor says so first. */
+async function configCheck(): Promise<Check> {
+  const file = await findConfigFile(process.cwd()).catch(() => undefined);
+  if (!file) return { area: 'config', ok: true, detail: 'no macvm.config.ts here: defaults apply' };
+  try {
+    await loadConfig();
+    return { area: 'config', ok: true, detail: `${file} is valid` };
+  } catch (error) {
+    return { area: 'config', ok: false, detail: (error as Error).message.split('\n').slice(0, 4).join(' '), fix: `edit ${file}` };
+  }
 }
 
 /** The config's `qemu` section under MACVM_ACCEL / MACVM_QEMU_BINARY; a broken config is reported by its own check. */
@@ -191,7 +210,7 @@ async function orchardCheck(): Promise<Check> {
  */
 async function vzChecks(fix: boolean): Promise<Check[]> {
   if (platform() !== 'darwin' || arch() !== 'arm64') {
-    return [{ area: 'vz', ok: false, detail: 'needs macOS 12+ on Apple Silicon (not this host)' }];
+    return [{ area: 'vz', ok: false, detail: 'needs macOS 12+ on Apple Silicon (not this host)', notForThisHost: true }];
   }
   const checks: Check[] = [];
   try {
