@@ -17,7 +17,7 @@ progress. --ipsw latest downloads the newest IPSW this Mac supports into $MACVM_
 the IPSW's minimum. The disk is sparse: it takes space only as the guest writes.
 
 After the install, finish Setup Assistant once (create the user, enable Remote Login) and pin
-the guest's SSH host key in macvm.config.ts (providers.vz.images["<name>"].hostKey).
+the guest's SSH host key in macvm.config.ts: images: { <name>: { ssh: { user, hostKey } } }.
 
 Examples:
   macvm image create sonoma --ipsw latest
