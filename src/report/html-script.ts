@@ -17,6 +17,9 @@ export const REPORT_SCRIPT = String.raw`
   var STATUSES = ['all', 'failed', 'flaky', 'passed', 'skipped'];
   var ICONS = { passed: '✓', failed: '✕', flaky: '⟳', skipped: '–' };
   var BATCH_TESTS = 150;
+  // Failed tests shown open on first render; beyond this many they wait for a click.
+  var OPEN_FAILURES = 10;
+  var openedFailures = 0;
   var state = { status: 'all', q: '' };
   var list = document.getElementById('suites');
   var shown = document.getElementById('shown');
@@ -63,6 +66,10 @@ export const REPORT_SCRIPT = String.raw`
     return suite.name && full.indexOf(prefix) === 0 ? full.slice(prefix.length) : full;
   }
 
+  function failedRank(suite) {
+    return suite.status === 'failed' ? 0 : 1;
+  }
+
   // ---- hash <-> state ----
   function readHash() {
     var params = new URLSearchParams(location.hash.replace(/^#\??/, ''));
@@ -97,6 +104,8 @@ export const REPORT_SCRIPT = String.raw`
         testCount += tests.length;
       }
     });
+    // Failures first: a reader opens the report to see what broke (the order is stable otherwise).
+    out.sort(function (a, b) { return failedRank(a.suite) - failedRank(b.suite); });
     return { groups: out, tests: testCount };
   }
 
@@ -156,6 +165,8 @@ export const REPORT_SCRIPT = String.raw`
         .forEach(function (fact) { if (fact) facts.push(el('span', { className: 'chip', text: fact })); });
       if (vm.consoleLog) facts.push(el('a', { className: 'chip', href: url(vm.consoleLog), target: '_blank', text: 'console log' }));
     }
+    // The VM facts already link its console log; the same file among the artifacts is not listed twice.
+    var suiteArtifacts = (suite.artifacts || []).filter(function (a) { return !(vm && vm.consoleLog && a.path === vm.consoleLog); });
     var head = el('header', { className: 'suite-head' }, [
       el('span', { className: 'dot s-' + suite.status, title: suite.status }),
       el('h3', { text: suite.name }),
@@ -163,7 +174,7 @@ export const REPORT_SCRIPT = String.raw`
       el('span', { className: 'duration', text: duration(suite.durationMs) }),
     ]);
     var items = tests.map(function (test) { return renderTest(test, suite); });
-    var otherArtifacts = suite.artifacts && suite.artifacts.length ? el('div', { className: 'suite-error' }, [renderArtifacts(suite.artifacts)]) : null;
+    var otherArtifacts = suiteArtifacts.length ? el('div', { className: 'suite-error' }, [renderArtifacts(suiteArtifacts)]) : null;
     return el('section', { className: 'suite', 'data-status': suite.status, 'data-suite-id': suite.id }, [
       head,
       el('div', { className: 'vm-facts' }, facts),
@@ -194,14 +205,23 @@ export const REPORT_SCRIPT = String.raw`
     var details = el('details', { className: 'test', 'data-status': test.status, 'data-test-id': test.id }, [
       el('summary', { className: 'test-row' }, rowChildren),
     ]);
-    // The body (errors, images) is built the first time the test is opened.
-    details.addEventListener('toggle', function () {
-      if (!details.open || details.querySelector('.test-body')) return;
+    // The body (errors, images) is built the first time the test is opened; failed tests open
+    // with it, the first few of the run at least, so the reason is on screen without a click.
+    function openBody() {
+      if (details.querySelector('.test-body')) return;
       details.appendChild(el('div', { className: 'test-body' }, [
         test.error ? renderError(test.error, null) : null,
         test.artifacts && test.artifacts.length ? renderArtifacts(test.artifacts) : null,
       ]));
+    }
+    details.addEventListener('toggle', function () {
+      if (details.open) openBody();
     });
+    if (test.status === 'failed' && openedFailures < OPEN_FAILURES) {
+      openedFailures++;
+      details.open = true;
+      openBody();
+    }
     return el('li', null, [details]);
   }
 

@@ -34,8 +34,8 @@ export function renderHtml(input: HtmlReportInput): string {
 <body>
 <main>
 ${renderHeader(run)}
-${renderBenchSection(input.bench)}
 ${run ? renderTestsShell(run) : '<p class="empty">No test results in this reports folder (results.json not found). Run <code>macvm test</code> to make them.</p>'}
+${renderBenchSection(input.bench)}
 <footer>Made by macvm on ${h(input.generatedAt)} · works offline; images are files beside this page.</footer>
 </main>
 <script type="application/json" id="macvm-data">${jsonForScript({ suites: run ? compactSuites(run.suites) : [] })}</script>

@@ -41,6 +41,12 @@ async function openReport(browser: Browser, file: string, hash = ''): Promise<{ 
   return { page, watch };
 }
 
+/** Opens a test's details (failed tests already are: clicking would close them). */
+async function openTest(row: ReturnType<Page['locator']>): Promise<void> {
+  const isOpen = await row.evaluate((node) => Boolean(node.closest('details')?.open));
+  if (!isOpen) await row.click();
+}
+
 /** RGBA of one pixel of an element screenshot. */
 async function pixel(page: Page, selector: string, x: number, y: number): Promise<[number, number, number]> {
   const png = PNG.sync.read(await page.locator(selector).screenshot());
@@ -70,10 +76,30 @@ describe('the HTML report in chromium', () => {
     const hostile = page.locator('.test-row .name', { hasText: XSS_NAME });
     await expect.poll(() => hostile.count()).toBe(1);
     expect(await page.locator('img[src="x"]').count()).toBe(0);
-    await hostile.click();
+    await openTest(hostile);
     await expect.poll(() => page.locator('.error-box .message', { hasText: '<script>alert(2)</script>' }).count()).toBe(1);
     expect(await page.locator('script:not([type]):not([id])').count()).toBe(1);
     expect(watch).toEqual({ errors: [], dialogs: [], remoteRequests: [] });
+    await page.close();
+  });
+
+  it('opens on the failures: failed suites first, failed tests open, benchmarks after the tests', async () => {
+    const { page, watch } = await openReport(browser, html);
+    const suiteStatuses = await page.locator('section.suite').evaluateAll((nodes) => nodes.map((n) => n.getAttribute('data-status')));
+    const firstPassing = suiteStatuses.indexOf('passed');
+    expect(suiteStatuses.slice(0, firstPassing).length).toBeGreaterThan(0);
+    expect(suiteStatuses.slice(firstPassing).includes('failed')).toBe(false);
+    const failedOpen = await page.locator('details.test[data-status="failed"]').evaluateAll((nodes) => nodes.map((n) => (n as HTMLDetailsElement).open));
+    expect(failedOpen.length).toBeGreaterThan(0);
+    expect(failedOpen.every(Boolean)).toBe(true);
+    expect(await page.locator('details.test[data-status="failed"] .error-box').count()).toBe(failedOpen.length);
+    const order = await page.evaluate(() => {
+      const tests = document.querySelector('section.suite');
+      const bench = document.getElementById('benchmarks');
+      return tests && bench ? Boolean(tests.compareDocumentPosition(bench) & Node.DOCUMENT_POSITION_FOLLOWING) : 'missing';
+    });
+    expect(order).toBe(true);
+    expect(watch.errors).toEqual([]);
     await page.close();
   });
 
@@ -119,7 +145,7 @@ describe('the HTML report in chromium', () => {
 
   it('shows a snapshot mismatch in all five views, and the slider moves by keyboard and mouse', async () => {
     const { page, watch } = await openReport(browser, html, '#?status=failed');
-    await page.click('.test-row:has-text("matches the login snapshot")');
+    await openTest(page.locator('.test-row:has-text("matches the login snapshot")'));
     const snap = page.locator('.snap[data-snapshot="login"]');
     const shown = async () =>
       snap.locator('.snap-view img').evaluateAll((imgs) =>
@@ -239,7 +265,7 @@ describe.skipIf(!process.env.MACVM_REPORT_FROM)('the report of a real run (MACVM
         await page.locator('#more').scrollIntoViewIfNeeded().catch(() => undefined);
       }
       expect(await page.locator('[data-test-id]').count()).toBe(total);
-      for (const details of await page.locator('details.test').all()) await details.locator('summary').click();
+      for (const details of await page.locator('details.test').all()) await openTest(details.locator('summary'));
       await page.screenshot({ path: join(reportsDir, 'report-screenshot.png'), fullPage: true });
       expect(watch).toEqual({ errors: [], dialogs: [], remoteRequests: [] });
     } finally {
