@@ -86,13 +86,17 @@ export function compareImages(expected: RgbaImage, actual: RgbaImage, options: C
   const diff = options.diffImage ? { width, height, data: Buffer.allocUnsafeSlow(stride * height) } : undefined;
   let diffPixels = 0;
   let drawn = 0; // rows of the diff picture filled so far
-  for (const [top, bottom] of differingBands(expected.data, actual.data, stride, height)) {
+  let bands = differingBands(expected.data, actual.data, stride, height);
+  // pixelmatch blends translucent pixels onto a checkerboard keyed to each pixel's offset in the
+  // buffer, so that a transparent pixel never equals an opaque white one. A band would shift that
+  // pattern: where alpha is in play, the whole picture goes through in one pass.
+  if (bands.some(([top, bottom]) => translucent(expected.data, top, bottom, stride) || translucent(actual.data, top, bottom, stride))) bands = [[0, height - 1]];
+  for (const [top, bottom] of bands) {
     const rows = (image: Buffer) => aligned(image.subarray(top * stride, (bottom + 1) * stride));
     diffPixels += pixelmatch(rows(expected.data), rows(actual.data), diff ? diff.data.subarray(top * stride, (bottom + 1) * stride) : undefined, width, bottom - top + 1, {
       threshold: options.threshold ?? 0.1,
       includeAA: options.includeAA ?? false,
-      // Blend translucent pixels on white: a checkerboard would depend on the band's offset.
-      checkerboard: false,
+      checkerboard: true,
     });
     if (diff) fadeRows(expected.data, diff.data, drawn, top, stride);
     drawn = bottom + 1;
@@ -118,6 +122,12 @@ function differingBands(a: Buffer, b: Buffer, stride: number, height: number): A
     else bands.push([top, bottom]);
   }
   return bands;
+}
+
+/** Whether any pixel of rows top..bottom has alpha below 255. */
+function translucent(data: Buffer, top: number, bottom: number, stride: number): boolean {
+  for (let i = top * stride + 3; i < (bottom + 1) * stride; i += 4) if (data[i] !== 255) return true;
+  return false;
 }
 
 function rowEquals(a: Buffer, b: Buffer, row: number, stride: number): boolean {

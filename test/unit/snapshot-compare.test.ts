@@ -83,3 +83,33 @@ describe('compare', () => {
     expect(allowedDiffPixels(10_000, { maxDiffPixels: 500, maxDiffPixelRatio: 0.01 })).toBe(100);
   });
 });
+
+describe('alpha counts', () => {
+  const solid = (width: number, height: number, rgba: [number, number, number, number]) => {
+    const data = Buffer.alloc(width * height * 4);
+    for (let i = 0; i < data.length; i += 4) data.set(rgba, i);
+    return { width, height, data };
+  };
+
+  it('a transparent pixel is not an opaque white one, and the count is pixelmatch\'s own', () => {
+    const transparent = solid(40, 30, [255, 255, 255, 0]);
+    const white = solid(40, 30, [255, 255, 255, 255]);
+    // Only a band of rows differs, so the band fast path would otherwise be taken.
+    const partly = solid(40, 30, [255, 255, 255, 255]);
+    for (let i = 10 * 40 * 4; i < 14 * 40 * 4; i += 4) partly.data[i + 3] = 0;
+    for (const [a, b] of [[transparent, white], [white, partly]] as const) {
+      const reference = pixelmatch(Buffer.from(a.data), Buffer.from(b.data), undefined, a.width, a.height, { threshold: 0.1 });
+      const ours = compareImages({ ...a, data: Buffer.from(a.data) }, { ...b, data: Buffer.from(b.data) });
+      expect(reference).toBeGreaterThan(0);
+      expect(ours.diffPixels).toBe(reference);
+    }
+  });
+
+  it('half-transparent colours are compared as pixelmatch compares them, over the whole picture', () => {
+    const a = solid(64, 64, [200, 30, 30, 128]);
+    const b = solid(64, 64, [200, 30, 30, 128]);
+    for (let i = 20 * 64 * 4; i < 22 * 64 * 4; i += 4) b.data.set([30, 200, 30, 90], i);
+    const reference = pixelmatch(Buffer.from(a.data), Buffer.from(b.data), undefined, 64, 64, { threshold: 0.1 });
+    expect(compareImages({ ...a, data: Buffer.from(a.data) }, { ...b, data: Buffer.from(b.data) }).diffPixels).toBe(reference);
+  });
+});
