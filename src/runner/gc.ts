@@ -102,12 +102,11 @@ export async function sweepDeadSessions(options: GcOptions = {}): Promise<GcRepo
     options.log?.(`${options.dryRun ? 'would remove' : 'removed'} session ${entry.id} (${reason})`);
   }
 
-  if (!options.dryRun) {
-    for (const slot of await sweepDeadSlots(options.home)) {
-      const holder = slot.holder ? `${slot.holder.suite}, pid ${slot.holder.pid}` : 'unreadable';
-      report.removed.push({ kind: slot.kind, id: slot.provider, reason: `holder gone (${holder})`, pid: slot.holder?.pid });
-      options.log?.(`removed a dead ${slot.provider} ${slot.kind} (${holder})`);
-    }
+  // A dry run lists the dead slots too: it must show everything the real run would remove.
+  for (const slot of await sweepDeadSlots(options.home, { dryRun: options.dryRun })) {
+    const holder = slot.holder ? `${slot.holder.suite}, pid ${slot.holder.pid}` : 'unreadable';
+    report.removed.push({ kind: slot.kind, id: slot.provider, reason: `holder gone (${holder})`, pid: slot.holder?.pid });
+    options.log?.(`${options.dryRun ? 'would remove' : 'removed'} a dead ${slot.provider} ${slot.kind} (${holder})`);
   }
   return report;
 }

@@ -152,7 +152,7 @@ export async function listSlotHolders(provider: string, home?: string): Promise<
  * Removes slot files and queue tickets whose process is dead (for `macvm gc`). Safe while
  * runs are active: a dead holder's slot is free either way. Returns what it removed.
  */
-export async function sweepDeadSlots(home?: string): Promise<Array<{ provider: string; kind: 'slot' | 'ticket'; holder: SlotHolderInfo | undefined }>> {
+export async function sweepDeadSlots(home?: string, options: { dryRun?: boolean } = {}): Promise<Array<{ provider: string; kind: 'slot' | 'ticket'; holder: SlotHolderInfo | undefined }>> {
   const root = homePaths(home).slots;
   const removed: Array<{ provider: string; kind: 'slot' | 'ticket'; holder: SlotHolderInfo | undefined }> = [];
   for (const provider of await namesIn(root)) {
@@ -160,7 +160,7 @@ export async function sweepDeadSlots(home?: string): Promise<Array<{ provider: s
     for (const name of (await namesIn(dir)).filter((n) => n.startsWith(SLOT_PREFIX))) {
       const outcome = await checkFile(join(dir, name));
       if (outcome.dead) {
-        await rm(join(dir, name), { force: true });
+        if (!options.dryRun) await rm(join(dir, name), { force: true });
         removed.push({ provider, kind: 'slot', holder: outcome.record && publicInfo(outcome.record) });
       }
     }
@@ -168,7 +168,7 @@ export async function sweepDeadSlots(home?: string): Promise<Array<{ provider: s
     for (const name of (await namesIn(queue)).filter((n) => n.endsWith('.json') && !n.startsWith('.'))) {
       const outcome = await checkFile(join(queue, name));
       if (outcome.dead) {
-        await rm(join(queue, name), { force: true });
+        if (!options.dryRun) await rm(join(queue, name), { force: true });
         removed.push({ provider, kind: 'ticket', holder: outcome.record && publicInfo(outcome.record) });
       }
     }

@@ -213,6 +213,10 @@ describe('gc', () => {
     await deadSession('s-gone');
     const vm = fakeVm();
     await vmDir('vm-left', { session: 's-gone', pid: vm, pidStartTime: await processStartTime(vm) });
+    // A slot whose holder died: the dry run must list it as the real run removes it.
+    const deadSlot = join(home, 'slots', 'qemu', 'slot-0.json');
+    await mkdir(join(home, 'slots', 'qemu'), { recursive: true });
+    await writeFile(deadSlot, JSON.stringify({ session: 's-gone', suite: 'x', pid: 2 ** 22 + 7, pidStartTime: '1', ticket: 't' }));
     const previous = process.env.MACVM_HOME;
     process.env.MACVM_HOME = home;
     try {
@@ -220,14 +224,16 @@ describe('gc', () => {
       expect(await gcCommand.run({ argv: ['--dry-run', '--json'], stdout: dry.stream, stderr: dry.stream })).toBe(0);
       const report = JSON.parse(dry.text()) as { dryRun: boolean; removed: Array<{ kind: string; id: string }> };
       expect(report.dryRun).toBe(true);
-      expect(report.removed.map((r) => `${r.kind}:${r.id}`).sort()).toEqual(['session:s-gone', 'vm:vm-left']);
+      expect(report.removed.map((r) => `${r.kind}:${r.id}`).sort()).toEqual(['session:s-gone', 'slot:qemu', 'vm:vm-left']);
       expect(existsSync(join(home, 'run', 'vm-left'))).toBe(true);
+      expect(existsSync(deadSlot)).toBe(true);
       expect(await isRunning(vm)).toBe(true);
 
       const real = capture();
       expect(await gcCommand.run({ argv: [], stdout: real.stream, stderr: real.stream })).toBe(0);
       expect(real.text()).toContain('removed VM vm-left');
       expect(real.text()).toContain('removed session s-gone');
+      expect(existsSync(deadSlot)).toBe(false);
       expect(existsSync(join(home, 'run', 'vm-left'))).toBe(false);
       expect(await isRunning(vm)).toBe(false);
 
