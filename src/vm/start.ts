@@ -58,7 +58,8 @@ const START_OPTIONS_RULE: Rule = {
   kind: 'object',
   required: ['image'],
   keys: {
-    image: { kind: 'string', nonEmpty: true },
+    // May be empty: the ssh provider then labels the machine user@host:port.
+    image: { kind: 'string' },
     provider: { kind: 'any' },
     providerSettings: { kind: 'any' },
     cpus: { kind: 'integer', min: 1 },
