@@ -154,7 +154,14 @@ function readSnapshot(v: Validator, value: unknown, path: string): SnapshotArtif
     height: v.optionalNumber(o.height, `${path}.height`) ?? 0,
     environmentMismatch: v.optionalString(o.environmentMismatch, `${path}.environmentMismatch`),
     environmentNote: v.optionalString(o.environmentNote, `${path}.environmentNote`),
+    baseline: readBaselineWrite(v, o.baseline, `${path}.baseline`),
   };
+}
+
+function readBaselineWrite(v: Validator, value: unknown, path: string): SnapshotArtifact['baseline'] {
+  if (value === undefined || value === null) return undefined;
+  const o = v.object(value, path);
+  return { status: v.oneOf(o.status, ['written', 'updated'] as const, `${path}.status`), path: v.string(o.path, `${path}.path`) };
 }
 
 /** Type checks that throw one coded error naming the file and the JSON path. */

@@ -192,9 +192,19 @@ function firstError(errors: ReadonlyArray<SerializedErrorLike> | undefined): Err
   };
 }
 
-/** "snapshot console-banner: baseline from linux (6.1.0-56-cloud-amd64) / …, pixels match": a pass a person should know about. */
+/**
+ * Snapshot events a person should know about: baselines this run wrote or updated (-u) and
+ * passes against a baseline from another environment ("baseline from linux (6.1.0-56…), pixels match").
+ */
 function environmentNotes(tests: TestResult[]): string[] {
   return tests.flatMap((test) =>
-    test.artifacts.flatMap((artifact) => (artifact.snapshot?.environmentNote ? [`macvm snapshot "${artifact.snapshot.name}" (${test.fullName}): ${artifact.snapshot.environmentNote}`] : [])),
+    test.artifacts.flatMap((artifact) => {
+      const snapshot = artifact.snapshot;
+      if (!snapshot) return [];
+      const lines: string[] = [];
+      if (snapshot.baseline) lines.push(`macvm snapshot "${snapshot.name}" (${test.fullName}): ${snapshot.baseline.status} ${snapshot.baseline.path}`);
+      if (snapshot.environmentNote) lines.push(`macvm snapshot "${snapshot.name}" (${test.fullName}): ${snapshot.environmentNote}`);
+      return lines;
+    }),
   );
 }

@@ -33,6 +33,8 @@ export interface SnapshotArtifact {
    * says where the baseline came from and what differs. Information, not a warning.
    */
   environmentNote?: string;
+  /** Set when this run wrote the baseline (-u, or a first run): which file, relative to the project root. */
+  baseline?: { status: 'written' | 'updated'; path: string };
 }
 
 export interface Artifact {

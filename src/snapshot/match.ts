@@ -129,12 +129,9 @@ export async function matchImageSnapshot(input: unknown, options: ImageSnapshotO
     const { width, height } = decodeSize(actual);
     await writeArtifact(artifacts.actual, actual);
     if (previous) await writeArtifact(artifacts.expected, previous);
-    return {
-      pass: true,
-      status,
-      baselinePath,
-      artifact: artifactOf(run, artifacts, { expected: Boolean(previous), diff: false, diffPixels: 0, diffRatio: 0, width, height }),
-    };
+    const artifact = artifactOf(run, artifacts, { expected: Boolean(previous), diff: false, diffPixels: 0, diffRatio: 0, width, height });
+    artifact.snapshot!.baseline = { status, path: safeRelative(run.root, baselinePath) };
+    return { pass: true, status, baselinePath, artifact };
   };
 
   /** expected / actual / diff pictures of a comparison, for the report. */
@@ -158,6 +155,7 @@ export async function matchImageSnapshot(input: unknown, options: ImageSnapshotO
     const note = `baseline from ${describeEnvironment(drift.recorded)}, pixels match (differs in ${drift.fields.join(', ')})${refresh ? `; sidecar updated to ${describeEnvironment(environment)}` : ''}`;
     const artifact = await comparisonArtifact(baseline, result);
     artifact.snapshot!.environmentNote = note;
+    if (refresh) artifact.snapshot!.baseline = { status: 'updated', path: `${safeRelative(run.root, baselinePath)}.json` };
     return { pass: true, status: refresh ? 'updated' : 'matched', baselinePath, artifact, environmentNote: note, compare: result };
   };
 

@@ -100,3 +100,30 @@ describe('results.json', () => {
     expect(() => parseRunResult(withSnapshot({ environmentNote: 42 }), 'r.json')).toThrow('$.suites[0].tests[0].artifacts[0].snapshot.environmentNote');
   });
 });
+
+describe('baselines this run wrote', () => {
+  it('a written or -u updated baseline is named in the artifact, relative to the project root', async ({ task }) => {
+    const dir = await mkdtemp(join(tmpdir(), 'macvm-written-'));
+    const previous = process.cwd();
+    process.chdir(dir);
+    setReportsDir(join(dir, 'reports'));
+    setSnapshotEnvironment(KERNEL_56);
+    vi.stubEnv('CI', '');
+    try {
+      const pathTemplate = join(dir, 'shots', '{name}.png');
+      await expect(page).toMatchImageSnapshot({ name: 'fresh', pathTemplate, update: 'missing' });
+      await expect(page).toMatchImageSnapshot({ name: 'fresh', pathTemplate, update: 'all' });
+      const written = ((task.meta as { macvmArtifacts?: Artifact[] }).macvmArtifacts ?? []).map((a) => a.snapshot?.baseline);
+      expect(written).toEqual([
+        { status: 'written', path: 'shots/fresh.png' },
+        { status: 'updated', path: 'shots/fresh.png' },
+      ]);
+    } finally {
+      process.chdir(previous);
+      setReportsDir(undefined);
+      setSnapshotEnvironment(undefined);
+      vi.unstubAllEnvs();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
