@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { watch } from 'node:fs';
 import { link, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -110,6 +111,9 @@ export async function acquireSlot(options: AcquireSlotOptions): Promise<SlotLeas
   const started = Date.now();
   const pollMs = options.pollMs ?? 100;
   let lastReported = '';
+  // A freed slot (or a ticket ahead leaving the queue) wakes the waiter at once; polling stays
+  // as the fallback for what a watch cannot see (a holder that died without removing its file).
+  const changes = watchChanges([dir, queue]);
   try {
     for (;;) {
       const ahead = await liveTicketsBefore(queue, ticket);
@@ -135,11 +139,60 @@ export async function acquireSlot(options: AcquireSlotOptions): Promise<SlotLeas
         }
       }
       const remaining = options.timeoutMs - (Date.now() - started);
-      await sleep(Math.max(1, Math.min(remaining, pollMs * (0.75 + Math.random() * 0.5))), undefined, { signal: options.signal });
+      await napUntilChange(changes, Math.max(1, Math.min(remaining, pollMs * (0.75 + Math.random() * 0.5))), options.signal);
     }
   } finally {
+    changes.close();
     await rm(ticketPath, { force: true });
   }
+}
+
+/** Sleeps `ms`, or less when `changes` reports one; a cancelled `signal` rejects as before. */
+async function napUntilChange(changes: { next(): Promise<void> }, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  const woken = new AbortController();
+  try {
+    await Promise.race([sleep(ms, undefined, { signal: signal ? AbortSignal.any([woken.signal, signal]) : woken.signal }), changes.next()]);
+  } finally {
+    woken.abort();
+  }
+}
+
+/** Resolves next() on the next change in any of `dirs` (or at once if one came since the last call). */
+function watchChanges(dirs: string[]): { next(): Promise<void>; close(): void } {
+  let pending = false;
+  let wake: (() => void) | undefined;
+  const onChange = () => {
+    pending = true;
+    wake?.();
+  };
+  const watchers = dirs.flatMap((dir) => {
+    try {
+      const watcher = watch(dir, onChange);
+      watcher.on('error', () => {}); // the dir went away: polling carries on
+      return [watcher];
+    } catch {
+      return [];
+    }
+  });
+  return {
+    next() {
+      if (pending) {
+        pending = false;
+        return Promise.resolve();
+      }
+      return new Promise<void>((resolve) => {
+        wake = () => {
+          pending = false;
+          wake = undefined;
+          resolve();
+        };
+      });
+    },
+    close() {
+      for (const watcher of watchers) watcher.close();
+      wake?.();
+    },
+  };
 }
 
 /** Who holds the provider's slots now (dead holders included until someone reclaims them). */

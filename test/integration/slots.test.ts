@@ -204,4 +204,16 @@ describe('slot broker across processes', () => {
     expect(await readdir(join(home, 'slots', 'qemu', 'queue'))).toEqual([]);
     await first.release();
   });
+
+  it('wakes a waiter when the slot is freed, without waiting out its poll interval', async () => {
+    const first = await acquireSlot({ provider: 'qemu', limit: 1, holder: { session: 't', suite: 'one', pid: process.pid }, timeoutMs: 0, home });
+    // A poll interval far longer than the test: only the wake-up can hand the slot over in time.
+    const waiting = acquireSlot({ provider: 'qemu', limit: 1, holder: { session: 't', suite: 'two', pid: process.pid }, timeoutMs: 120_000, home, pollMs: 600_000 });
+    await until('the waiter to queue', async () => ((await readdir(join(home, 'slots', 'qemu', 'queue'))).length > 0 ? true : undefined));
+    await sleep(100); // it is asleep now
+    await first.release();
+    const handedOver = await Promise.race([waiting.then((lease) => lease), sleep(20_000).then(() => undefined)]);
+    expect(handedOver, 'the waiter was not woken when the slot was freed').toBeDefined();
+    await handedOver!.release();
+  });
 });
