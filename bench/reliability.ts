@@ -8,10 +8,11 @@
  *   npm run bench reliability                  # 2 trials per cell (the README figure: --trials 1)
  *   npm run bench reliability -- --trials 20   # (or MACVM_BENCH_TRIALS=20)
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isRunning } from '../src/util/process-identity.js';
+import { descendants } from '../test/support/descendants.js';
 import { runMacvm, type CliRun } from '../test/support/run-macvm.js';
 import { createTestHome, type TestHome } from '../test/support/vm-home.js';
 
@@ -24,24 +25,6 @@ const LEAK_AFTER_MS = 15_000;
 function trialsWanted(): number {
   const i = process.argv.indexOf('--trials');
   return Number(i >= 0 ? process.argv[i + 1] : process.env.MACVM_BENCH_TRIALS) || 2;
-}
-
-function descendants(pid: number): number[] {
-  const parent = new Map<number, number>();
-  for (const name of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const out: number[] = [];
-  const walk = (p: number) => {
-    for (const [child, pp] of parent) if (pp === p) (out.push(child), walk(child));
-  };
-  walk(pid);
-  return out;
 }
 
 async function leftover(home: TestHome, pids: number[]): Promise<string[]> {

@@ -3,7 +3,7 @@
  * moments — while its suite waits for a slot, mid-suite with only the runner pid signalled (its
  * workers orphaned), and stopped with SIGINT/SIGTERM (graceful: report written, exit 130/143).
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RunResult } from '../../src/runner/results.js';
 import { isRunning } from '../../src/util/process-identity.js';
+import { descendants } from '../support/descendants.js';
 import { runMacvm, type CliRun } from '../support/run-macvm.js';
 import { createTestHome, type TestHome } from '../support/vm-home.js';
 
@@ -37,25 +38,6 @@ function start(args: string[], extra: NodeJS.ProcessEnv): CliRun {
   const run = runMacvm(args, { env: { MACVM_HOME: testHome.home, ...extra } });
   runs.push(run);
   return run;
-}
-
-/** Every process below `pid` (Linux /proc), found now. */
-function descendants(pid: number): number[] {
-  const parent = new Map<number, number>();
-  for (const name of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const out: number[] = [];
-  const walk = (p: number) => {
-    for (const [child, pp] of parent) if (pp === p) (out.push(child), walk(child));
-  };
-  walk(pid);
-  return out;
 }
 
 /** What is left of runs under the test home: VMs, clones, slots, sessions, and the given processes still running. */
