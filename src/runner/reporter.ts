@@ -103,10 +103,13 @@ export class MacvmReporter implements Reporter {
     }
     if (loose.length > 0 || (results.length === 0 && module.errors().length > 0)) {
       const tests = loose.map((t) => this.testResult(t));
+      // Fixture-form tests (macvmTest) share a file-scoped VM, reported on the file.
+      const vm = module.meta().macvm;
       results.push({
         id: module.id,
         name: file,
         file,
+        ...(vm ? { vm } : {}),
         status: statusOf(tests, module.errors().length > 0),
         durationMs: module.diagnostic().duration,
         error: firstError(module.errors() as SerializedErrorLike[]),

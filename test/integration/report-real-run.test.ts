@@ -56,6 +56,8 @@ describe('the report of a real run of specs/', () => {
     // Only the altered snapshot fails; every other example passes.
     expect(result.totals.failed).toBe(1);
     expect(result.totals.passed).toBe(result.totals.tests - 1);
+    // Every suite shows its VM and console log, the benchMacVM one included.
+    for (const suite of result.suites) expect(suite.vm?.consoleLog, suite.name).toMatch(/console\.log$/);
     expect(await testHome.leftovers()).toEqual({ runtimeDirs: [], qemuPids: [] });
 
     browser = await chromium.launch(CHROMIUM);

@@ -64,6 +64,10 @@ describe('macvmTest().extend()', () => {
       expect(code, `${stdout}\n${stderr}`).toBe(0);
       const result = JSON.parse(await readFile(join(reports, 'results.json'), 'utf8')) as RunResult;
       expect(result.totals).toMatchObject({ tests: 2, passed: 2 });
+      // The file is the suite of fixture-form tests: the report shows its one VM and console log.
+      const [suite] = result.suites;
+      expect(suite!.vm).toMatchObject({ provider: 'qemu', image: 'linux-test', cpus: 1, memoryMiB: 256, vmId: expect.stringMatching(/^macvm-/) });
+      expect(existsSync(join(reports, suite!.vm!.consoleLog!))).toBe(true);
       expect(await home.leftovers()).toEqual({ runtimeDirs: [], qemuPids: [] });
     } finally {
       await home.cleanup();
