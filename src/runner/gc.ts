@@ -1,11 +1,11 @@
 import { readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isRunning, isSameProcess } from '../util/process-identity.js';
+import { isAlive, isRunning, isSameProcess } from '../util/process-identity.js';
 
 import { homePaths } from '../vm/home.js';
 import { runCleanupCommands } from '../vm/cleanup-commands.js';
-import { readVmRecord, type VmRecord } from '../vm/runtime-dir.js';
+import { readVmRecord, stagingOwner, type VmRecord } from '../vm/runtime-dir.js';
 import { listSessions, readSession, removeSessionDir, sessionOwnerAlive, type SessionRecord } from './sessions.js';
 import { sweepDeadSlots } from './slots.js';
 
@@ -131,6 +131,9 @@ async function judgeVm(
 ): Promise<Verdict> {
   const age = Date.now() - (await stat(dir).then((s) => s.mtimeMs, () => Date.now()));
   if (!record) {
+    // A runtime dir being made (runtime-dir.ts) whose maker died before it was tagged.
+    const maker = stagingOwner(basename(dir));
+    if (maker !== undefined && !isAlive(maker)) return { keep: false, reason: `creation interrupted (pid ${maker} is gone)` };
     if (options.all || age > graceMs) return { keep: false, reason: 'unreadable vm.json' };
     return { keep: true, reason: 'no vm.json yet (being created?)' };
   }

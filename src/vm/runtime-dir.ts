@@ -1,4 +1,4 @@
-import { readFile, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { selfStartTime } from '../util/process-identity.js';
@@ -47,16 +47,33 @@ export function newVmRecord(fields: Omit<VmRecord, 'createdAt' | 'detached' | 'o
   return { ...fields, createdAt: new Date().toISOString(), owner: { pid: process.pid, pidStartTime: selfStartTime() }, detached: fields.detached || undefined };
 }
 
-export async function createRuntimeDir(id: string): Promise<string> {
+/** Runtime dirs being made: `.staging-<pid>-…` under run/, renamed into place once tagged. */
+export const STAGING_PREFIX = '.staging-';
+
+/**
+ * Creates the clone's runtime dir with its record already in it: the record is written in a
+ * staging dir that is then renamed into place, so a process killed half-way never leaves an
+ * untagged run/<id>/ (only a staging dir named after its pid, which gc removes once that pid is gone).
+ */
+export async function createTaggedRuntimeDir(record: VmRecord): Promise<string> {
   await ensurePrivateHome();
-  return ensurePrivateDir(homePaths().vm(id));
+  const run = await ensurePrivateDir(homePaths().run);
+  const staging = await mkdtemp(join(run, `${STAGING_PREFIX}${process.pid}-`));
+  try {
+    await writeVmRecord(staging, record);
+    const dir = homePaths().vm(record.id);
+    await rename(staging, dir);
+    return dir;
+  } catch (error) {
+    await rm(staging, { recursive: true, force: true });
+    throw error;
+  }
 }
 
-/** Creates the clone's runtime dir with its record already in it: never an untagged clone. */
-export async function createTaggedRuntimeDir(record: VmRecord): Promise<string> {
-  const dir = await createRuntimeDir(record.id);
-  await writeVmRecord(dir, record);
-  return dir;
+/** The pid of the process that was making a staging dir, from its name. */
+export function stagingOwner(name: string): number | undefined {
+  const match = /^\.staging-(\d+)-/.exec(name);
+  return match ? Number(match[1]) : undefined;
 }
 
 export async function writeVmRecord(dir: string, record: VmRecord): Promise<void> {
@@ -80,8 +97,9 @@ export async function listRuntimeDirs(): Promise<Array<{ dir: string; id: string
   } catch {
     return [];
   }
+  // Staging dirs (a clone being made) are not VMs yet; gc sweeps them.
   return Promise.all(
-    names.map(async (id) => {
+    names.filter((name) => !name.startsWith(STAGING_PREFIX)).map(async (id) => {
       const dir = join(root, id);
       return { dir, id, record: await readVmRecord(dir) };
     }),

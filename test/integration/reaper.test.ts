@@ -209,6 +209,18 @@ describe('gc', () => {
     expect(await isRunning(owned)).toBe(true);
   });
 
+  it('removes a runtime dir whose maker died before tagging it; keeps one still being made', async () => {
+    const gone = spawn('true');
+    await new Promise((done) => gone.once('exit', done));
+    const interrupted = join(home, 'run', `.staging-${gone.pid}-abc`);
+    const inProgress = join(home, 'run', `.staging-${process.pid}-def`);
+    for (const dir of [interrupted, inProgress]) await mkdir(dir, { recursive: true, mode: 0o700 });
+    const report = await sweepDeadSessions({ home });
+    expect(report.removed.map((r) => r.reason)).toEqual([`creation interrupted (pid ${gone.pid} is gone)`]);
+    expect(existsSync(interrupted)).toBe(false);
+    expect(existsSync(inProgress)).toBe(true);
+  });
+
   it('`macvm gc --dry-run --json` reports without removing; `macvm gc` removes and says what', async () => {
     await deadSession('s-gone');
     const vm = fakeVm();

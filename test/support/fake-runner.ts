@@ -10,13 +10,14 @@
  * then exit by itself (nothing, the reaper connection included, may keep it alive).
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startReaper } from '../../src/runner/reaper.js';
 import { registerSession } from '../../src/runner/sessions.js';
 import { processStartTime } from '../../src/util/process-identity.js';
-import { createRuntimeDir, writeVmRecord } from '../../src/vm/runtime-dir.js';
+import { homePaths } from '../../src/vm/home.js';
+import { createTaggedRuntimeDir } from '../../src/vm/runtime-dir.js';
 
 const { session: id, vmId } = JSON.parse(process.argv[2] ?? '{}') as { session: string; vmId: string };
 const session = { id, pid: process.pid };
@@ -25,10 +26,10 @@ const reaper = await startReaper(session);
 
 const vm = spawn('sleep', ['300'], { detached: true, stdio: 'ignore' });
 vm.unref();
-const dir = await createRuntimeDir(vmId);
-const marker = join(dir, '..', `${vmId}.marker`);
+const marker = join(homePaths().run, `${vmId}.marker`);
+mkdirSync(homePaths().run, { recursive: true, mode: 0o700 });
 writeFileSync(marker, 'made by fake-runner; the reaper runs the cleanup command that deletes it\n');
-await writeVmRecord(dir, {
+await createTaggedRuntimeDir({
   id: vmId,
   session: id,
   provider: 'qemu',

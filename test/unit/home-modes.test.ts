@@ -12,7 +12,7 @@ import { ensurePrivateHome } from '../../src/vm/home.js';
 import { buildCachedImage } from '../../src/vm/qemu/image/cached-build.js';
 import type { QemuImageManifest } from '../../src/vm/qemu/manifest.js';
 import { createQemuProvider } from '../../src/vm/qemu/provider.js';
-import { createRuntimeDir } from '../../src/vm/runtime-dir.js';
+import { createTaggedRuntimeDir } from '../../src/vm/runtime-dir.js';
 import { createTestHome, type TestHome } from '../support/vm-home.js';
 
 const dirs: string[] = [];
@@ -57,7 +57,7 @@ describe('private MACVM_HOME', () => {
     const previous = process.env.MACVM_HOME;
     process.env.MACVM_HOME = home;
     try {
-      const dir = await createRuntimeDir('macvm-modes01');
+      const dir = await createTaggedRuntimeDir({ id: 'macvm-modes01', session: 's', provider: 'qemu', image: 'x', createdAt: new Date().toISOString() });
       expect(await modeOf(dir)).toBe(0o700);
       expect(await modeOf(home)).toBe(0o700);
     } finally {

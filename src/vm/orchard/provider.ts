@@ -3,7 +3,7 @@ import { appendFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MacvmError, messageOf } from '../../errors.js';
 import type { Deadline } from '../deadline.js';
-import { createRuntimeDir, writeVmRecord, newVmRecord, type VmRecord } from '../runtime-dir.js';
+import { createTaggedRuntimeDir, writeVmRecord, newVmRecord, type VmRecord } from '../runtime-dir.js';
 import { normaliseHostKey } from '../ssh/settings.js';
 import { TART_DEFAULT_CREDENTIALS } from '../tart/credentials.js';
 import type { BootOptions, Clone, CloneOptions, ExitInfo, GuestEndpoint, Image, Provider, RunningVM, SshCredentials } from '../types.js';
@@ -111,7 +111,6 @@ export function createOrchardProvider(options: OrchardProviderOptions = {}): Pro
       if (orchardImage.provider !== 'orchard' || !orchardImage.source) throw new MacvmError('MACVM_BAD_ARGUMENT', `Image "${image.name}" was not prepared by the orchard provider.`);
       const api = await client();
       const name = vmName(cloneOptions.session.id);
-      const runtimeDir = await createRuntimeDir(name);
       // Tagged before the controller knows the VM: from here on the reaper can DELETE it.
       const record = newVmRecord({
         id: name,
@@ -121,12 +120,7 @@ export function createOrchardProvider(options: OrchardProviderOptions = {}): Pro
         cleanup: [cleanupCommand({ controller: api.url, vm: name, configFile: options.configFile, context: api.target.context, cwd: options.cwd ?? process.cwd() })],
         detached: options.detached,
       });
-      try {
-        await writeVmRecord(runtimeDir, record);
-      } catch (error) {
-        await rm(runtimeDir, { recursive: true, force: true });
-        throw error;
-      }
+      const runtimeDir = await createTaggedRuntimeDir(record);
       return new OrchardClone(name, orchardImage, runtimeDir, record, api, options, cloneOptions.diskGiB);
     },
   };

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { MacvmError } from '../../errors.js';
 import { isSameProcess, processStartTime, waitForExit } from '../../util/process-identity.js';
 import type { Deadline } from '../deadline.js';
-import { createRuntimeDir, writeVmRecord, newVmRecord, type VmRecord } from '../runtime-dir.js';
+import { createTaggedRuntimeDir, writeVmRecord, newVmRecord, type VmRecord } from '../runtime-dir.js';
 import type { BootOptions, Clone, CloneOptions, ExitInfo, GuestEndpoint, Image, Provider, RunningVM } from '../types.js';
 import { parseTartIp, runTart, tartError, tartList, type TartCli } from './cli.js';
 import { pinnedCredentials, type ImageSshSettings } from './credentials.js';
@@ -70,7 +70,6 @@ export function createTartProvider(options: TartProviderOptions = {}): Provider 
 
     async clone(image: Image, cloneOptions: CloneOptions): Promise<Clone> {
       const name = `macvm-${randomBytes(4).toString('hex')}`;
-      const runtimeDir = await createRuntimeDir(name);
       // Tagged before tart creates anything: the reaper knows how to remove it from here on.
       const record = newVmRecord({
         id: name,
@@ -83,7 +82,7 @@ export function createTartProvider(options: TartProviderOptions = {}): Provider 
         ],
         detached: options.detached,
       });
-      await writeVmRecord(runtimeDir, record);
+      const runtimeDir = await createTaggedRuntimeDir(record);
       try {
         await cloneOptions.deadline.run('clone', async (signal) => {
           await runTart(cli, ['clone', image.location, name], { signal, fallback: 'MACVM_CLONE_FAILED' });
