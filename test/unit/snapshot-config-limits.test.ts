@@ -1,14 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import '../../src/fixtures/image-snapshot.js';
 import { isMacvmError } from '../../src/errors.js';
 import { resolveConfig, type HostFacts } from '../../src/runner/config.js';
-import { setSnapshotEnvironment } from '../../src/snapshot/environment.js';
 import { encodePng } from '../../src/snapshot/png.js';
-import { configureImageSnapshots, setReportsDir } from '../../src/snapshot/settings.js';
+import { configureImageSnapshots } from '../../src/snapshot/settings.js';
 import { syntheticPage } from '../fixtures/snapshot/synthetic-page.js';
+import { useSnapshotSandbox } from '../support/snapshot-sandbox.js';
 
 // The config's snapshots.maxDiffPixelRatio on its own must take effect: a default of
 // maxDiffPixels: 0 used to be filled in beside it, and "the stricter wins" then allowed 0.
@@ -22,25 +19,7 @@ const fourPixelsOff = { ...base, data: Buffer.from(base.data) };
 for (const [x, y] of [[50, 50], [51, 50], [50, 51], [51, 51]] as const) fourPixelsOff.data.writeUInt32BE(0xffffffff, (y * 100 + x) * 4);
 
 describe('snapshot tolerance from the config', () => {
-  let dir: string;
-  let pathTemplate: string;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'macvm-limits-'));
-    pathTemplate = join(dir, '{name}.png');
-    setReportsDir(join(dir, 'reports'));
-    setSnapshotEnvironment({ provider: 'qemu' });
-  });
-  afterAll(async () => {
-    setReportsDir(undefined);
-    setSnapshotEnvironment(undefined);
-    await rm(dir, { recursive: true, force: true });
-  });
-  beforeEach(() => {
-    vi.stubEnv('CI', '');
-    vi.stubEnv('MACVM_UPDATE_SNAPSHOTS', 'missing');
-    return () => vi.unstubAllEnvs();
-  });
-  afterEach(() => configureImageSnapshots({}));
+  const sandbox = useSnapshotSandbox({ provider: 'qemu' }, '{name}.png');
 
   it('leaves unset limits unset', () => {
     const snapshots = snapshotsOf({ snapshots: { maxDiffPixelRatio: 0.01 } });
@@ -49,17 +28,17 @@ describe('snapshot tolerance from the config', () => {
   });
 
   it('a configured maxDiffPixelRatio alone allows that share of pixels', async () => {
-    await expect(encodePng(base)).toMatchImageSnapshot({ name: 'ratio', pathTemplate });
+    await expect(encodePng(base)).toMatchImageSnapshot({ name: 'ratio', pathTemplate: sandbox.pathTemplate });
     configureImageSnapshots(snapshotsOf({ snapshots: { maxDiffPixelRatio: 0.001 } })); // 10 of 10,000 pixels
-    await expect(encodePng(fourPixelsOff)).toMatchImageSnapshot({ name: 'ratio', pathTemplate });
+    await expect(encodePng(fourPixelsOff)).toMatchImageSnapshot({ name: 'ratio', pathTemplate: sandbox.pathTemplate });
   });
 
   it('with both limits the stricter wins, and the message states both consistently', async () => {
-    await expect(encodePng(base)).toMatchImageSnapshot({ name: 'both', pathTemplate });
+    await expect(encodePng(base)).toMatchImageSnapshot({ name: 'both', pathTemplate: sandbox.pathTemplate });
     configureImageSnapshots(snapshotsOf({ snapshots: { maxDiffPixelRatio: 0.001, maxDiffPixels: 2 } }));
     let error: unknown;
     try {
-      await expect(encodePng(fourPixelsOff)).toMatchImageSnapshot({ name: 'both', pathTemplate });
+      await expect(encodePng(fourPixelsOff)).toMatchImageSnapshot({ name: 'both', pathTemplate: sandbox.pathTemplate });
     } catch (caught) {
       error = caught;
     }

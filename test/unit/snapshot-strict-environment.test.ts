@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import '../../src/fixtures/image-snapshot.js';
 import { isMacvmError, MacvmError } from '../../src/errors.js';
 import { parseRunResult } from '../../src/report/read-results.js';
@@ -11,6 +11,7 @@ import { setSnapshotEnvironment, type SnapshotEnvironment } from '../../src/snap
 import { encodePng } from '../../src/snapshot/png.js';
 import { configureImageSnapshots, setReportsDir } from '../../src/snapshot/settings.js';
 import { syntheticPage } from '../fixtures/snapshot/synthetic-page.js';
+import { useSnapshotSandbox } from '../support/snapshot-sandbox.js';
 
 // "Pixels decide; the environment explains": the config's snapshots.strictEnvironment, on its
 // way from macvm.config.ts through the matcher's defaults, and the note that reaches the report.
@@ -43,46 +44,28 @@ describe('snapshots.strictEnvironment in the config', () => {
 });
 
 describe('toMatchImageSnapshot across environments', () => {
-  let dir: string;
-  let pathTemplate: string;
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'macvm-strict-env-'));
-    pathTemplate = join(dir, '{specName}', '{name}.png');
-    setReportsDir(join(dir, 'reports'));
-    setSnapshotEnvironment(KERNEL_56);
-  });
-  afterAll(async () => {
-    setReportsDir(undefined);
-    setSnapshotEnvironment(undefined);
-    await rm(dir, { recursive: true, force: true });
-  });
-  beforeEach(() => {
-    vi.stubEnv('CI', '');
-    vi.stubEnv('MACVM_UPDATE_SNAPSHOTS', 'missing');
-    return () => vi.unstubAllEnvs();
-  });
-  afterEach(() => configureImageSnapshots({}));
+  const sandbox = useSnapshotSandbox(KERNEL_56);
 
   it('passes matching pixels from another kernel build and hands the note to the report', async ({ task }) => {
-    await expect(page).toMatchImageSnapshot({ name: 'explained', pathTemplate });
-    await expect(page).toMatchImageSnapshot({ name: 'explained', pathTemplate, environment: KERNEL_57 });
+    await expect(page).toMatchImageSnapshot({ name: 'explained', pathTemplate: sandbox.pathTemplate });
+    await expect(page).toMatchImageSnapshot({ name: 'explained', pathTemplate: sandbox.pathTemplate, environment: KERNEL_57 });
     const artifacts = (task.meta as { macvmArtifacts?: Artifact[] }).macvmArtifacts ?? [];
     const explained = artifacts.find((a) => a.snapshot?.environmentNote);
     expect(explained?.snapshot?.environmentNote).toBe('baseline from linux (6.1.0-56-cloud-amd64) / qemu VGA (std) / qemu, pixels match (differs in guestBuild)');
   });
 
   it('refuses to compare when the config default (configureImageSnapshots) says strictEnvironment', async () => {
-    await expect(page).toMatchImageSnapshot({ name: 'strict', pathTemplate });
+    await expect(page).toMatchImageSnapshot({ name: 'strict', pathTemplate: sandbox.pathTemplate });
     configureImageSnapshots({ strictEnvironment: true });
     let error: unknown;
     try {
-      await expect(page).toMatchImageSnapshot({ name: 'strict', pathTemplate, environment: KERNEL_57 });
+      await expect(page).toMatchImageSnapshot({ name: 'strict', pathTemplate: sandbox.pathTemplate, environment: KERNEL_57 });
     } catch (caught) {
       error = caught;
     }
     expect(isMacvmError(error, 'MACVM_SNAPSHOT_ENV_MISMATCH')).toBe(true);
     // The option overrides the config default, per snapshot.
-    await expect(page).toMatchImageSnapshot({ name: 'strict', pathTemplate, environment: KERNEL_57, strictEnvironment: false });
+    await expect(page).toMatchImageSnapshot({ name: 'strict', pathTemplate: sandbox.pathTemplate, environment: KERNEL_57, strictEnvironment: false });
   });
 });
 
