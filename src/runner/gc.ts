@@ -120,6 +120,12 @@ export function describeRemovals(removed: GcRemoval[]): string {
   return [count('vm', 'VM'), count('session', 'session'), count('slot', 'stale slot'), count('ticket', 'stale queue ticket')].filter(Boolean).join(', ');
 }
 
+/** A runtime dir being made (runtime-dir.ts) whose maker died before it was tagged. */
+export function interruptedStaging(name: string): boolean {
+  const maker = stagingOwner(name);
+  return maker !== undefined && !isAlive(maker);
+}
+
 type Verdict = { keep: true; reason: string; liveSession?: boolean } | { keep: false; reason: string };
 
 async function judgeVm(
@@ -131,9 +137,7 @@ async function judgeVm(
 ): Promise<Verdict> {
   const age = Date.now() - (await stat(dir).then((s) => s.mtimeMs, () => Date.now()));
   if (!record) {
-    // A runtime dir being made (runtime-dir.ts) whose maker died before it was tagged.
-    const maker = stagingOwner(basename(dir));
-    if (maker !== undefined && !isAlive(maker)) return { keep: false, reason: `creation interrupted (pid ${maker} is gone)` };
+    if (interruptedStaging(basename(dir))) return { keep: false, reason: `creation interrupted (pid ${stagingOwner(basename(dir))} is gone)` };
     if (options.all || age > graceMs) return { keep: false, reason: 'unreadable vm.json' };
     return { keep: true, reason: 'no vm.json yet (being created?)' };
   }

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { selfStartTime } from '../util/process-identity.js';
@@ -60,7 +60,8 @@ export async function createTaggedRuntimeDir(record: VmRecord): Promise<string> 
   const run = await ensurePrivateDir(homePaths().run);
   const staging = await mkdtemp(join(run, `${STAGING_PREFIX}${process.pid}-`));
   try {
-    await writeVmRecord(staging, record);
+    // A plain write: nobody reads the staging dir, and the rename below is what publishes it.
+    await writeFile(join(staging, VM_RECORD_FILE), JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
     const dir = homePaths().vm(record.id);
     await rename(staging, dir);
     return dir;
