@@ -73,7 +73,10 @@ function sweepAndExit(why: string, reply?: Socket): Promise<void> {
   sweeping ??= (async () => {
     await log(`sweeping session ${args.session}: ${why}`);
     let { removed, failed } = await sweepOnce();
-    if (!reply) {
+    // Also after a clean goodbye: on Ctrl-C the runner says goodbye while the workers it
+    // stopped may still be exiting, and one killed while tagging a clone leaves a staging dir
+    // that only a sweep after its death can remove.
+    {
       const started = Date.now();
       let killed = false;
       for (let live = await liveWorkers(); live.length > 0; live = await liveWorkers()) {
