@@ -4,7 +4,7 @@ import { assertOptions, type Rule } from '../util/validate.js';
 import { PROVIDER_NAMES } from '../vm/providers.js';
 import { requireGpu } from '../guest/gpu.js';
 import type { MacVM } from '../vm/macvm.js';
-import { startMacVM, type StartMacVMOptions } from '../vm/start.js';
+import { startMacVM, VM_OPTION_RULES, type StartMacVMOptions } from '../vm/start.js';
 import type { NetworkMode, ProviderName } from '../vm/types.js';
 import type { WaitStrategy } from '../vm/wait.js';
 import { copyArtifact, suiteArtifactDir } from './artifacts.js';
@@ -43,18 +43,11 @@ export interface SuiteVMOptions {
 const SUITE_OPTIONS_RULE: Rule = {
   kind: 'object',
   keys: {
+    ...VM_OPTION_RULES,
     image: { kind: 'string', nonEmpty: true },
     provider: { kind: 'enum', values: PROVIDER_NAMES },
-    cpus: { kind: 'integer', min: 1 },
-    memory: { kind: 'size' },
-    disk: { kind: 'size' },
-    display: { kind: 'boolean' },
-    env: { kind: 'record', value: { kind: 'string' } },
-    deadline: { kind: 'integer', min: 1 },
-    wait: { kind: 'any' },
     prewarm: { kind: 'boolean' },
     requireGpu: { kind: 'boolean' },
-    network: { kind: 'enum', values: ['nat', 'none'] },
   },
 };
 

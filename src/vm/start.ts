@@ -53,29 +53,34 @@ export interface StartMacVMOptions {
 
 export const DEFAULT_DEADLINE_MS = 120_000;
 
+/** The VM's own options, the same wherever a VM is asked for (startMacVM, withMacVM, macvmTest). */
+export const VM_OPTION_RULES = {
+  cpus: { kind: 'integer', min: 1 },
+  memory: { kind: 'size' },
+  disk: { kind: 'size' },
+  display: { kind: 'boolean' },
+  deadline: { kind: 'integer', min: 1 },
+  wait: { kind: 'any' },
+  env: { kind: 'record', value: { kind: 'string' } },
+  network: { kind: 'enum', values: ['nat', 'none'] },
+} satisfies Record<string, Rule>;
+
 /** What startMacVM accepts, checked before anything starts (hooks and objects are only type-checked). */
 const START_OPTIONS_RULE: Rule = {
   kind: 'object',
   required: ['image'],
   keys: {
+    ...VM_OPTION_RULES,
     // May be empty: the ssh provider then labels the machine user@host:port.
     image: { kind: 'string' },
     provider: { kind: 'any' },
     providerSettings: { kind: 'any' },
-    cpus: { kind: 'integer', min: 1 },
-    memory: { kind: 'size' },
-    disk: { kind: 'size' },
-    display: { kind: 'boolean' },
-    deadline: { kind: 'integer', min: 1 },
-    wait: { kind: 'any' },
-    env: { kind: 'record', value: { kind: 'string' } },
     session: { kind: 'any' },
     detached: { kind: 'boolean' },
     stopTimeout: { kind: 'integer', min: 0 },
     onStep: { kind: 'function' },
     onBooted: { kind: 'function' },
     keepConsoleLog: { kind: 'function' },
-    network: { kind: 'enum', values: ['nat', 'none'] },
   },
 };
 
