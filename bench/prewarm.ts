@@ -7,7 +7,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { RunResult } from '../src/runner/results.js';
+import type { RunResult } from '../src/shared/results.js';
 import { runMacvm } from '../test/support/run-macvm.js';
 
 export async function run(): Promise<void> {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { generateReport } from '../src/report/generate.js';
-import type { RunResult, SuiteResult } from '../src/runner/results.js';
+import type { RunResult, SuiteResult } from '../src/shared/results.js';
 import { buildReportsDir } from '../test/fixtures/report/build-reports-dir.js';
 
 const SUITES = 500;

@@ -1,4 +1,4 @@
-import type { RunResult, SuiteResult, TestStatus } from '../runner/results.js';
+import type { RunResult, SuiteResult, TestStatus } from '../shared/results.js';
 import { renderBenchSection } from './bench-html.js';
 import { formatDuration, formatMemory } from './format.js';
 import { REPORT_SCRIPT } from './html-script.js';

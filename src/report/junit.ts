@@ -1,4 +1,4 @@
-import type { Artifact, ErrorInfo, RunResult, SuiteResult, TestResult } from '../runner/results.js';
+import type { Artifact, ErrorInfo, RunResult, SuiteResult, TestResult } from '../shared/results.js';
 import { escapeXml, escapeXmlAttribute } from './text.js';
 
 /**

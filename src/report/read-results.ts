@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { MacvmError } from '../errors.js';
-import type { Artifact, ErrorInfo, RunResult, SnapshotArtifact, SuiteResult, TestResult, TestStatus, VmFacts } from '../runner/results.js';
+import type { Artifact, ErrorInfo, RunResult, SnapshotArtifact, SuiteResult, TestResult, TestStatus, VmFacts } from '../shared/results.js';
 import { stripAnsi } from './text.js';
 
 /**

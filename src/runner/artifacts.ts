@@ -1,7 +1,7 @@
 import { copyFile, mkdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import type { Artifact } from './results.js';
+import type { Artifact } from '../shared/results.js';
 
 /**
  * Where a suite's artifacts go: reports/artifacts/<suite-slug>/. Paths stored in results

@@ -4,7 +4,7 @@ import type { Reporter, TestCase, TestModule, TestSuite, Vitest } from 'vitest/n
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { interruptedBy } from './interrupt.js';
 import './task-meta.js';
-import { RESULTS_SCHEMA_VERSION, type Artifact, type ErrorInfo, type RunResult, type SuiteResult, type TestResult } from './results.js';
+import { RESULTS_SCHEMA_VERSION, type Artifact, type ErrorInfo, type RunResult, type SuiteResult, type TestResult } from '../shared/results.js';
 
 export interface MacvmReporterOptions {
   reportsDir?: string;

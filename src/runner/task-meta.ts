@@ -1,4 +1,4 @@
-import type { Artifact, VmFacts } from './results.js';
+import type { Artifact, VmFacts } from '../shared/results.js';
 
 /**
  * What macvm attaches to vitest tasks in the workers; vitest carries task meta to the

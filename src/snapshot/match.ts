@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { MacvmError, isMacvmError, messageOf } from '../errors.js';
-import type { Artifact } from '../runner/results.js';
+import type { Artifact } from '../shared/results.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { snapshotArtifactPaths, writeArtifact } from './artifacts.js';
 import { DEFAULT_PATH_TEMPLATE, resolveBaselinePath, safeRelative } from './baseline-path.js';

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { PNG } from 'pngjs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunResult } from '../../src/runner/results.js';
+import type { RunResult } from '../../src/shared/results.js';
 import { generateReport } from '../../src/report/generate.js';
 import { buildReportsDir, SNAPSHOT_SIZE, XSS_NAME } from '../fixtures/report/build-reports-dir.js';
 

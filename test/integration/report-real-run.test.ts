@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunResult } from '../../src/runner/results.js';
+import type { RunResult } from '../../src/shared/results.js';
 import { REPO_ROOT, runMacvm } from '../support/run-macvm.js';
 import { createTestHome, type TestHome } from '../support/vm-home.js';
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { RunResult } from '../../src/runner/results.js';
+import type { RunResult } from '../../src/shared/results.js';
 import { isRunning } from '../../src/util/process-identity.js';
 import { descendants } from '../support/descendants.js';
 import { runMacvm, type CliRun } from '../support/run-macvm.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { RunResult } from '../../src/runner/results.js';
+import type { RunResult } from '../../src/shared/results.js';
 import { runMacvm } from '../support/run-macvm.js';
 import { createTestHome, type TestHome } from '../support/vm-home.js';
 

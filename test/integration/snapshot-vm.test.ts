@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import '../../src/fixtures/image-snapshot.js';
 import { captureStable } from '../../src/guest/screen.js';
-import type { Artifact } from '../../src/runner/results.js';
+import type { Artifact } from '../../src/shared/results.js';
 import { setSnapshotEnvironment, type SnapshotEnvironment } from '../../src/snapshot/environment.js';
 import { decodePng } from '../../src/snapshot/png.js';
 import { setReportsDir } from '../../src/snapshot/settings.js';

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunResult } from '../../src/runner/results.js';
+import type { RunResult } from '../../src/shared/results.js';
 import { generateReport } from '../../src/report/generate.js';
 import { parseRunResult } from '../../src/report/read-results.js';
 import { renderJunit } from '../../src/report/junit.js';

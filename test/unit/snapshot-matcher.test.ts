@@ -6,7 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vites
 import '../../src/fixtures/image-snapshot.js';
 import { toMatchImageSnapshot } from '../../src/fixtures/image-snapshot.js';
 import { isMacvmError } from '../../src/errors.js';
-import type { Artifact } from '../../src/runner/results.js';
+import type { Artifact } from '../../src/shared/results.js';
 import { setSnapshotEnvironment } from '../../src/snapshot/environment.js';
 import { encodePng } from '../../src/snapshot/png.js';
 import { setReportsDir } from '../../src/snapshot/settings.js';

@@ -6,7 +6,7 @@ import '../../src/fixtures/image-snapshot.js';
 import { isMacvmError, MacvmError } from '../../src/errors.js';
 import { parseRunResult } from '../../src/report/read-results.js';
 import { resolveConfig, type HostFacts } from '../../src/runner/config.js';
-import type { Artifact } from '../../src/runner/results.js';
+import type { Artifact } from '../../src/shared/results.js';
 import { setSnapshotEnvironment, type SnapshotEnvironment } from '../../src/snapshot/environment.js';
 import { encodePng } from '../../src/snapshot/png.js';
 import { configureImageSnapshots, setReportsDir } from '../../src/snapshot/settings.js';
