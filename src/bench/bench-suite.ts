@@ -4,7 +4,7 @@ import type { CompareMetric } from './compare.js';
 import { regressions } from './compare.js';
 import { currentGitRef, hostFacts } from './environment.js';
 import { benchPaths, readHistory, recordRun, resolveBaseline, withBaseline, type Baseline } from './history.js';
-import type { BenchEnvironment, BenchRun } from './records.js';
+import type { BenchEnvironment, BenchRun } from '../shared/bench-records.js';
 import { runBench } from './run-bench.js';
 import type { BenchShell } from './shell.js';
 import { formatBenchTable } from './table.js';

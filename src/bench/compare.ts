@@ -1,4 +1,4 @@
-import type { BaselineComparison, WorkloadResult } from './records.js';
+import type { BaselineComparison, WorkloadResult } from '../shared/bench-records.js';
 import { DEFAULT_ALPHA, mannWhitneyU } from './mann-whitney.js';
 import { median } from './stats.js';
 

@@ -4,7 +4,7 @@ import { MacvmError, messageOf } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { compareWithBaseline, type CompareMetric } from './compare.js';
 import { resolveGitRef } from './environment.js';
-import type { BenchRun } from './records.js';
+import type { BenchRun } from '../shared/bench-records.js';
 
 /** reports/bench/: latest.json (the last run, whole) and history.jsonl (every run, one per line). */
 export function benchPaths(reportsDir: string): { dir: string; latest: string; history: string } {

@@ -7,7 +7,7 @@ import { MacvmError, isMacvmError, messageOf } from '../errors.js';
 import { FN_RUNNER_SOURCE, parseFnRunnerOutput } from './fn-runner-source.js';
 import { guestNode, hostNode, type NodeOnSide } from './node-runtime.js';
 import { ratioOfMedians } from './ratio.js';
-import type { BenchEnvironment, BenchMethod, BenchRun, WorkloadResult } from './records.js';
+import type { BenchEnvironment, BenchMethod, BenchRun, WorkloadResult } from '../shared/bench-records.js';
 import { localShell, shellWord, type BenchShell } from './shell.js';
 import { summarize } from './stats.js';
 import { chooseCommandTimer, parseTimerOutput, type CommandTimer } from './timers.js';

@@ -1,5 +1,5 @@
 import { MacvmError } from '../errors.js';
-import type { SampleStats } from './records.js';
+import type { SampleStats } from '../shared/bench-records.js';
 
 /**
  * Descriptive statistics for benchmark samples, written out here (no stats library) so every

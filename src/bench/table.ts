@@ -1,4 +1,4 @@
-import type { BenchRun, WorkloadResult } from './records.js';
+import type { BenchRun, WorkloadResult } from '../shared/bench-records.js';
 import { minSamplesForMedianCI } from './stats.js';
 
 /** A duration in the unit that reads best: µs below 1 ms, s from 1000 ms, ~3 significant digits. */

@@ -1,4 +1,4 @@
-import type { BenchRun, WorkloadResult } from '../bench/records.js';
+import type { BenchRun, WorkloadResult } from '../shared/bench-records.js';
 import { formatMemory, formatNumber, formatPercent } from './format.js';
 import type { BenchInputs } from './read-bench.js';
 import { escapeHtml as h } from './text.js';

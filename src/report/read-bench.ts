@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { MacvmError } from '../errors.js';
-import type { BaselineComparison, BenchRun, SampleStats, WorkloadResult } from '../bench/records.js';
+import type { BaselineComparison, BenchRun, SampleStats, WorkloadResult } from '../shared/bench-records.js';
 import { Validator } from './read-results.js';
 
 export interface BenchInputs {

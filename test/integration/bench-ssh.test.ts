@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { runBenchInMacVM } from '../../src/fixtures/bench-macvm.js';
 import { benchPaths } from '../../src/bench/history.js';
-import type { BenchRun } from '../../src/bench/records.js';
+import type { BenchRun } from '../../src/shared/bench-records.js';
 import { runBench } from '../../src/bench/run-bench.js';
 import type { BenchShell } from '../../src/bench/shell.js';
 import { collectWorkloads } from '../../src/bench/workloads.js';

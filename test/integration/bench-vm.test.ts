@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { runBenchSuite } from '../../src/bench/bench-suite.js';
 import { benchPaths } from '../../src/bench/history.js';
-import type { BenchRun } from '../../src/bench/records.js';
+import type { BenchRun } from '../../src/shared/bench-records.js';
 import type { BenchBuilder } from '../../src/bench/workloads.js';
 import { isMacvmError } from '../../src/errors.js';
 import { homePaths } from '../../src/vm/home.js';

@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { benchPaths, readHistory, recordRun, resolveBaseline, withBaseline } from '../../src/bench/history.js';
 import { parseLdd } from '../../src/bench/node-runtime.js';
-import type { BenchRun } from '../../src/bench/records.js';
+import type { BenchRun } from '../../src/shared/bench-records.js';
 import { ratioOfMedians } from '../../src/bench/ratio.js';
 import { summarize } from '../../src/bench/stats.js';
 import { formatBenchTable, formatDuration, formatRatio } from '../../src/bench/table.js';

@@ -3,7 +3,7 @@ import { compareWithBaseline, perRoundRatios, regressions } from '../../src/benc
 import { exactUDistribution, mannWhitneyU, midRanks, minTwoSidedPValue } from '../../src/bench/mann-whitney.js';
 import { normalDeviate, seededRandom, type Random } from '../../src/bench/prng.js';
 import { summarize } from '../../src/bench/stats.js';
-import type { WorkloadResult } from '../../src/bench/records.js';
+import type { WorkloadResult } from '../../src/shared/bench-records.js';
 
 /** Every way to pick which m of the pooled ranks 1..m+n belong to x, with its U. Independent of the recurrence. */
 function bruteForceUCounts(m: number, n: number): number[] {
