@@ -10,7 +10,7 @@ export { benchMacVM, runBenchInMacVM, type BenchMacVMOptions } from './fixtures/
 export { startMacVM, type StartMacVMOptions } from './vm/start.js';
 export { MacVM, type VmFacts } from './vm/macvm.js';
 export { forAll, forCommand, forLog, forSsh, type WaitStrategy, type WaitContext } from './vm/wait.js';
-export { Deadline } from './vm/deadline.js';
+export { Deadline } from './shared/deadline.js';
 export { MacvmError, ERROR_CODES, isMacvmError, type MacvmErrorCode } from './errors.js';
 export type { ExecOptions, ExecResult, GuestSession, PortForward } from './guest/types.js';
 export type { Image, Provider, ProviderName, Clone, RunningVM } from './vm/types.js';

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MacvmError, messageOf } from '../errors.js';
-import type { GuestOS } from '../vm/types.js';
+import type { GuestOS } from '../shared/guest.js';
 import type { GuestSession, PortForward } from './types.js';
 import { guestCapabilities } from './webdriver-capabilities.js';
 import { GuestDriver, type DriverLaunch } from './webdriver-driver.js';

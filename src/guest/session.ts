@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import { MacvmError, isMacvmError, messageOf } from '../errors.js';
-import type { Deadline } from '../vm/deadline.js';
-import type { SshCredentials } from '../vm/types.js';
+import type { Deadline } from '../shared/deadline.js';
+import type { SshCredentials } from '../shared/guest.js';
 import { execOverSsh } from './exec.js';
 import { ReverseForwards, openLocalForward } from './forwards.js';
 import { createHostKeyCheck } from './host-key.js';

@@ -1,5 +1,5 @@
 import type {} from 'webdriverio';
-import type { GuestOS } from '../vm/types.js';
+import type { GuestOS } from '../shared/guest.js';
 import type { BrowserName } from './webdriver-errors.js';
 
 /**

@@ -1,5 +1,5 @@
 import { MacvmError } from '../errors.js';
-import type { GuestOS } from '../vm/types.js';
+import type { GuestOS } from '../shared/guest.js';
 
 export type BrowserName = 'chrome' | 'safari';
 

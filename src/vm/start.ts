@@ -3,7 +3,7 @@ import { connectGuest } from '../guest/session.js';
 import { parseSize } from '../util/size.js';
 import { assertOptions, type Rule } from '../util/validate.js';
 import { consoleTail } from './console-tail.js';
-import { Deadline } from './deadline.js';
+import { Deadline } from '../shared/deadline.js';
 import { MacVM } from './macvm.js';
 import { defaultProviderName, loadProvider } from './providers.js';
 import { currentSession } from './session.js';

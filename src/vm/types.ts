@@ -10,30 +10,12 @@
  * Providers implement Provider/Clone/RunningVM; everything above them
  * (deadline, SSH session, wait strategies, MacVM) is shared in src/vm/start.ts.
  */
-import type { Deadline } from './deadline.js';
+import type { Deadline } from '../shared/deadline.js';
+import type { GuestArch, GuestOS, SshCredentials } from '../shared/guest.js';
+
+export type { GuestArch, GuestOS, SshCredentials } from '../shared/guest.js';
 
 export type ProviderName = 'qemu' | 'vz' | 'tart' | 'ssh' | 'orchard';
-export type GuestOS = 'linux' | 'macos';
-export type GuestArch = 'x86_64' | 'aarch64';
-
-/** How to reach a guest's SSH server; the host key is pinned, never learned. */
-export interface SshCredentials {
-  user: string;
-  /** Path to a private key file (mode 0600). */
-  privateKeyPath?: string;
-  /** A password, for guests such as Tart's stock images (admin/admin). Never logged. */
-  password?: string;
-  /**
-   * The guest's host public key in OpenSSH form ("ssh-ed25519 AAAA..."), pinned.
-   * A guest presenting any other key is refused with MACVM_HOST_KEY_MISMATCH.
-   */
-  hostKey?: string;
-  /**
-   * Set by a provider when its settings say `insecureAcceptAnyHostKey: true` and no key is
-   * pinned (orchard, tart): the connection then accepts whatever host key the guest presents.
-   */
-  insecureAcceptAnyHostKey?: boolean;
-}
 
 export interface Image {
   /** Name as users write it: `linux-test`, `sonoma-xcode`. */

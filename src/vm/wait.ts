@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { MacvmError } from '../errors.js';
 import type { GuestSession } from '../guest/types.js';
-import type { Deadline } from './deadline.js';
+import type { Deadline } from '../shared/deadline.js';
 import type { RunningVM } from './types.js';
 
 /**

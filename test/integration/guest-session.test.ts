@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isMacvmError, type MacvmError } from '../../src/errors.js';
 import { connectGuest } from '../../src/guest/session.js';
 import type { GuestSession } from '../../src/guest/types.js';
-import { Deadline } from '../../src/vm/deadline.js';
+import { Deadline } from '../../src/shared/deadline.js';
 import { freePort, prepareSshd, startSshd, type Sshd } from '../support/sshd.js';
 import { macvmErrorOf as thrown } from '../support/macvm-error.js';
 import { refusesConnections } from '../support/ports.js';

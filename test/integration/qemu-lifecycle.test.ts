@@ -14,7 +14,7 @@ import { createQemuProvider, type QemuImage } from '../../src/vm/qemu/provider.j
 import { startMacVM } from '../../src/vm/start.js';
 import type { MacVM } from '../../src/vm/macvm.js';
 import { forAll, forCommand, forLog, forSsh } from '../../src/vm/wait.js';
-import { Deadline } from '../../src/vm/deadline.js';
+import { Deadline } from '../../src/shared/deadline.js';
 import { currentSession } from '../../src/vm/session.js';
 import { refusesConnections } from '../support/ports.js';
 import { createTestHome, type TestHome } from '../support/vm-home.js';

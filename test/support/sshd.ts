@@ -28,7 +28,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { SshProviderSettings } from '../../src/vm/ssh/settings.js';
-import type { SshCredentials } from '../../src/vm/types.js';
+import type { SshCredentials } from '../../src/shared/guest.js';
 
 const run = promisify(execFile);
 

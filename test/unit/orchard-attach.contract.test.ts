@@ -8,7 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { connectGuest } from '../../src/guest/session.js';
 import { attachVm } from '../../src/vm/attach.js';
-import { Deadline } from '../../src/vm/deadline.js';
+import { Deadline } from '../../src/shared/deadline.js';
 import { homePaths } from '../../src/vm/home.js';
 import { createOrchardProvider, type OrchardProviderOptions, type OrchardRunningVM } from '../../src/vm/orchard/provider.js';
 import { readVmRecord } from '../../src/vm/runtime-dir.js';

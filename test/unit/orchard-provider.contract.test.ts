@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { destroyLeftover } from '../../src/runner/gc.js';
-import { Deadline } from '../../src/vm/deadline.js';
+import { Deadline } from '../../src/shared/deadline.js';
 import { homePaths } from '../../src/vm/home.js';
 import { checkOrchard } from '../../src/vm/orchard/doctor.js';
 import { createOrchardProvider, type OrchardProviderOptions } from '../../src/vm/orchard/provider.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isMacvmError } from '../../src/errors.js';
 import { attachVm } from '../../src/vm/attach.js';
-import { Deadline } from '../../src/vm/deadline.js';
+import { Deadline } from '../../src/shared/deadline.js';
 import { readVmRecord } from '../../src/vm/runtime-dir.js';
 import { createTartProvider, type TartProviderOptions } from '../../src/vm/tart/provider.js';
 import { isAlive } from '../../src/util/process-identity.js';

@@ -3,7 +3,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Deadline } from '../../src/vm/deadline.js';
+import { Deadline } from '../../src/shared/deadline.js';
 import { readVmRecord, writeVmRecord, type VmRecord } from '../../src/vm/runtime-dir.js';
 import { processStartTime } from '../../src/util/process-identity.js';
 import { attachVm } from '../../src/vm/attach.js';

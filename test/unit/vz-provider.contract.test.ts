@@ -3,7 +3,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isMacvmError } from '../../src/errors.js';
-import { Deadline } from '../../src/vm/deadline.js';
+import { Deadline } from '../../src/shared/deadline.js';
 import { readVmRecord } from '../../src/vm/runtime-dir.js';
 import type { RunningVM } from '../../src/vm/types.js';
 import { parseTartConfig } from '../../src/vm/vz/bundle-config.js';

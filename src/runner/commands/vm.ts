@@ -2,7 +2,7 @@ import { MacvmError } from '../../errors.js';
 import { connectGuest } from '../../guest/session.js';
 import { quoteShellWord } from '../../guest/shell-quote.js';
 import { attachVm, type AttachedVM } from '../../vm/attach.js';
-import { Deadline } from '../../vm/deadline.js';
+import { Deadline } from '../../shared/deadline.js';
 import { homePaths } from '../../vm/home.js';
 import { orchardLocation } from '../../vm/orchard/attach.js';
 import { loadProvider, PROVIDER_NAMES } from '../../vm/providers.js';

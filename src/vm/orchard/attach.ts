@@ -1,7 +1,7 @@
 import { appendFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MacvmError } from '../../errors.js';
-import type { Deadline } from '../deadline.js';
+import type { Deadline } from '../../shared/deadline.js';
 import type { VmRecord } from '../runtime-dir.js';
 import type { BootOptions, Clone, ExitInfo, GuestEndpoint, Image, RunningVM } from '../types.js';
 import { cleanupInfoOf, type CleanupInfo } from './cleanup.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MacvmError, messageOf } from '../../errors.js';
-import type { Deadline } from '../deadline.js';
+import type { Deadline } from '../../shared/deadline.js';
 import { createTaggedRuntimeDir, writeVmRecord, newVmRecord, type VmRecord } from '../runtime-dir.js';
 import { normaliseHostKey } from '../ssh/settings.js';
 import { TART_DEFAULT_CREDENTIALS } from '../tart/credentials.js';

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MacvmError } from '../../errors.js';
 import { freeLoopbackPort } from '../../util/free-port.js';
 import { isSameProcess, processStartTime, waitForExit } from '../../util/process-identity.js';
-import type { Deadline } from '../deadline.js';
+import type { Deadline } from '../../shared/deadline.js';
 import { writeVmRecord, type VmRecord } from '../runtime-dir.js';
 import type { BootOptions, Clone, ExitInfo, GuestEndpoint, RunningVM } from '../types.js';
 import { chooseAccelerator } from './accel.js';

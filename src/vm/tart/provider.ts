@@ -5,7 +5,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MacvmError } from '../../errors.js';
 import { isSameProcess, processStartTime, waitForExit } from '../../util/process-identity.js';
-import type { Deadline } from '../deadline.js';
+import type { Deadline } from '../../shared/deadline.js';
 import { createTaggedRuntimeDir, writeVmRecord, newVmRecord, type VmRecord } from '../runtime-dir.js';
 import type { BootOptions, Clone, CloneOptions, ExitInfo, GuestEndpoint, Image, Provider, RunningVM } from '../types.js';
 import { parseTartIp, runTart, tartError, tartList, type TartCli } from './cli.js';

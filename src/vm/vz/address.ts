@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { MacvmError } from '../../errors.js';
-import type { Deadline } from '../deadline.js';
+import type { Deadline } from '../../shared/deadline.js';
 import { arpEntryForMac, parseArpOutput } from './arp.js';
 import { DHCPD_LEASES_PATH, leaseForMac, parseDhcpdLeases } from './dhcpd-leases.js';
 

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { MacvmError } from '../../errors.js';
-import type { Deadline } from '../deadline.js';
+import type { Deadline } from '../../shared/deadline.js';
 import type { VmRecord } from '../runtime-dir.js';
 import type { Clone, ExitInfo, GuestEndpoint, RunningVM } from '../types.js';
 import { findGuestAddress, type AddressLookup } from './address.js';

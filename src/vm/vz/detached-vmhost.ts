@@ -3,7 +3,7 @@ import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MacvmError } from '../../errors.js';
-import type { Deadline } from '../deadline.js';
+import type { Deadline } from '../../shared/deadline.js';
 import type { ExitInfo } from '../types.js';
 import { macvmErrorFromWire } from './errors.js';
 import { childExit, hasExited, settlesWithin } from './process-exit.js';

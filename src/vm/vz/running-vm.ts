@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { MacvmError } from '../../errors.js';
 import { processStartTime } from '../../util/process-identity.js';
-import type { Deadline } from '../deadline.js';
+import type { Deadline } from '../../shared/deadline.js';
 import { writeVmRecord, type VmRecord } from '../runtime-dir.js';
 import type { BootOptions, Clone, ExitInfo, GuestEndpoint, RunningVM } from '../types.js';
 import { findGuestAddress, type AddressLookup } from './address.js';
