@@ -5,6 +5,7 @@ import { regressions } from './compare.js';
 import { currentGitRef, hostFacts } from './environment.js';
 import { benchPaths, readHistory, recordRun, resolveBaseline, withBaseline, type Baseline } from './history.js';
 import type { BenchEnvironment, BenchRun } from '../shared/bench-records.js';
+import { assertBenchOptions } from './options.js';
 import { runBench } from './run-bench.js';
 import type { BenchShell } from './shell.js';
 import { formatBenchTable } from './table.js';
@@ -12,8 +13,14 @@ import { collectWorkloads, type BenchBuilder } from './workloads.js';
 
 /** The VM-independent part of a benchmark suite's settings. */
 export interface BenchSuiteOptions {
-  rounds?: number;
-  warmup?: number;
+  /** 'auto' (default): until the ratio's 95 % CI is within ±`precision` or `maxTime` is spent; or a fixed count. */
+  rounds?: number | 'auto';
+  /** 'auto' (default): until the samples stop trending; or a fixed count of discarded rounds. */
+  warmup?: number | 'auto';
+  /** Target relative half-width of the ratio's 95 % CI, a fraction (default 0.02 = ±2 %). */
+  precision?: number;
+  /** Time budget per workload for auto rounds, ms, warm-up included (default 60 000). */
+  maxTime?: number;
   /**
    * What to compare with (as `macvm bench --compare`): a history.jsonl or BenchRun file, or a
    * git ref. Default: $MACVM_BENCH_COMPARE, else the previous run of this suite in the
@@ -52,6 +59,7 @@ export async function runBenchSuite(
   options: BenchSuiteOptions = {},
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<BenchSuiteResult> {
+  assertBenchOptions(options, `benchmark "${suite}" options`);
   const workloads = collectWorkloads(define);
   const reportsDir = resolve(options.reportsDir ?? env.MACVM_REPORTS_DIR ?? 'reports');
   const paths = benchPaths(reportsDir);
@@ -77,6 +85,8 @@ export async function runBenchSuite(
     guest,
     rounds: options.rounds,
     warmup: options.warmup,
+    precision: options.precision,
+    maxTime: options.maxTime,
     guestDir: options.guestDir,
     guestNodeDir: options.guestNodeDir,
     environment: { ...host, ...vm },

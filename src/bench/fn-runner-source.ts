@@ -6,6 +6,7 @@
  * The function travels as fn.toString(), so it must be self-contained: no variables from
  * the enclosing scope. `require` is provided (for node: built-ins); it may be async.
  * Each round is a fresh process on both sides, so neither side keeps a warmer JIT.
+ * Besides the median call time (wall clock) it reports CPU time per call (process.cpuUsage()).
  */
 export const FN_MARKER = 'macvm-bench-fn';
 
@@ -25,7 +26,13 @@ const bench = new Bench({
   warmupIterations: job.warmupIterations,
   throws: true,
 });
-bench.add(job.name, fn);
+// CPU time of the measured phase only (tinybench calls these hooks for 'warmup' and 'run').
+let cpuStart;
+let cpu;
+bench.add(job.name, fn, {
+  beforeAll(mode) { if (mode === 'run') cpuStart = process.cpuUsage(); },
+  afterAll(mode) { if (mode === 'run') cpu = process.cpuUsage(cpuStart); },
+});
 await bench.run();
 const result = bench.tasks[0].result;
 if (result.state !== 'completed') {
@@ -36,6 +43,7 @@ console.log('${FN_MARKER} ' + JSON.stringify({
   medianMs: result.latency.p50,
   meanMs: result.latency.mean,
   calls: result.latency.samplesCount,
+  cpuMs: cpu ? (cpu.user + cpu.system) / 1000 / result.latency.samplesCount : undefined,
 }));
 `;
 
@@ -44,6 +52,11 @@ export interface FnRoundResult {
   medianMs: number;
   meanMs: number;
   calls: number;
+  /**
+   * Process CPU time (user + system, all threads) of the measured calls divided by their
+   * number, ms: includes tinybench's per-call bookkeeping, the same on both sides.
+   */
+  cpuMs?: number;
 }
 
 export function parseFnRunnerOutput(stdout: string): FnRoundResult | undefined {

@@ -3,14 +3,17 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { MacvmError, isMacvmError, messageOf } from '../errors.js';
 import { FN_RUNNER_SOURCE, parseFnRunnerOutput } from './fn-runner-source.js';
 import { guestNode, hostNode, type NodeOnSide } from './node-runtime.js';
 import { ratioOfMedians } from './ratio.js';
-import type { BenchEnvironment, BenchMethod, BenchRun, WorkloadResult } from '../shared/bench-records.js';
+import type { BenchEnvironment, BenchMethod, BenchRun, SampleStats, TimeBasis, WorkloadResult } from '../shared/bench-records.js';
 import { localShell, shellWord, type BenchShell } from './shell.js';
-import { summarize } from './stats.js';
-import { chooseCommandTimer, parseTimerOutput, type CommandTimer } from './timers.js';
+import { assertSamplingOptions } from './options.js';
+import { RoundSampler, SAMPLING_DEFAULTS, type SamplingOutcome, type SamplingPlan } from './sampling.js';
+import { median, summarize } from './stats.js';
+import { chooseCommandTimer, cpuWrapped, parseCpuOutput, parseTimerOutput, probeCommandCpu, type CommandTimer } from './timers.js';
 import type { CommandWorkload, FunctionWorkload, Workload } from './workloads.js';
 
 export interface RunBenchOptions {
@@ -20,10 +23,21 @@ export interface RunBenchOptions {
   guest: BenchShell;
   /** The host side; localShell() unless a test substitutes another. */
   host?: BenchShell;
-  /** Measured rounds per side (default 10). Fewer than 6 cannot give a 95 % median CI. */
-  rounds?: number;
-  /** Rounds per side run first and discarded (default 1): caches, page cache, JIT, CPU clocks. */
-  warmup?: number;
+  /**
+   * Measured rounds per side: 'auto' (default) runs until the ratio's 95 % CI half-width is at
+   * most `precision` or `maxTime` is spent; a number runs exactly that many. Fewer than 6
+   * cannot give a 95 % median CI.
+   */
+  rounds?: number | 'auto';
+  /**
+   * Rounds per side run first and discarded (caches, page cache, JIT, CPU clocks): 'auto'
+   * (default) until the samples stop trending (sampling.ts), or a fixed number.
+   */
+  warmup?: number | 'auto';
+  /** Target relative half-width of the ratio's 95 % CI for auto rounds (default 0.02 = ±2 %). */
+  precision?: number;
+  /** Time budget per workload for auto rounds, warm-up included, ms (default 60 000). */
+  maxTime?: number;
   /** Directory in the guest for per-run temp files (default /tmp). */
   guestDir?: string;
   /** Where this host's node is uploaded when the guest needs it (default $HOME/.cache in the guest). */
@@ -45,21 +59,30 @@ interface PreparedSide {
 }
 
 /**
- * Runs every workload on host and guest. Per workload: `warmup` discarded rounds, then
- * `rounds` measured ones, host and guest ALTERNATING (host, guest, host, guest, ...), so a
- * slow drift of the machine (thermal, other tenants, a CI neighbour) hits both sides alike
- * and round i of each side forms a pair for the per-round ratio. Raw samples are kept.
+ * Runs every workload on host and guest. Per workload: warm-up rounds, then measured ones
+ * (how many of each: sampling.ts), host and guest ALTERNATING (host, guest, host, guest, ...),
+ * so a slow drift of the machine (thermal, other tenants, a CI neighbour) hits both sides
+ * alike and round i of each side forms a pair for the per-round ratio. Raw samples are kept,
+ * the discarded warm-up ones too (marked as such).
  */
 export async function runBench(options: RunBenchOptions): Promise<BenchRun> {
-  const rounds = options.rounds ?? 10;
-  const warmup = options.warmup ?? 1;
-  if (!Number.isInteger(rounds) || rounds < 1) throw new MacvmError('MACVM_BAD_ARGUMENT', `rounds must be a positive integer, got ${rounds}.`);
-  if (!Number.isInteger(warmup) || warmup < 0) throw new MacvmError('MACVM_BAD_ARGUMENT', `warmup must be a whole number ≥ 0, got ${warmup}.`);
+  assertSamplingOptions(options, `runBench("${options.suite}") options`);
+  const plan: SamplingPlan = {
+    ...SAMPLING_DEFAULTS,
+    rounds: options.rounds ?? SAMPLING_DEFAULTS.rounds,
+    warmup: options.warmup ?? SAMPLING_DEFAULTS.warmup,
+    precision: options.precision ?? SAMPLING_DEFAULTS.precision,
+    maxTimeMs: options.maxTime ?? SAMPLING_DEFAULTS.maxTimeMs,
+  };
   const progress = options.onProgress ?? (() => {});
 
   const host: PreparedSide = { side: 'host', shell: options.host ?? localShell(), dir: await mkdtemp(join(tmpdir(), 'macvm-bench-')) };
   const guest: PreparedSide = { side: 'guest', shell: options.guest, dir: '' };
-  const method: BenchMethod = { rounds, warmup };
+  const method: BenchMethod = {
+    rounds: plan.rounds,
+    warmup: plan.warmup,
+    ...(plan.rounds === 'auto' ? { precision: plan.precision, maxTimeMs: plan.maxTimeMs } : {}),
+  };
   try {
     guest.dir = await makeGuestDir(options.guest, options.guestDir ?? '/tmp');
     host.node = hostNode();
@@ -88,26 +111,13 @@ export async function runBench(options: RunBenchOptions): Promise<BenchRun> {
       host.timer = timers.host;
       guest.timer = timers.guest;
       method.commandTimer = timers.host.kind;
+      const [hostCpu, guestCpu] = await Promise.all([probeCommandCpu(host.shell, host.dir), probeCommandCpu(guest.shell, guest.dir)]);
+      method.commandCpu = hostCpu && guestCpu;
     }
 
     const results: WorkloadResult[] = [];
     for (const [index, workload] of options.workloads.entries()) {
-      const samples: Record<Side, number[]> = { host: [], guest: [] };
-      for (let round = -warmup; round < rounds; round++) {
-        for (const side of [host, guest]) {
-          const ms = workload.kind === 'command' ? await commandRound(side, workload) : await functionRound(side, workload, index);
-          if (round >= 0) samples[side.side].push(ms);
-        }
-        const label = round < 0 ? `warmup ${round + warmup + 1}/${warmup}` : `round ${round + 1}/${rounds}`;
-        progress(`${workload.name}: ${label}`);
-      }
-      results.push({
-        name: workload.name,
-        kind: workload.kind,
-        host: summarize(samples.host),
-        guest: summarize(samples.guest),
-        ratio: ratioOfMedians(samples.host, samples.guest),
-      });
+      results.push(await sampleWorkload(workload, index, host, guest, plan, workload.kind === 'function' || method.commandCpu === true, progress));
     }
     return {
       schema: 1,
@@ -123,6 +133,75 @@ export async function runBench(options: RunBenchOptions): Promise<BenchRun> {
     await rm(host.dir, { recursive: true, force: true });
     if (guest.dir) await options.guest.exec(`rm -rf ${shellWord(guest.dir)}`, { reject: false, timeoutMs: 60_000 }).catch(() => {});
   }
+}
+
+interface Reading {
+  wallMs: number;
+  cpuMs?: number;
+}
+
+/**
+ * Interleaved rounds of one workload until the sampler says stop. The ratio uses CPU time
+ * when both sides report it (less noise: a host busy with other work delays a round's wall
+ * clock but not its CPU time), else wall time; should a round come back without CPU time
+ * (say the command sets its own EXIT trap), the workload falls back to wall time for all rounds.
+ */
+async function sampleWorkload(
+  workload: Workload,
+  index: number,
+  host: PreparedSide,
+  guest: PreparedSide,
+  plan: SamplingPlan,
+  cpuPossible: boolean,
+  progress: (line: string) => void,
+): Promise<WorkloadResult> {
+  const readings: Record<Side, Reading[]> = { host: [], guest: [] };
+  let basis: TimeBasis = cpuPossible ? 'cpu' : 'wall';
+  const value = (r: Reading) => (basis === 'cpu' ? r.cpuMs! : r.wallMs);
+  let sampler = new RoundSampler(plan);
+  let outcome: SamplingOutcome | undefined;
+  const started = performance.now();
+  while (!outcome) {
+    const roundStart = performance.now();
+    for (const side of [host, guest]) {
+      readings[side.side].push(workload.kind === 'command' ? await commandRound(side, workload) : await functionRound(side, workload, index));
+    }
+    const now = performance.now();
+    const last = readings.host.length - 1;
+    if (basis === 'cpu' && (readings.host[last]!.cpuMs === undefined || readings.guest[last]!.cpuMs === undefined)) {
+      basis = 'wall';
+      sampler = new RoundSampler(plan);
+      for (let i = 0; i < last; i++) sampler.add(value(readings.host[i]!), value(readings.guest[i]!), 0, 0);
+    }
+    outcome = sampler.add(value(readings.host[last]!), value(readings.guest[last]!), now - started, now - roundStart);
+    progress(`${workload.name}: ${sampler.warmingUp ? `warm-up round ${sampler.host.length}` : `round ${sampler.measured}`}`);
+  }
+  const elapsedMs = performance.now() - started;
+  const side = (name: Side): SampleStats => {
+    const stats: SampleStats = { ...summarize(sampler.measuredSamples(name)), warmup: sampler.warmupSamples(name) };
+    if (basis === 'cpu') {
+      const wall = readings[name].map((r) => r.wallMs);
+      const measured = wall.slice(outcome!.warmupRounds);
+      stats.wall = { samples: measured, warmup: wall.slice(0, outcome!.warmupRounds), medianMs: median(measured) };
+    }
+    return stats;
+  };
+  return {
+    name: workload.name,
+    kind: workload.kind,
+    host: side('host'),
+    guest: side('guest'),
+    ratio: ratioOfMedians(sampler.measuredSamples('host'), sampler.measuredSamples('guest')),
+    basis,
+    sampling: {
+      rounds: sampler.measured,
+      warmupRounds: outcome.warmupRounds,
+      warmupEndedBy: outcome.warmupEndedBy,
+      endedBy: outcome.endedBy,
+      halfWidth: outcome.halfWidth,
+      elapsedMs,
+    },
+  };
 }
 
 async function makeGuestDir(guest: BenchShell, base: string): Promise<string> {
@@ -142,11 +221,14 @@ async function installFnRunner(side: PreparedSide): Promise<void> {
   await side.shell.upload(tinybench, `${side.dir}/tinybench.mjs`);
 }
 
-async function commandRound(side: PreparedSide, workload: CommandWorkload): Promise<number> {
+async function commandRound(side: PreparedSide, workload: CommandWorkload): Promise<Reading> {
   const log = `${side.dir}/out.log`;
+  const cpuFile = `${side.dir}/cpu`;
   const cwd = side.side === 'guest' ? (workload.guest?.cwd ?? workload.cwd) : workload.cwd;
   const env = side.side === 'guest' ? { ...workload.env, ...workload.guest?.env } : workload.env;
-  const result = await side.shell.exec(side.timer!.script(workload.command, log), {
+  // The CPU figure is read after the timer's window closes, in the same exec.
+  const script = `rm -f ${shellWord(cpuFile)}; ${side.timer!.script(cpuWrapped(workload.command, cpuFile), log)}; cat ${shellWord(cpuFile)} 2>/dev/null`;
+  const result = await side.shell.exec(script, {
     ...(cwd !== undefined ? { cwd } : {}),
     ...(env && Object.keys(env).length > 0 ? { env } : {}),
     timeoutMs: workload.timeoutMs ?? 600_000,
@@ -166,10 +248,11 @@ async function commandRound(side: PreparedSide, workload: CommandWorkload): Prom
       hint: tail?.stdout.trim() ? `Its output ended with:\n${tail.stdout.trim()}` : 'It printed nothing.',
     });
   }
-  return timed.ms;
+  const cpuMs = parseCpuOutput(result.stdout);
+  return cpuMs === undefined ? { wallMs: timed.ms } : { wallMs: timed.ms, cpuMs };
 }
 
-async function functionRound(side: PreparedSide, workload: FunctionWorkload, index: number): Promise<number> {
+async function functionRound(side: PreparedSide, workload: FunctionWorkload, index: number): Promise<Reading> {
   const job = `${side.dir}/job-${index}.json`;
   await side.shell.writeFile(
     job,
@@ -196,5 +279,5 @@ async function functionRound(side: PreparedSide, workload: FunctionWorkload, ind
       hint: result.stderr.trim() ? result.stderr.trim().split('\n').slice(0, 6).join('\n') : undefined,
     });
   }
-  return round.medianMs;
+  return round.cpuMs === undefined ? { wallMs: round.medianMs } : { wallMs: round.medianMs, cpuMs: round.cpuMs };
 }

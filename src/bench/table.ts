@@ -62,9 +62,27 @@ export function formatBenchTable(run: BenchRun): string {
       .trimEnd();
   const out = [line(header), ...rows.map(line)];
   const env = run.environment;
+  out.push(...run.workloads.flatMap((w) => (w.sampling || w.basis ? [samplingLine(w, run)] : [])));
   out.push(`${run.suite} · ${env.provider} ${env.image}${env.guestOs ? ` (${env.guestOs})` : ''} · ${env.cpus} CPU ${env.memoryMiB} MiB · host ${env.hostModel}${run.gitRef ? ` · ${run.gitRef}` : ''}`);
   out.push(...benchWarnings(run).map((w) => `warning: ${w}`));
   return `${out.join('\n')}\n`;
+}
+
+/**
+ * How one workload was sampled, e.g. "shell loop: CPU time · ±1.8 % after 84 rounds, 41.2 s
+ * (precision reached) · warm-up 3 rounds (stopped trending)".
+ */
+export function samplingLine(w: WorkloadResult, run: Pick<BenchRun, 'method'>): string {
+  const parts = [`${w.name}: ${w.basis === 'cpu' ? 'CPU time' : 'wall time'}`];
+  const s = w.sampling;
+  if (s) {
+    const width = Number.isFinite(s.halfWidth) ? `±${(s.halfWidth * 100).toFixed(1)} %` : '±?';
+    const why = { precision: `target ±${((run.method?.precision ?? 0) * 100).toFixed(1)} % reached`, maxTime: 'time budget spent', rounds: 'fixed rounds' }[s.endedBy];
+    parts.push(`${width} after ${s.rounds} rounds, ${formatDuration(s.elapsedMs)} (${why})`);
+    const warm = { fixed: 'fixed', trend: 'stopped trending', cap: 'still trending at the cap' }[s.warmupEndedBy];
+    parts.push(`warm-up ${s.warmupRounds} round${s.warmupRounds === 1 ? '' : 's'} (${warm})`);
+  }
+  return parts.join(' · ');
 }
 
 export function benchWarnings(run: BenchRun): string[] {
@@ -74,6 +92,9 @@ export function benchWarnings(run: BenchRun): string[] {
     const n = Math.min(w.host.samples.length, w.guest.samples.length);
     if (n > 0 && n < needed) {
       warnings.push(`${w.name}: ${n} round(s) per side; a 95 % CI of the median needs at least ${needed}, so the intervals shown are min–max.`);
+    }
+    if (w.sampling?.endedBy === 'maxTime' && run.method?.precision !== undefined) {
+      warnings.push(`${w.name}: the time budget ran out at ±${(w.sampling.halfWidth * 100).toFixed(1)} %, short of the ±${(run.method.precision * 100).toFixed(1)} % asked for; raise maxTime or make the workload steadier.`);
     }
     if (w.baseline?.verdict === 'too-few-samples') {
       warnings.push(`${w.name}: too few rounds to tell a change from noise against ${w.baseline.against} (even complete separation would not reach p < 0.05; use ≥ 4 rounds in both runs).`);

@@ -139,3 +139,47 @@ export async function chooseCommandTimer(
     hint: 'Install perl in the guest image, or run the benchmark from a host of the same OS and CPU architecture as the guest.',
   });
 }
+
+/**
+ * CPU time beside wall time, for commands. The workload runs in a shell (`eval`, in the
+ * shell the timer starts, so the timing window is unchanged in kind) whose EXIT trap reads
+ *   /proc/$$/schedstat — the shell's own on-CPU time in ns (the kernel's sum_exec_runtime),
+ *   /proc/$$/stat fields 16–17 — CPU time of the children it waited for, in clock ticks,
+ * with `read` (a builtin: no fork) and writes them to `cpuFile`. A shell loop runs in the
+ * shell itself and is timed to the ns; a child process's time arrives in ticks (1/100 s:
+ * USER_HZ is 100 on every Linux this runs on), coarse for short children. Both sides run
+ * the same wrapper, so the ratio compares like with like. Where there is no /proc (macOS),
+ * the file has no numbers and CPU time is simply not measured.
+ */
+const CPU_MARKER = 'macvm-bench-cpu';
+const CLOCK_TICKS_PER_SECOND = 100;
+
+export function cpuWrapped(command: string, cpuFile: string): string {
+  const trap = [
+    'macvm_rc=$?',
+    // stat first: reading it brings the running task's runtime up to date (task_sched_runtime),
+    // which schedstat alone would show only as of the last tick or context switch.
+    'read -r macvm_t < /proc/$$/stat 2>/dev/null',
+    'read -r macvm_s macvm_r < /proc/$$/schedstat 2>/dev/null',
+    'set -- ${macvm_t##*") "}',
+    `echo "${CPU_MARKER} $macvm_s \${14} \${15}" > "$macvm_f"`,
+    'exit $macvm_rc',
+  ].join('; ');
+  return `macvm_f=${shellWord(cpuFile)}; macvm_c=${shellWord(command)}; trap ${shellWord(trap)} EXIT; eval "$macvm_c"`;
+}
+
+/** The CPU time (ms) in a cpuWrapped() file's text, or undefined when it holds none. */
+export function parseCpuOutput(text: string): number | undefined {
+  const match = new RegExp(`^${CPU_MARKER} (\\d+) (\\d+) (\\d+)\\s*$`, 'm').exec(text);
+  if (!match) return undefined;
+  return Number(match[1]) / 1e6 + ((Number(match[2]) + Number(match[3])) * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** Whether a side can report a command's CPU time through cpuWrapped(). */
+export async function probeCommandCpu(shell: BenchShell, dir: string): Promise<boolean> {
+  const file = `${dir}/cpu-probe`;
+  const result = await shell
+    .exec(`sh -c ${shellWord(cpuWrapped('i=0; while [ $i -lt 100 ]; do i=$((i+1)); done', file))}; cat ${shellWord(file)}`, { reject: false, timeoutMs: 30_000 })
+    .catch(() => undefined);
+  return result !== undefined && parseCpuOutput(result.stdout) !== undefined;
+}

@@ -11,6 +11,31 @@ export interface SampleStats {
   /** 95 % confidence interval of the median, in ms. */
   ciLowMs: number;
   ciHighMs: number;
+  /**
+   * The warm-up rounds' samples, in order, discarded before `samples` (same clock). Kept so
+   * a reader can see what was thrown away; never used in statistics.
+   */
+  warmup?: number[];
+  /** Wall-clock samples (ms) when the ratio uses CPU time: measured rounds and warm-up, as above. */
+  wall?: { samples: number[]; warmup: number[]; medianMs: number };
+}
+
+/** Which clock a workload's samples (and so its ratio) are on. */
+export type TimeBasis = 'cpu' | 'wall';
+
+/** How a workload's sampling went: why warm-up and measuring ended. */
+export interface SamplingSummary {
+  /** Measured rounds per side. */
+  rounds: number;
+  warmupRounds: number;
+  /** 'fixed' (warmup: N), 'trend' (the samples stopped trending), 'cap' (still trending at the cap). */
+  warmupEndedBy: 'fixed' | 'trend' | 'cap';
+  /** 'rounds' (rounds: N), 'precision' (the CI got narrow enough), 'maxTime' (the time budget ran out). */
+  endedBy: 'rounds' | 'precision' | 'maxTime';
+  /** Relative half-width of the ratio's 95 % CI at the end, e.g. 0.018 = ±1.8 %. */
+  halfWidth: number;
+  /** Wall time of the workload, warm-up included, ms. */
+  elapsedMs: number;
 }
 
 export interface BaselineComparison {
@@ -30,6 +55,9 @@ export interface WorkloadResult {
   guest: SampleStats;
   /** guest median / host median, with a 95 % CI. */
   ratio: { median: number; ciLow: number; ciHigh: number };
+  /** The clock `samples` and `ratio` use (absent in older records: wall). */
+  basis?: TimeBasis;
+  sampling?: SamplingSummary;
   baseline?: BaselineComparison;
 }
 
@@ -58,10 +86,16 @@ export interface BenchRun {
 
 /** How a run measured, so a comparison can tell like from unlike. */
 export interface BenchMethod {
-  /** Measured rounds per side; host and guest rounds alternate (host, guest, host, ...). */
-  rounds: number;
-  /** Rounds per side run first and discarded. */
-  warmup: number;
+  /** Measured rounds per side, or 'auto' (until `precision` or `maxTimeMs`); host and guest rounds alternate. */
+  rounds: number | 'auto';
+  /** Rounds per side run first and discarded, or 'auto' (until the samples stop trending). */
+  warmup: number | 'auto';
+  /** Target relative half-width of the ratio's 95 % CI (auto rounds). */
+  precision?: number;
+  /** Time budget per workload, ms (auto rounds). */
+  maxTimeMs?: number;
+  /** Whether both sides could measure a command's CPU time (/proc/<pid>/schedstat and stat). */
+  commandCpu?: boolean;
   /** How commands were timed, the same way on both sides: 'perl' | 'date-ns' | 'node'. */
   commandTimer?: string;
   /** Where function workloads ran in the guest: 'guest-node' (its own node of the same version) or 'uploaded-node'. */

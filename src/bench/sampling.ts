@@ -1,0 +1,213 @@
+import { normalCdf } from './normal.js';
+import { ratioOfMedians } from './ratio.js';
+
+/**
+ * When to stop warming up and when to stop measuring, as a small state machine fed one
+ * interleaved round (a host sample and a guest sample) at a time. It knows nothing of shells
+ * or clocks: run-bench.ts feeds it real rounds and elapsed time, the unit tests feed it
+ * synthetic streams from the seeded PRNG.
+ *
+ * Warm-up ('auto'): a warm-up effect makes the EARLY samples slower (cold caches, JIT, page
+ * cache, CPU clocks ramping), i.e. a downward trend at the start of the stream. After each
+ * round we look at the last `trendWindow` samples of each side and call the stream settled
+ * when, on BOTH sides,
+ *   1. a one-sided Mann-Kendall test finds no downward trend at α = 0.10 (rank-based, so one
+ *      slow outlier cannot fake or hide a trend the way a least-squares slope can), and
+ *   2. the oldest sample of the window is not its strict maximum. Mann-Kendall has little
+ *      power against a single slow first sample (the case in issue #14: 33.7 ms, then five at
+ *      21.5 ms), while in a stationary window the oldest sample is the maximum with
+ *      probability only 1/window — so this rank check catches exactly that case cheaply.
+ * Everything before the settled window is warm-up (at least one round, at most `maxWarmup`);
+ * the window itself becomes the first measured rounds, so no settled round is thrown away.
+ * The discarded rounds are returned (marked), never silently dropped. The α is generous on
+ * purpose: warming one round too long costs a round, measuring a trend costs accuracy.
+ *
+ * Measuring ('auto' rounds): after each round, once `minRounds` are in, the guest/host ratio's
+ * 95 % bootstrap CI (the very interval the table reports, ratio.ts) is computed; its relative
+ * half-width (high − low) / 2 / median at or below `precision` ends the run ('precision').
+ * Otherwise the run ends before the next round would overrun `maxTimeMs` ('maxTime'). Stopping
+ * at the first narrow-enough interval is optional stopping; with the ≥ `minRounds` floor and a
+ * median-based interval its effect on coverage is small next to the machine's own drift.
+ * Fixed `rounds: N` ends after N measured rounds ('rounds').
+ */
+export type RoundsSetting = number | 'auto';
+export type WarmupSetting = number | 'auto';
+
+export interface SamplingPlan {
+  rounds: RoundsSetting;
+  warmup: WarmupSetting;
+  /** Target relative half-width of the ratio's 95 % CI, e.g. 0.02 (auto rounds). */
+  precision: number;
+  /** Time budget per workload, ms, warm-up included (auto rounds; a cap on auto warm-up too). */
+  maxTimeMs: number;
+  /** Measured rounds before the precision check may stop a run (auto rounds). */
+  minRounds: number;
+  /** Samples per side the warm-up trend test looks at. */
+  trendWindow: number;
+  /** Most rounds auto warm-up may discard. */
+  maxWarmup: number;
+}
+
+export const SAMPLING_DEFAULTS = {
+  rounds: 'auto',
+  warmup: 'auto',
+  precision: 0.02,
+  maxTimeMs: 60_000,
+  minRounds: 10,
+  trendWindow: 6,
+  maxWarmup: 10,
+} as const satisfies SamplingPlan;
+
+/** α of the warm-up trend test (one-sided). */
+export const TREND_ALPHA = 0.1;
+
+export type WarmupEnd = 'fixed' | 'trend' | 'cap';
+export type StopReason = 'rounds' | 'precision' | 'maxTime';
+
+export interface SamplingOutcome {
+  warmupRounds: number;
+  warmupEndedBy: WarmupEnd;
+  endedBy: StopReason;
+  /** Relative half-width of the ratio's 95 % CI at the end (NaN if never computed). */
+  halfWidth: number;
+}
+
+/**
+ * Mann-Kendall S = Σ_{i<j} sign(x_j − x_i) and the one-sided p-value of a DOWNWARD trend,
+ * P(S ≤ s) under "no trend". For n ≤ 40 it is exact: with no ties S = C(n,2) − 2·(inversions
+ * of the ranks), and the number of permutations with k inversions follows the Mahonian
+ * recurrence. Ties are scored 0 (conservative: ties pull S towards 0). Beyond 40, the normal
+ * approximation with Var S = n(n−1)(2n+5)/18 and a continuity correction.
+ */
+export function mannKendallDown(samples: readonly number[]): { s: number; pValue: number } {
+  const n = samples.length;
+  let s = 0;
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) s += Math.sign(samples[j]! - samples[i]!);
+  if (n < 2) return { s, pValue: 1 };
+  const pairs = (n * (n - 1)) / 2;
+  if (n <= 40) {
+    const dist = inversionDistribution(n); // P(inversions = k)
+    // S = pairs − 2k, so S ≤ s ⇔ k ≥ (pairs − s) / 2.
+    const kMin = Math.ceil((pairs - s) / 2);
+    let p = 0;
+    for (let k = Math.max(0, kMin); k <= pairs; k++) p += dist[k]!;
+    return { s, pValue: Math.min(1, p) };
+  }
+  const sd = Math.sqrt((n * (n - 1) * (2 * n + 5)) / 18);
+  const z = (s + 1) / sd;
+  return { s, pValue: Math.min(1, normalCdf(z)) };
+}
+
+const inversionCache = new Map<number, Float64Array>();
+
+/** P(a random permutation of n has k inversions), k = 0..C(n,2). */
+export function inversionDistribution(n: number): Float64Array {
+  const cached = inversionCache.get(n);
+  if (cached) return cached;
+  let dist = Float64Array.of(1);
+  for (let m = 2; m <= n; m++) {
+    // Inserting the m-th element adds 0..m−1 inversions, each with probability 1/m.
+    const next = new Float64Array(dist.length + m - 1);
+    for (let k = 0; k < dist.length; k++) {
+      const share = dist[k]! / m;
+      for (let add = 0; add < m; add++) next[k + add]! += share;
+    }
+    dist = next;
+  }
+  inversionCache.set(n, dist);
+  return dist;
+}
+
+/** True when a window of one side's samples shows no warm-up effect (see the module comment). */
+export function settled(window: readonly number[]): boolean {
+  const oldest = window[0]!;
+  const oldestIsMax = window.slice(1).every((x) => x < oldest);
+  return !oldestIsMax && mannKendallDown(window).pValue >= TREND_ALPHA;
+}
+
+/** The relative half-width of the ratio's 95 % CI: (high − low) / 2 / median. */
+export function ratioHalfWidth(host: readonly number[], guest: readonly number[]): number {
+  const ratio = ratioOfMedians(host, guest);
+  return (ratio.ciHigh - ratio.ciLow) / 2 / ratio.median;
+}
+
+export class RoundSampler {
+  readonly host: number[] = [];
+  readonly guest: number[] = [];
+  private warmupRounds: number | undefined;
+  private warmupEndedBy: WarmupEnd | undefined;
+  private outcome: SamplingOutcome | undefined;
+  private halfWidth = Number.NaN;
+
+  constructor(readonly plan: SamplingPlan) {
+    if (plan.warmup !== 'auto' && plan.warmup === 0) this.endWarmup(0, 'fixed');
+  }
+
+  get warmingUp(): boolean {
+    return this.warmupRounds === undefined;
+  }
+
+  /** Measured rounds so far (0 while warming up). */
+  get measured(): number {
+    return this.warmupRounds === undefined ? 0 : this.host.length - this.warmupRounds;
+  }
+
+  /**
+   * Adds one interleaved round. `elapsedMs` is the time since the workload's first round
+   * started, `roundMs` how long this round took (to judge whether another one fits the budget).
+   * Returns the outcome when the run should stop, undefined to go on.
+   */
+  add(host: number, guest: number, elapsedMs: number, roundMs: number): SamplingOutcome | undefined {
+    if (this.outcome) return this.outcome;
+    this.host.push(host);
+    this.guest.push(guest);
+    const plan = this.plan;
+    const count = this.host.length;
+    if (this.warmupRounds === undefined) {
+      if (plan.warmup !== 'auto') {
+        if (count >= plan.warmup) this.endWarmup(plan.warmup, 'fixed');
+      } else if (count > plan.trendWindow && settled(this.host.slice(-plan.trendWindow)) && settled(this.guest.slice(-plan.trendWindow))) {
+        this.endWarmup(count - plan.trendWindow, 'trend');
+      } else if (count - plan.trendWindow >= plan.maxWarmup || (plan.rounds === 'auto' && elapsedMs + roundMs > plan.maxTimeMs / 2)) {
+        // Still trending after the cap (or half the budget): measure anyway, and say so.
+        this.endWarmup(Math.max(1, Math.min(plan.maxWarmup, count - 1)), 'cap');
+      }
+      if (this.warmupRounds === undefined) return undefined;
+    }
+    // Fixed rounds: a settled window longer than the rounds asked for gives its oldest to warm-up.
+    if (plan.rounds !== 'auto' && this.measured > plan.rounds) this.warmupRounds = count - plan.rounds;
+    return (this.outcome = this.stopReason(elapsedMs, roundMs));
+  }
+
+  private endWarmup(rounds: number, by: WarmupEnd): void {
+    this.warmupRounds = rounds;
+    this.warmupEndedBy = by;
+  }
+
+  private stopReason(elapsedMs: number, roundMs: number): SamplingOutcome | undefined {
+    const plan = this.plan;
+    const n = this.measured;
+    const done = (endedBy: StopReason): SamplingOutcome => {
+      if (Number.isNaN(this.halfWidth) && n > 0) this.halfWidth = ratioHalfWidth(this.measuredSamples('host'), this.measuredSamples('guest'));
+      return { warmupRounds: this.warmupRounds!, warmupEndedBy: this.warmupEndedBy!, endedBy, halfWidth: this.halfWidth };
+    };
+    if (plan.rounds !== 'auto') return n >= plan.rounds ? done('rounds') : undefined;
+    this.halfWidth = Number.NaN;
+    if (n >= plan.minRounds) {
+      this.halfWidth = ratioHalfWidth(this.measuredSamples('host'), this.measuredSamples('guest'));
+      if (this.halfWidth <= plan.precision) return done('precision');
+    }
+    if (n > 0 && elapsedMs + roundMs > plan.maxTimeMs) return done('maxTime');
+    return undefined;
+  }
+
+  /** The measured (post-warm-up) samples of one side. */
+  measuredSamples(side: 'host' | 'guest'): number[] {
+    return this[side].slice(this.warmupRounds ?? this[side].length);
+  }
+
+  /** The discarded warm-up samples of one side. */
+  warmupSamples(side: 'host' | 'guest'): number[] {
+    return this[side].slice(0, this.warmupRounds ?? this[side].length);
+  }
+}
