@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { MacvmError, messageOf } from '../../errors.js';
-import type { ImageSshSettings } from '../tart/credentials.js';
+import type { ImageSshSettings } from '../credentials.js';
 import { orchardConfigPath, readOrchardContexts } from './orchard-config-file.js';
 
 /**

@@ -3,7 +3,7 @@ import { stopAndRemoveClone } from '../clone-teardown.js';
 import { access, readFile, rm } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { MacvmError, messageOf } from '../../errors.js';
-import { normaliseHostKey } from '../ssh/settings.js';
+import { normaliseHostKey } from '../credentials.js';
 import { ensurePrivateDir, ensurePrivateHome, macvmHome, homePaths } from '../home.js';
 import { createTaggedRuntimeDir, newVmRecord, type VmRecord } from '../runtime-dir.js';
 import type { Clone, CloneOptions, Image, Provider, SshCredentials } from '../types.js';

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isMacvmError } from '../../errors.js';
-import { normaliseHostKey, validateSshSettings } from './settings.js';
+import { normaliseHostKey } from '../credentials.js';
+import { validateSshSettings } from './settings.js';
 
 // A real key pair from the real ssh-keygen: the host key and the login key of the tests.
 const dir = mkdtempSync(join(tmpdir(), 'macvm-ssh-settings-'));

@@ -1,5 +1,6 @@
 import { access, constants } from 'node:fs/promises';
 import { MacvmError } from '../../errors.js';
+import { normaliseHostKey } from '../credentials.js';
 import type { GuestArch, GuestOS } from '../types.js';
 
 /**
@@ -37,8 +38,6 @@ export interface ValidSshSettings {
   os: GuestOS;
   arch: GuestArch;
 }
-
-const KEY_TYPES = /^(ssh-ed25519|ssh-rsa|rsa-sha2-256|rsa-sha2-512|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)$/;
 
 /**
  * Checks settings that usually come from macvm.config.ts (so: untyped) and says which key
@@ -79,41 +78,6 @@ export async function validateSshSettings(raw: unknown): Promise<ValidSshSetting
   if (arch !== 'aarch64' && arch !== 'x86_64') throw invalid('arch', `must be "aarch64" or "x86_64", got ${JSON.stringify(arch)}`);
 
   return { host, port, user, privateKeyPath: privateKeyPath as string | undefined, password: password as string | undefined, hostKey, os, arch };
-}
-
-/** "ssh-ed25519 AAAA... comment" or an ssh-keyscan line → "ssh-ed25519 AAAA...". */
-export function normaliseHostKey(value: unknown, host = '<host>', port = 22): string {
-  const howToGet = hostKeyHint(host, port);
-  if (value === undefined || value === null || value === '') {
-    throw invalid('hostKey', 'is missing: macvm pins the machine\'s host key and never trusts a key on first use', howToGet);
-  }
-  if (typeof value !== 'string') throw invalid('hostKey', 'must be a string like "ssh-ed25519 AAAA..."', howToGet);
-  let fields = value.trim().split(/\s+/);
-  // An ssh-keyscan / known_hosts line starts with the host name(s).
-  if (fields.length >= 3 && !KEY_TYPES.test(fields[0]!) && KEY_TYPES.test(fields[1]!)) fields = fields.slice(1);
-  const [type, blob] = fields;
-  if (!type || !KEY_TYPES.test(type) || !blob) {
-    throw invalid('hostKey', `is not an OpenSSH public key (expected "ssh-ed25519 AAAA...", got "${value.slice(0, 40)}")`, howToGet);
-  }
-  // The base64 blob starts with its own key type (a length-prefixed string): a pasted key
-  // that was cut short or belongs to another type fails here, not at connect time.
-  const bytes = Buffer.from(blob, 'base64');
-  const length = bytes.length >= 4 ? bytes.readUInt32BE(0) : -1;
-  const embedded = length > 0 && length < 64 && bytes.length >= 4 + length ? bytes.subarray(4, 4 + length).toString('latin1') : '';
-  const expected = type.startsWith('rsa-sha2-') ? 'ssh-rsa' : type;
-  if (embedded !== expected) {
-    throw invalid('hostKey', `has a ${type} prefix but its key data is ${embedded ? `a ${embedded} key` : 'not valid base64 key data'}`, howToGet);
-  }
-  return `${expected} ${blob}`;
-}
-
-export function hostKeyHint(host: string, port = 22): string {
-  const portFlag = port === 22 ? '' : ` -p ${port}`;
-  return (
-    `Get it with \`ssh-keyscan -t ed25519${portFlag} ${host}\` and set ssh.hostKey to the "ssh-ed25519 AAAA..." part. ` +
-    `Verify its fingerprint out of band before trusting it: compare \`ssh-keyscan -t ed25519${portFlag} ${host} | ssh-keygen -lf -\` ` +
-    `with \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` run on the machine itself (console, MDM, or the provider's dashboard).`
-  );
 }
 
 function invalid(key: string, problem: string, hint?: string): MacvmError {

@@ -9,9 +9,9 @@ import type { Deadline } from '../../shared/deadline.js';
 import { createTaggedRuntimeDir, writeVmRecord, newVmRecord, type VmRecord } from '../runtime-dir.js';
 import type { BootOptions, Clone, CloneOptions, ExitInfo, GuestEndpoint, Image, Provider, RunningVM } from '../types.js';
 import { parseTartIp, runTart, tartError, tartList, type TartCli } from './cli.js';
-import { pinnedCredentials, type ImageSshSettings } from './credentials.js';
+import { pinnedCredentials, type ImageSshSettings } from '../credentials.js';
 
-export type { ImageSshSettings as TartImageSettings } from './credentials.js';
+export type { ImageSshSettings as TartImageSettings } from '../credentials.js';
 
 /**
  * The tart provider: Tart (cirruslabs) does the VM work, macvm supervises it.

@@ -6,7 +6,7 @@ import { isAbsolute, join } from 'node:path';
 import { MacvmError } from '../../errors.js';
 import { homePaths, macvmHome } from '../home.js';
 import { createTaggedRuntimeDir, newVmRecord, type VmRecord } from '../runtime-dir.js';
-import { pinnedCredentials, type CredentialSettings } from '../tart/credentials.js';
+import { pinnedCredentials, type CredentialSettings } from '../credentials.js';
 import type { BootOptions, Clone, CloneOptions, Image, Provider, RunningVM } from '../types.js';
 import type { AddressLookup } from './address.js';
 import { BUNDLE_FILES, readBundleConfig, writeBundleConfig, type TartVmConfig } from './bundle-config.js';
