@@ -1,8 +1,9 @@
 import type { RunResult, SuiteResult, TestStatus } from '../shared/results.js';
 import { renderBenchSection } from './bench-html.js';
 import { formatDuration, formatMemory } from './format.js';
-import { REPORT_SCRIPT } from './html-script.js';
+import { reportScript } from './html-script.js';
 import { REPORT_CSS } from './html-style.js';
+import type { PageData, PageSuite } from './browser/page-data.js';
 import type { BenchInputs } from './read-bench.js';
 import { escapeHtml as h, jsonForScript } from './text.js';
 
@@ -38,8 +39,8 @@ ${run ? renderTestsShell(run) : '<p class="empty">No test results in this report
 ${renderBenchSection(input.bench)}
 <footer>Made by macvm on ${h(input.generatedAt)} · works offline; images are files beside this page.</footer>
 </main>
-<script type="application/json" id="macvm-data">${jsonForScript({ suites: run ? compactSuites(run.suites) : [] })}</script>
-${run ? `<script>${REPORT_SCRIPT}</script>` : ''}
+<script type="application/json" id="macvm-data">${jsonForScript({ suites: run ? compactSuites(run.suites) : [] } satisfies PageData)}</script>
+${run ? `<script>${reportScript()}</script>` : ''}
 </body>
 </html>
 `;
@@ -109,7 +110,7 @@ function renderTestsShell(run: RunResult): string {
  * "suite › name", zero retries, empty artifact lists. Thousands of tests make this most of
  * the file, so it is about a third smaller and parses faster.
  */
-function compactSuites(suites: SuiteResult[]): unknown[] {
+function compactSuites(suites: SuiteResult[]): PageSuite[] {
   return suites.map((suite) => ({
     ...suite,
     artifacts: suite.artifacts.length > 0 ? suite.artifacts : undefined,
