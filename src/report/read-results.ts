@@ -170,7 +170,7 @@ export class Validator {
 
   fail(path: string, problem: string): never {
     throw new MacvmError('MACVM_REPORT_FAILED', `${this.file}: ${path} ${problem}.`, {
-      hint: 'The file does not follow the results schema (src/runner/results.ts); re-run to regenerate it, or fix that value.',
+      hint: 'The file does not follow the results schema (src/shared/results.ts); re-run to regenerate it, or fix that value.',
       details: { file: this.file, path },
     });
   }

@@ -25,7 +25,7 @@ interface SerializedErrorLike {
 }
 
 /**
- * Turns vitest's results into reports/results.json (src/runner/results.ts), then the
+ * Turns vitest's results into reports/results.json (src/shared/results.ts), then the
  * HTML report and JUnit XML. A suite is whatever withMacVM() made: its VM facts come
  * from the suite's meta, failure artifacts from each test's meta.
  */
