@@ -80,7 +80,7 @@ export async function run(): Promise<void> {
 
     const ours = async (pair: Pair) => {
       const [a, b] = await Promise.all([readFile(pair.base), readFile(pair.actual)]);
-      const result = comparePngs(a, b, { diffImage: true });
+      const result = await comparePngs(a, b, { diffImage: true });
       if (result.diff) await writeFile(diffPath, encodePng(result.diff, { level: 1, filter: 'none' }));
       return result.diffPixels;
     };

@@ -1,5 +1,5 @@
 import pixelmatch from 'pixelmatch';
-import { decodePng, readPngHeader, type PngSource, type RgbaImage } from './png.js';
+import { decodePngAsync, readPngHeader, type PngSource, type RgbaImage } from './png.js';
 
 export interface Rect {
   x: number;
@@ -46,14 +46,16 @@ const AA_MARGIN_ROWS = 2;
 
 /**
  * Compares two PNG files. Byte-identical files are decided without decoding either one;
- * otherwise each is decoded once and handed to compareImages.
+ * otherwise both are decoded at once (their inflates overlap on zlib's thread pool) and
+ * handed to compareImages.
  */
-export function comparePngs(expected: Buffer, actual: Buffer, options: CompareOptions = {}, sources?: { expected?: PngSource; actual?: PngSource }): CompareResult {
+export async function comparePngs(expected: Buffer, actual: Buffer, options: CompareOptions = {}, sources?: { expected?: PngSource; actual?: PngSource }): Promise<CompareResult> {
   if (expected.equals(actual)) {
     const { width, height } = readPngHeader(actual, sources?.actual);
     return { width, height, identical: true, method: 'bytes', diffPixels: 0, diffRatio: 0 };
   }
-  return compareImages(decodePng(expected, sources?.expected), decodePng(actual, sources?.actual), options);
+  const [before, after] = await Promise.all([decodePngAsync(expected, sources?.expected), decodePngAsync(actual, sources?.actual)]);
+  return compareImages(before, after, options);
 }
 
 /**

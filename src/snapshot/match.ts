@@ -206,7 +206,7 @@ export async function matchImageSnapshot(input: unknown, options: ImageSnapshotO
 
   let result: CompareResult;
   try {
-    result = comparePngs(baseline, actual, { threshold: options.threshold, includeAA: options.includeAA, masks: options.masks, diffImage: true }, { expected: corrupt });
+    result = await comparePngs(baseline, actual, { threshold: options.threshold, includeAA: options.includeAA, masks: options.masks, diffImage: true }, { expected: corrupt });
   } catch (error) {
     if (isMacvmError(error, 'MACVM_SNAPSHOT_CORRUPT') && run.update === 'changed') return writeBaseline('updated');
     throw error;

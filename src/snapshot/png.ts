@@ -1,4 +1,5 @@
-import { crc32, deflateSync, inflateSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { crc32, deflateSync, inflate, inflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { MacvmError, messageOf, type MacvmErrorCode } from '../errors.js';
 
@@ -91,14 +92,56 @@ export function readPngHeader(bytes: Buffer, source: PngSource = INPUT): PngHead
  * buffer); anything else goes through pngjs.
  */
 export function decodePng(bytes: Buffer, source: PngSource = INPUT): RgbaImage {
+  const plan = planDecode(bytes, source);
+  return decoding(source, () => (plan.fast ? unfilterAll(inflateSync(plan.fast.deflated, { chunkSize: plan.fast.rawSize }), plan.fast, source) : decodeWithPngjs(bytes)));
+}
+
+/**
+ * decodePng with the inflate on libuv's thread pool: two images decoded at once inflate in
+ * parallel, and one unfilters on the main thread while the other is still inflating.
+ */
+export async function decodePngAsync(bytes: Buffer, source: PngSource = INPUT): Promise<RgbaImage> {
+  const plan = planDecode(bytes, source);
+  if (!plan.fast) return decoding(source, () => decodeWithPngjs(bytes));
+  const fast = plan.fast;
+  let raw: Buffer;
+  try {
+    raw = await inflateAsync(fast.deflated, { chunkSize: fast.rawSize });
+  } catch (error) {
+    throw asDecodeError(error, source);
+  }
+  return decoding(source, () => unfilterAll(raw, fast, source));
+}
+
+const inflateAsync = promisify(inflate);
+
+/** What the fast path needs, found without inflating; undefined for images pngjs must decode. */
+interface TrueColour {
+  width: number;
+  height: number;
+  channels: 3 | 4;
+  deflated: Buffer;
+  /** Bytes the inflated stream holds: a filter byte and a row's bytes per row. */
+  rawSize: number;
+}
+
+function planDecode(bytes: Buffer, source: PngSource): { fast?: TrueColour } {
   const header = readPngHeader(bytes, source);
   const fast = header.bitDepth === 8 && (header.colorType === 2 || header.colorType === 6) && header.interlace === 0;
+  return fast ? { fast: decoding(source, () => trueColour(bytes, header, source)) } : {};
+}
+
+/** Runs a decode step; anything but a MacvmError becomes this source's "not a readable PNG". */
+function decoding<T>(source: PngSource, step: () => T): T {
   try {
-    return fast ? decodeTrueColour(bytes, header, source) : decodeWithPngjs(bytes);
+    return step();
   } catch (error) {
-    if (error instanceof MacvmError) throw error;
-    throw invalid(source, messageOf(error), error);
+    throw asDecodeError(error, source);
   }
+}
+
+function asDecodeError(error: unknown, source: PngSource): MacvmError {
+  return error instanceof MacvmError ? error : invalid(source, messageOf(error), error);
 }
 
 function decodeWithPngjs(bytes: Buffer): RgbaImage {
@@ -106,7 +149,7 @@ function decodeWithPngjs(bytes: Buffer): RgbaImage {
   return { width: png.width, height: png.height, data: png.data };
 }
 
-function decodeTrueColour(bytes: Buffer, header: PngHeader, source: PngSource): RgbaImage {
+function trueColour(bytes: Buffer, header: PngHeader, source: PngSource): TrueColour {
   const idat: Buffer[] = [];
   let offset = 8;
   while (offset + 12 <= bytes.length) {
@@ -121,10 +164,16 @@ function decodeTrueColour(bytes: Buffer, header: PngHeader, source: PngSource): 
   if (idat.length === 0) throw invalid(source, 'it has no image data (IDAT)');
   const { width, height } = header;
   const channels = header.colorType === 6 ? 4 : 3;
+  // One output chunk of the expected size: zlib then inflates in one go instead of gathering
+  // 16 KiB pieces and copying them together at the end.
+  return { width, height, channels, deflated: idat.length === 1 ? idat[0]! : Buffer.concat(idat), rawSize: (width * channels + 1) * height };
+}
+
+/** zlib has checked the Adler-32 of the whole stream, so corrupt image data cannot pass silently. */
+function unfilterAll(raw: Buffer, image: TrueColour, source: PngSource): RgbaImage {
+  const { width, height, channels } = image;
   const stride = width * channels;
-  // zlib checks the Adler-32 of the whole stream, so corrupt image data cannot pass silently.
-  const raw = inflateSync(idat.length === 1 ? idat[0]! : Buffer.concat(idat));
-  if (raw.length < (stride + 1) * height) throw invalid(source, `image data is short (${raw.length} of ${(stride + 1) * height} bytes)`);
+  if (raw.length < image.rawSize) throw invalid(source, `image data is short (${raw.length} of ${image.rawSize} bytes)`);
   const data = Buffer.allocUnsafeSlow(width * height * 4);
   if (channels === 4) unfilterInto(raw, data, stride, height, 4, source);
   else {
@@ -139,58 +188,94 @@ function decodeTrueColour(bytes: Buffer, header: PngHeader, source: PngSource): 
 /**
  * Reverses the PNG row filters: each filtered row (after its filter-type byte in `raw`) is
  * copied into place in `out` natively, then reconstructed in place, reading the previous row
- * back from `out`. Sub (with 4-byte pixels) and Up, the filters screenshots mostly use, add four
- * bytes per step in 32-bit words (SWAR: the top bit of each byte is added separately, so no carry
- * crosses a byte); Average and Paeth go byte by byte.
+ * back from `out`. With 4-byte pixels every filter works on whole pixels in 32-bit words (SWAR:
+ * the top bit of each byte is handled apart, so no carry crosses a byte): Sub and Up add a
+ * word, Average adds the bytewise floor average, and Paeth — the costly one, a choice per byte —
+ * takes the shortcut that flat UI areas allow: where the pixel above equals the one above-left,
+ * every byte's predictor is the left one, and where the left equals the above-left it is the one
+ * above (both follow from the predictor's definition); only the other pixels go byte by byte.
  */
 function unfilterInto(rawBuffer: Buffer, outBuffer: Buffer, stride: number, height: number, bpp: number, source: PngSource): void {
   const raw = new Uint8Array(rawBuffer.buffer, rawBuffer.byteOffset, rawBuffer.byteLength);
   const out = new Uint8Array(outBuffer.buffer, outBuffer.byteOffset, outBuffer.byteLength);
-  const words = stride % 4 === 0 && outBuffer.byteOffset % 4 === 0 ? new Uint32Array(outBuffer.buffer, outBuffer.byteOffset, outBuffer.byteLength >> 2) : undefined;
+  const words = bpp === 4 && outBuffer.byteOffset % 4 === 0 ? new Uint32Array(outBuffer.buffer, outBuffer.byteOffset, outBuffer.byteLength >> 2) : undefined;
   const rowWords = stride >> 2;
   for (let y = 0; y < height; y++) {
     const src = y * (stride + 1) + 1;
     const dst = y * stride;
-    const up = dst - stride;
-    const filter = raw[src - 1];
+    const filter = raw[src - 1]!;
     out.set(raw.subarray(src, src + stride), dst);
     if (filter === 0 || (filter === 2 && y === 0)) continue;
-    if (filter === 2 && words) {
-      for (let k = dst >> 2, end = k + rowWords; k < end; k++) words[k] = addBytes(words[k]!, words[k - rowWords]!);
-    } else if (filter === 1 && words && bpp === 4) {
-      for (let k = (dst >> 2) + 1, end = (dst >> 2) + rowWords; k < end; k++) words[k] = addBytes(words[k]!, words[k - 1]!);
-    } else if (filter === 1) {
-      for (let i = dst + bpp, end = dst + stride; i < end; i++) out[i] = (out[i]! + out[i - bpp]!) & 0xff;
-    } else if (filter === 2) {
-      for (let i = dst, end = dst + stride; i < end; i++) out[i] = (out[i]! + out[i - stride]!) & 0xff;
-    } else if (filter === 3) {
-      for (let i = 0; i < stride; i++) {
-        const left = i >= bpp ? out[dst + i - bpp]! : 0;
-        const above = y > 0 ? out[up + i]! : 0;
-        out[dst + i] = (out[dst + i]! + ((left + above) >> 1)) & 0xff;
-      }
-    } else if (filter === 4 && y > 0) {
-      // Paeth. The first pixel has no left or upper-left neighbour: its predictor is the byte above.
-      for (let i = dst; i < dst + bpp; i++) out[i] = out[i]! + out[i - stride]!;
-      for (let i = dst + bpp, end = dst + stride; i < end; i++) {
-        const a = out[i - bpp]!;
-        const b = out[i - stride]!;
-        const c = out[i - stride - bpp]!;
-        let pa = b - c;
-        if (pa < 0) pa = -pa;
-        let pb = a - c;
-        if (pb < 0) pb = -pb;
-        let pc = a + b - c - c;
-        if (pc < 0) pc = -pc;
-        out[i] = out[i]! + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c); // a Uint8Array store wraps mod 256
-      }
-    } else if (filter === 4) {
-      // Paeth on the first row is Sub: only the left neighbour exists.
-      for (let i = dst + bpp, end = dst + stride; i < end; i++) out[i] = out[i]! + out[i - bpp]!;
-    } else {
-      throw invalid(source, `row ${y} has unknown filter type ${filter}`);
+    if (filter < 1 || filter > 4) throw invalid(source, `row ${y} has unknown filter type ${filter}`);
+    if (words) unfilterWords(words, filter, dst >> 2, rowWords, y > 0);
+    else unfilterBytes(out, filter, dst, stride, bpp, y > 0);
+  }
+}
+
+/** One row of 4-byte pixels, `first` its first word; `hasUp`: a row above exists. */
+function unfilterWords(words: Uint32Array, filter: number, first: number, rowWords: number, hasUp: boolean): void {
+  const end = first + rowWords;
+  if (filter === 1) {
+    for (let k = first + 1; k < end; k++) words[k] = addBytes(words[k]!, words[k - 1]!);
+  } else if (filter === 2) {
+    for (let k = first; k < end; k++) words[k] = addBytes(words[k]!, words[k - rowWords]!);
+  } else if (filter === 3) {
+    words[first] = addBytes(words[first]!, hasUp ? (words[first - rowWords]! >>> 1) & 0x7f7f7f7f : 0);
+    for (let k = first + 1; k < end; k++) words[k] = addBytes(words[k]!, averageBytes(words[k - 1]!, hasUp ? words[k - rowWords]! : 0));
+  } else if (!hasUp) {
+    // Paeth on the first row is Sub: only the left neighbour exists.
+    for (let k = first + 1; k < end; k++) words[k] = addBytes(words[k]!, words[k - 1]!);
+  } else {
+    // Paeth. The first pixel has no left or upper-left neighbour: its predictor is the pixel above.
+    words[first] = addBytes(words[first]!, words[first - rowWords]!);
+    const bytes = new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
+    for (let k = first + 1; k < end; k++) {
+      const up = words[k - rowWords]!;
+      const upLeft = words[k - rowWords - 1]!;
+      if (up === upLeft) words[k] = addBytes(words[k]!, words[k - 1]!);
+      else if (words[k - 1] === upLeft) words[k] = addBytes(words[k]!, up);
+      else for (let i = k * 4, stop = i + 4; i < stop; i++) bytes[i] = bytes[i]! + paeth(bytes[i - 4]!, bytes[i - rowWords * 4]!, bytes[i - rowWords * 4 - 4]!);
     }
   }
+}
+
+/** One row of pixels of any size, byte by byte; `dst` is its offset in `out`. */
+function unfilterBytes(out: Uint8Array, filter: number, dst: number, stride: number, bpp: number, hasUp: boolean): void {
+  const up = dst - stride;
+  if (filter === 1) {
+    for (let i = dst + bpp, end = dst + stride; i < end; i++) out[i] = out[i]! + out[i - bpp]!; // a Uint8Array store wraps mod 256
+  } else if (filter === 2) {
+    for (let i = dst, end = dst + stride; i < end; i++) out[i] = out[i]! + out[i - stride]!;
+  } else if (filter === 3) {
+    for (let i = 0; i < stride; i++) {
+      const left = i >= bpp ? out[dst + i - bpp]! : 0;
+      const above = hasUp ? out[up + i]! : 0;
+      out[dst + i] = out[dst + i]! + ((left + above) >> 1);
+    }
+  } else if (!hasUp) {
+    for (let i = dst + bpp, end = dst + stride; i < end; i++) out[i] = out[i]! + out[i - bpp]!;
+  } else {
+    for (let i = dst; i < dst + bpp; i++) out[i] = out[i]! + out[i - stride]!;
+    for (let i = dst + bpp, end = dst + stride; i < end; i++) out[i] = out[i]! + paeth(out[i - bpp]!, out[i - stride]!, out[i - stride - bpp]!);
+  }
+}
+
+/** The PNG Paeth predictor of one byte from its left (a), upper (b) and upper-left (c) neighbours. */
+function paeth(a: number, b: number, c: number): number {
+  if (b === c) return a;
+  if (a === c) return b;
+  let pa = b - c;
+  if (pa < 0) pa = -pa;
+  let pb = a - c;
+  if (pb < 0) pb = -pb;
+  let pc = a + b - c - c;
+  if (pc < 0) pc = -pc;
+  return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+}
+
+/** Four independent floor((a + b) / 2) in one 32-bit word. */
+function averageBytes(a: number, b: number): number {
+  return (a & b) + (((a ^ b) >>> 1) & 0x7f7f7f7f);
 }
 
 /** Four independent byte additions modulo 256 in one 32-bit word. */

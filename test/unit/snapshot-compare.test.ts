@@ -12,19 +12,19 @@ const base = syntheticPage({ width: W, height: H, seed: 3 });
 const changed = syntheticPage({ width: W, height: H, seed: 3, changes: [{ x: 100, y: 120, width: 30, height: 10 }] });
 
 describe('compare', () => {
-  it('decides byte-identical files without decoding them', () => {
+  it('decides byte-identical files without decoding them', async () => {
     const png = encodePng(base);
-    const result = comparePngs(png, Buffer.from(png));
+    const result = await comparePngs(png, Buffer.from(png));
     expect(result).toMatchObject({ identical: true, method: 'bytes', diffPixels: 0, width: W, height: H });
   });
 
-  it('decides equal pixels in differently encoded files with one buffer comparison', () => {
+  it('decides equal pixels in differently encoded files with one buffer comparison', async () => {
     const ours = encodePng(base);
     const png = new PNG({ width: W, height: H });
     base.data.copy(png.data);
     const theirs = PNG.sync.write(png, { filterType: 4 });
     expect(ours.equals(theirs)).toBe(false);
-    expect(comparePngs(ours, theirs)).toMatchObject({ identical: true, method: 'pixels', diffPixels: 0 });
+    expect(await comparePngs(ours, theirs)).toMatchObject({ identical: true, method: 'pixels', diffPixels: 0 });
   });
 
   it('counts and draws exactly what a full pixelmatch pass does', () => {

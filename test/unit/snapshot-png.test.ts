@@ -1,7 +1,7 @@
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import { isMacvmError } from '../../src/errors.js';
-import { decodePng, encodePng, readPngHeader, toPngBytes } from '../../src/snapshot/png.js';
+import { decodePng, decodePngAsync, encodePng, readPngHeader, toPngBytes } from '../../src/snapshot/png.js';
 import { syntheticPage } from '../fixtures/snapshot/synthetic-page.js';
 
 const page = syntheticPage({ width: 300, height: 180, seed: 7 });
@@ -50,6 +50,38 @@ describe('png decode', () => {
     expect(decoded.data[3]).toBe(255);
   });
 
+  // Flat runs (where Paeth's per-pixel shortcuts apply), noise (where they do not), runs that
+  // repeat only the pixel above or only the one to the left, and bytes near 0 and 255 (wrap-around).
+  const mixed = (() => {
+    const width = 97;
+    const height = 61;
+    const data = Buffer.alloc(width * height * 4);
+    let seed = 99;
+    const rnd = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const i = (y * width + x) * 4;
+        const zone = ((x >> 4) + (y >> 3)) % 4;
+        if (zone === 0) data.set([240, 241, 250, 255], i); // flat
+        else if (zone === 1) for (let c = 0; c < 4; c++) data[i + c] = Math.floor(rnd() * 256); // noise, alpha too
+        else if (zone === 2) data.set([x * 3, 250 + (x % 6), 5, 128 + (x % 2)], i); // repeats the pixel above
+        else data.set([y * 4, 3, 254 + (y % 2), 255], i); // repeats the pixel to the left
+      }
+    }
+    return { width, height, data };
+  })();
+
+  it.each([0, 1, 2, 3, 4, -1])('decodes noise, flat runs and repeats with filter %i as pngjs does, sync and async', async (filterType) => {
+    for (const colorType of [6, 2] as const) {
+      const png = new PNG({ width: mixed.width, height: mixed.height });
+      mixed.data.copy(png.data);
+      const bytes = PNG.sync.write(png, { filterType, colorType, inputColorType: 6 });
+      const reference = PNG.sync.read(bytes).data;
+      expect(decodePng(bytes).data.equals(reference), `colour type ${colorType}`).toBe(true);
+      expect((await decodePngAsync(bytes)).data.equals(reference), `colour type ${colorType}, async`).toBe(true);
+    }
+  });
+
   it('round-trips its own encoder through pngjs', () => {
     const bytes = encodePng(page);
     expect(PNG.sync.read(bytes).data.equals(page.data)).toBe(true);
@@ -78,7 +110,7 @@ describe('png input', () => {
     expectCode(() => toPngBytes(bytes.subarray(0, bytes.length - 100)), 'MACVM_PNG_INVALID');
   });
 
-  it('reports corrupt image data (the zlib checksum) with the caller\'s code and label', () => {
+  it('reports corrupt image data (the zlib checksum) with the caller\'s code and label', async () => {
     const broken = Buffer.from(bytes);
     broken[60] = broken[60]! ^ 0xff; // inside the IDAT stream
     try {
@@ -88,6 +120,8 @@ describe('png input', () => {
       expect(isMacvmError(error, 'MACVM_SNAPSHOT_CORRUPT')).toBe(true);
       expect((error as Error).message).toContain('/x/cart.png');
     }
+    const failed = await decodePngAsync(broken, { code: 'MACVM_SNAPSHOT_CORRUPT', label: 'baseline /x/cart.png' }).catch((error: unknown) => error);
+    expect(isMacvmError(failed, 'MACVM_SNAPSHOT_CORRUPT')).toBe(true);
   });
 });
 
