@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { realpath, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { execa } from 'execa';
 import { MacvmError, messageOf } from '../errors.js';
@@ -18,12 +20,15 @@ import { shellWord } from './shell.js';
  *   binary needs only system libraries and runs directly.
  * - Another OS or architecture cannot run our binary: a MacvmError says to use commands.
  * The upload (~100 MB) lands in a directory named after node's version, and is reused when a
- * working copy is already there (long-lived `ssh` provider machines).
+ * working copy is already there (long-lived `ssh` provider machines). A guest cloned from a
+ * disk layer that already holds this node (layerNodeDir; built once per image by the qemu
+ * provider's derived images) needs no upload at all.
  */
 export interface NodeOnSide {
   /** Shell words that start node on that side. */
   command: string;
-  how: 'host' | 'guest-node' | 'uploaded-node';
+  /** 'layer-node': found in the guest's disk, put there by a cached disk layer (no upload). */
+  how: 'host' | 'guest-node' | 'uploaded-node' | 'layer-node';
 }
 
 export function hostNode(): NodeOnSide {
@@ -54,6 +59,55 @@ async function guestCacheDir(guest: BenchShell): Promise<string> {
   return dir.startsWith('/') && dir !== '/' ? `${dir}/.cache` : '/tmp';
 }
 
+/**
+ * This host's node as a set of files to put in a guest dir, and the command that starts it
+ * from there: node itself, plus on Linux the libraries `ldd` lists and the loader. `identity`
+ * changes when any of those files does (another node, an upgraded libc), so a copy made from
+ * an older set is never taken for this one.
+ */
+export interface NodeBundle {
+  /** "node-v20.20.2-linux-x64": names the dir the files go in. */
+  name: string;
+  files: Array<{ hostPath: string; relativePath: string; mode: number }>;
+  /** The command that starts node from `dir` (shell words). */
+  command(dir: string): string;
+  identity: string;
+}
+
+export async function nodeBundle(): Promise<NodeBundle> {
+  const libs = process.platform === 'linux' ? await linkedLibraries(process.execPath) : undefined;
+  const loader = libs?.find((lib) => lib.isLoader);
+  const files = [
+    ...(libs ?? []).map((lib) => ({ hostPath: lib.path, relativePath: `lib/${basename(lib.name)}`, mode: lib.isLoader ? 0o755 : 0o644 })),
+    { hostPath: process.execPath, relativePath: 'node', mode: 0o755 },
+  ];
+  const identity = createHash('sha256');
+  identity.update(`${process.version} ${process.platform} ${process.arch}\n`);
+  for (const file of files) {
+    // Which file and which version of it: a reinstall or upgrade replaces the file (new inode, size, mtime).
+    const info = await stat(file.hostPath);
+    identity.update(`${file.relativePath} ${await realpath(file.hostPath)} ${info.dev}:${info.ino} ${info.size} ${info.mtimeMs}\n`);
+  }
+  return {
+    name: `node-${process.version}-${process.platform}-${process.arch}`,
+    files,
+    command: (dir) =>
+      loader
+        ? `${shellWord(`${dir}/lib/${basename(loader.name)}`)} --library-path ${shellWord(`${dir}/lib`)} ${shellWord(`${dir}/node`)}`
+        : shellWord(`${dir}/node`),
+    identity: identity.digest('hex'),
+  };
+}
+
+/**
+ * Where a disk layer holding this host's node puts it in the guest (see the qemu provider's
+ * derived images): a fixed path, so a guest cloned from such a layer is found to have node
+ * without an upload.
+ */
+export function layerNodeDir(bundle: Pick<NodeBundle, 'name'>): string {
+  return `/opt/macvm/${bundle.name}`;
+}
+
 export async function guestNode(guest: BenchShell, options: GuestNodeOptions = {}): Promise<NodeOnSide> {
   const own = await guest.exec('node --version', { reject: false, timeoutMs: 30_000 }).catch(() => undefined);
   if (own?.exitCode === 0 && own.stdout.trim() === process.version) return { command: 'node', how: 'guest-node' };
@@ -69,20 +123,19 @@ export async function guestNode(guest: BenchShell, options: GuestNodeOptions = {
       },
     );
   }
-  const dir = `${options.baseDir ?? (await guestCacheDir(guest))}/macvm-node-${process.version}-${process.platform}-${process.arch}`;
-  const libs = process.platform === 'linux' ? await linkedLibraries(process.execPath) : undefined;
-  const loader = libs?.find((lib) => lib.isLoader);
-  const command =
-    process.platform === 'linux'
-      ? `${shellWord(`${dir}/lib/${basename(loader!.name)}`)} --library-path ${shellWord(`${dir}/lib`)} ${shellWord(`${dir}/node`)}`
-      : shellWord(`${dir}/node`);
+  const bundle = await nodeBundle();
+  // A guest cloned from a disk layer that already holds this node (built once per image).
+  const layered = bundle.command(layerNodeDir(bundle));
+  if (await runsAs(guest, layered, `test -x ${shellWord(`${layerNodeDir(bundle)}/node`)} && `)) return { command: layered, how: 'layer-node' };
 
+  const dir = `${options.baseDir ?? (await guestCacheDir(guest))}/macvm-${bundle.name}`;
+  const command = bundle.command(dir);
   if (await runsAs(guest, command)) return { command, how: 'uploaded-node' };
   try {
     await guest.exec(`mkdir -p ${shellWord(`${dir}/lib`)}`, { timeoutMs: 30_000 });
-    for (const lib of libs ?? []) await guest.upload(lib.path, `${dir}/lib/${basename(lib.name)}`);
-    await guest.upload(process.execPath, `${dir}/node`);
-    await guest.exec(`chmod 755 ${shellWord(`${dir}/node`)}${loader ? ` ${shellWord(`${dir}/lib/${basename(loader.name)}`)}` : ''}`, { timeoutMs: 30_000 });
+    for (const file of bundle.files) await guest.upload(file.hostPath, `${dir}/${file.relativePath}`);
+    const executables = bundle.files.filter((file) => file.mode & 0o100).map((file) => shellWord(`${dir}/${file.relativePath}`));
+    await guest.exec(`chmod 755 ${executables.join(' ')}`, { timeoutMs: 30_000 });
   } catch (error) {
     throw new MacvmError('MACVM_TRANSFER_FAILED', `Uploading node to ${dir} in the guest failed: ${messageOf(error)}`, {
       hint: 'The guest needs ~110 MB free there; pass a roomier directory as guestDir.',
@@ -98,8 +151,9 @@ export async function guestNode(guest: BenchShell, options: GuestNodeOptions = {
   return { command, how: 'uploaded-node' };
 }
 
-async function runsAs(guest: BenchShell, command: string): Promise<boolean> {
-  const result = await guest.exec(`${command} --version`, { reject: false, timeoutMs: 60_000 }).catch(() => undefined);
+/** `guard`: a cheap shell test put before the command, so a missing file costs no node start. */
+async function runsAs(guest: BenchShell, command: string, guard = ''): Promise<boolean> {
+  const result = await guest.exec(`${guard}${command} --version`, { reject: false, timeoutMs: 60_000 }).catch(() => undefined);
   return result?.exitCode === 0 && result.stdout.trim() === process.version;
 }
 
