@@ -228,8 +228,8 @@ class SshGuestSession implements GuestSession {
     await this.acquireSlot();
     try {
       this.assertOpen(`run \`${command}\``);
-      return await execOverSsh(
-        {
+      return await execOverSsh({
+        context: {
           client: this.client,
           track: (channel) => {
             this.channels.add(channel);
@@ -239,7 +239,7 @@ class SshGuestSession implements GuestSession {
         },
         command,
         options,
-      );
+      });
     } finally {
       this.releaseSlot();
     }
