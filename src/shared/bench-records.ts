@@ -16,8 +16,10 @@ export interface SampleStats {
    * a reader can see what was thrown away; never used in statistics.
    */
   warmup?: number[];
-  /** Wall-clock samples (ms) when the ratio uses CPU time: measured rounds and warm-up, as above. */
+  /** The other clock's samples (ms), measured rounds and warm-up as above: wall when the ratio uses CPU time... */
   wall?: { samples: number[]; warmup: number[]; medianMs: number };
+  /** ...and CPU time when it uses wall time (functions: process CPU per call), where measured. */
+  cpu?: { samples: number[]; warmup: number[]; medianMs: number };
 }
 
 /** Which clock a workload's samples (and so its ratio) are on. */
