@@ -1,8 +1,9 @@
 /**
  * What the benchmark statistics cost and how well they tell: the time of an exact
  * Mann-Whitney test and of the bootstrap ratio CI at typical sample counts, and the A/A
- * false-positive rate and A/B power (10 % shift, 3 % noise) by rounds per side — the figures
- * behind the default of 10 rounds. Seeded, so the rates are the same on every machine.
+ * false-positive rate and A/B power (10 % shift, 3 % noise) by fixed rounds per side, on
+ * SIMULATED samples. Seeded, so the rates are the same on every machine; aa-false-alarms.ts
+ * measures the same rate on real runs.
  */
 import { performance } from 'node:perf_hooks';
 import { compareWithBaseline } from '../src/bench/compare.js';
