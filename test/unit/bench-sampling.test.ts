@@ -13,6 +13,7 @@ import {
 } from '../../src/bench/sampling.js';
 import { wilsonInterval } from '../../src/bench/stats.js';
 import { isMacvmError } from '../../src/errors.js';
+import { runBenchInMacVM } from '../../src/fixtures/bench-macvm.js';
 
 // Synthetic sample streams from the seeded PRNG. "Time" here is a round counter the test
 // advances itself (each round "takes" `roundMs`), never a clock: nothing below measures time.
@@ -180,6 +181,14 @@ describe('bench options go through the rule engine', () => {
     expect(bad({ precision: 2 })).toMatch(/precision must be a number from 0 to 1, got 2/);
     expect(bad({ maxTime: 0 })).toMatch(/maxTime must be a number > 0/);
     expect(bad({ precison: 0.01 })).toMatch(/precison is not a known key \(did you mean "precision"\?\)/);
+  });
+
+  test('benchMacVM checks them before any VM starts', async () => {
+    const error = await runBenchInMacVM('typo', { image: 'no-such-image', precison: 0.01, rounds: 'atuo' } as never, () => {}).catch((e: unknown) => e);
+    expect(isMacvmError(error, 'MACVM_BAD_ARGUMENT')).toBe(true);
+    expect((error as Error).message).toMatch(/^runBenchInMacVM\("typo"\) options: /);
+    expect((error as Error).message).toMatch(/rounds must be one of "auto"/);
+    expect((error as Error).message).toMatch(/precison is not a known key \(did you mean "precision"\?\)/);
   });
 
   test('VM keys are accepted only where the caller adds them', () => {
