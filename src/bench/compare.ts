@@ -1,4 +1,4 @@
-import type { BaselineComparison, WorkloadResult } from '../shared/bench-records.js';
+import type { BaselineComparison, TimeBasis, WorkloadResult } from '../shared/bench-records.js';
 import { DEFAULT_ALPHA, mannWhitneyU } from './mann-whitney.js';
 import { median } from './stats.js';
 
@@ -21,27 +21,52 @@ export function perRoundRatios(workload: Pick<WorkloadResult, 'host' | 'guest'>)
   return ratios;
 }
 
+type Compared = Pick<WorkloadResult, 'host' | 'guest' | 'basis'>;
+
 function metricSamples(workload: Pick<WorkloadResult, 'host' | 'guest'>, metric: CompareMetric): number[] {
   return metric === 'ratio' ? perRoundRatios(workload) : [...workload.guest.samples];
 }
 
+/** One run's samples on `clock`, from its basis or from the other clock recorded beside it. */
+function onClock(workload: Compared, clock: TimeBasis): Pick<WorkloadResult, 'host' | 'guest'> | undefined {
+  if ((workload.basis ?? 'wall') === clock) return workload;
+  const host = workload.host[clock]?.samples;
+  const guest = workload.guest[clock]?.samples;
+  return host && guest ? { host: { ...workload.host, samples: host }, guest: { ...workload.guest, samples: guest } } : undefined;
+}
+
 /**
- * Compares one workload with the same workload of a baseline run: Mann-Whitney U on the
+ * Both runs on the same clock: the current run's basis when the baseline has it too, else
+ * wall time (records before CPU time was measured hold wall time only), else each run's own.
+ */
+function likeForLike(current: Compared, baseline: Compared): [Pick<WorkloadResult, 'host' | 'guest'>, Pick<WorkloadResult, 'host' | 'guest'>] {
+  for (const clock of [current.basis ?? 'wall', 'wall'] as const) {
+    const now = onClock(current, clock);
+    const before = onClock(baseline, clock);
+    if (now && before) return [now, before];
+  }
+  return [current, baseline];
+}
+
+/**
+ * Compares one workload with the same workload of a baseline run, both on the same clock
+ * (see likeForLike: a CPU-time run against an older wall-time record compares wall times): Mann-Whitney U on the
  * chosen metric's samples, α = 0.05. `change` is the relative change of the metric's median
  * (+0.031 = 3.1 % slower). The verdict is 'slower'/'faster' only when significant, '~' when
  * not, and 'too-few-samples' when the sample counts could not show a difference even if
  * every sample of one run were above every sample of the other.
  */
 export function compareWithBaseline(
-  current: Pick<WorkloadResult, 'host' | 'guest'>,
-  baseline: Pick<WorkloadResult, 'host' | 'guest'>,
+  current: Compared,
+  baseline: Compared,
   against: string,
   options: { metric?: CompareMetric; alpha?: number } = {},
 ): BaselineComparison {
   const metric = options.metric ?? 'ratio';
   const alpha = options.alpha ?? DEFAULT_ALPHA;
-  const now = metricSamples(current, metric);
-  const before = metricSamples(baseline, metric);
+  const [currentSides, baselineSides] = likeForLike(current, baseline);
+  const now = metricSamples(currentSides, metric);
+  const before = metricSamples(baselineSides, metric);
   if (now.length === 0 || before.length === 0) {
     // No NaN in records: JSON would turn it into null. A p of 1 says "no evidence".
     return { against, change: 0, pValue: 1, verdict: 'too-few-samples' };

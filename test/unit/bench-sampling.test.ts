@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { compareWithBaseline } from '../../src/bench/compare.js';
 import { assertBenchOptions } from '../../src/bench/options.js';
 import { normalDeviate, seededRandom, type Random } from '../../src/bench/prng.js';
 import {
@@ -211,5 +212,25 @@ describe('Wilson interval for an observed false-alarm rate', () => {
 
   test('bad counts are refused', () => {
     expect(() => wilsonInterval(5, 4)).toThrow(expect.objectContaining({ code: 'MACVM_BAD_ARGUMENT' }));
+  });
+});
+
+describe('a CPU-time run against an older wall-time record compares like with like', () => {
+  const stats = (samples: number[], wall?: number[]) => ({ samples, medianMs: 0, meanMs: 0, ciLowMs: 0, ciHighMs: 0, ...(wall ? { wall: { samples: wall, warmup: [], medianMs: 0 } } : {}) });
+  const flat = (x: number) => Array.from({ length: 8 }, (_, i) => x + i * 0.01);
+
+  test('wall samples recorded beside CPU time are what an old wall-only baseline is compared with', () => {
+    // CPU-time ratio 2 (host CPU ≪ host wall), wall ratio 1 — the same as the old record.
+    const current = { basis: 'cpu' as const, host: stats(flat(5), flat(10)), guest: stats(flat(10), flat(10)) };
+    const oldRecord = { host: stats(flat(10)), guest: stats(flat(10)) };
+    expect(compareWithBaseline(current, oldRecord, 'old').verdict).toBe('~');
+    // Without the clock check the CPU ratio (2×) would read as a 100 % regression.
+    expect(compareWithBaseline({ ...current, basis: undefined, host: stats(flat(5)) }, oldRecord, 'old').verdict).toBe('slower');
+  });
+
+  test('two CPU-time runs compare on CPU time', () => {
+    const before = { basis: 'cpu' as const, host: stats(flat(5), flat(10)), guest: stats(flat(10), flat(10)) };
+    const after = { basis: 'cpu' as const, host: stats(flat(5), flat(10)), guest: stats(flat(15), flat(10)) };
+    expect(compareWithBaseline(after, before, 'x').verdict).toBe('slower');
   });
 });
