@@ -89,7 +89,7 @@ export function createHostKeyCheck(target: string, pinnedLine: string | undefine
         );
       } else {
         refusal = new MacvmError('MACVM_HOST_KEY_MISMATCH', `${target} presented host key ${presentedFingerprint}, but no host key is pinned; refusing to connect.`, {
-          hint: `Pin the guest's host key in its credentials (hostKey: "${formatOpenSshPublicKey(presented)}") after checking it on the guest, or pass insecureAcceptAnyHostKey: true for a throwaway machine.`,
+          hint: `If the guest really changed, check "${formatOpenSshPublicKey(presented)}" on the guest itself, then pin it in macvm.config.ts (images.<name>.ssh.hostKey; ssh.hostKey for the ssh provider).`,
           details: { target, expected: null, presented: presentedFingerprint },
         });
       }

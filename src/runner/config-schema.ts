@@ -1,7 +1,8 @@
 import type { Rule } from '../util/validate.js';
 import type { OrchardSettings } from '../vm/orchard/settings.js';
+import type { QemuSettings } from '../vm/qemu/settings.js';
+import { PROVIDER_NAMES, providerDefinitions } from '../vm/registry.js';
 import type { SshProviderSettings } from '../vm/ssh/settings.js';
-import { ACCELERATOR_SETTINGS, type QemuSettings } from '../vm/qemu/settings.js';
 import { NETWORK_MODES, type NetworkMode, type ProviderName } from '../vm/types.js';
 
 /**
@@ -62,6 +63,16 @@ export interface MacvmConfig {
    * and pins its host key in `images.<name>.ssh.hostKey`.
    */
   orchard?: OrchardConfig;
+  /** The vz provider: `insecureAcceptAnyHostKey: true` accepts any guest host key (throwaway machines only). */
+  vz?: HostKeyTrustConfig;
+  /** The tart provider: `insecureAcceptAnyHostKey: true` accepts any guest host key (throwaway machines only). */
+  tart?: HostKeyTrustConfig;
+}
+
+/** For providers whose guests pin their host keys per image (`images.<name>.ssh.hostKey`). */
+export interface HostKeyTrustConfig {
+  /** Accept whatever host key a guest presents when its image pins none. Never for shared machines. */
+  insecureAcceptAnyHostKey?: boolean;
 }
 
 export interface ImageConfig {
@@ -87,9 +98,9 @@ export interface SshLoginConfig {
 export interface DefaultsConfig {
   /** Image name for suites that name none. No default: a suite without an image is an error. */
   image?: string;
-  /** vCPUs per VM (positive integer). Default: the provider's (qemu: 1). */
+  /** vCPUs per VM (positive integer). Default 2 (src/vm/defaults.ts). */
   cpus?: number;
-  /** Guest RAM: '8GiB', '512MiB', '4G', or a number of MiB. Default: the provider's (qemu: 1 GiB). */
+  /** Guest RAM: '8GiB', '512MiB', '4G', or a number of MiB. Default 1 GiB (src/vm/defaults.ts). */
   memory?: string | number;
   /** Disk size of each clone; grown from the image's if larger. Same units as memory ('80GB' = 80·10⁹ bytes). */
   disk?: string | number;
@@ -174,19 +185,21 @@ export type OrchardConfig = OrchardSettings;
  * every problem with its key path, so one run of `macvm test` shows all the mistakes.
  * ---------------------------------------------------------------------------------------- */
 
-export const PROVIDERS: readonly ProviderName[] = ['qemu', 'vz', 'tart', 'ssh', 'orchard'];
+export const PROVIDERS: readonly ProviderName[] = PROVIDER_NAMES;
 export const UPDATE_MODES: readonly SnapshotUpdateMode[] = ['missing', 'changed', 'all', 'none'];
 
 const nonEmpty: Rule = { kind: 'string', nonEmpty: true };
-const optionalString: Rule = { kind: 'string' };
 const positiveInteger: Rule = { kind: 'integer', min: 1 };
 const provider: Rule = { kind: 'enum', values: PROVIDERS };
 
 const sshLogin: Rule = {
   kind: 'object',
   required: ['user'],
-  keys: { user: nonEmpty, privateKeyPath: nonEmpty, password: optionalString, hostKey: nonEmpty },
+  keys: { user: nonEmpty, privateKeyPath: nonEmpty, password: { kind: 'string', secret: true }, hostKey: nonEmpty },
 };
+
+/** Each provider's own section (`ssh`, `qemu`, `orchard`, …), with the rules its definition gives. */
+const PROVIDER_SECTIONS: Record<string, Rule> = Object.fromEntries(providerDefinitions().flatMap((d) => (d.sectionRule ? [[d.name, d.sectionRule] as const] : [])));
 
 export const CONFIG_RULE: Rule = {
   kind: 'object',
@@ -223,38 +236,7 @@ export const CONFIG_RULE: Rule = {
       keys: { history: nonEmpty, failOnRegression: { kind: 'number', min: 0, exclusiveMin: true } },
     },
     reports: { kind: 'object', keys: { dir: nonEmpty, html: { kind: 'boolean' }, junit: { kind: 'boolean' } } },
-    qemu: {
-      kind: 'object',
-      keys: { accelerator: { kind: 'enum', values: ACCELERATOR_SETTINGS }, binary: nonEmpty },
-    },
-    ssh: {
-      kind: 'object',
-      required: ['host', 'user', 'hostKey'],
-      keys: {
-        host: nonEmpty,
-        port: { kind: 'integer', min: 1, max: 65535 },
-        user: nonEmpty,
-        privateKeyPath: nonEmpty,
-        password: optionalString,
-        hostKey: nonEmpty,
-        os: { kind: 'enum', values: ['macos', 'linux'] },
-        arch: { kind: 'enum', values: ['aarch64', 'x86_64'] },
-      },
-    },
-    orchard: {
-      kind: 'object',
-      keys: {
-        controller: nonEmpty,
-        serviceAccount: { kind: 'object', required: ['name', 'token'], keys: { name: nonEmpty, token: nonEmpty } },
-        context: nonEmpty,
-        certificate: nonEmpty,
-        headless: { kind: 'boolean' },
-        labels: { kind: 'record', value: optionalString },
-        resources: { kind: 'record', value: { kind: 'integer', min: 0 } },
-        imagePullPolicy: { kind: 'enum', values: ['IfNotPresent', 'Always'] },
-        insecureAcceptAnyHostKey: { kind: 'boolean' },
-      },
-    },
+    ...PROVIDER_SECTIONS,
   },
 };
 

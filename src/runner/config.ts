@@ -1,10 +1,12 @@
 import { access } from 'node:fs/promises';
-import { availableParallelism, totalmem } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { MacvmError, messageOf } from '../errors.js';
 import { parseSize } from '../util/size.js';
+import { DEFAULTS } from '../vm/defaults.js';
 import { macvmHome } from '../vm/home.js';
-import type { QemuSettings } from '../vm/qemu/settings.js';
+import { currentHost, type HostFacts } from '../vm/host-facts.js';
+import type { ProviderConfigView } from '../vm/provider-definition.js';
+import { defaultProviderName, defaultSlots, providerDefinitions } from '../vm/registry.js';
 import type { NetworkMode, ProviderName } from '../vm/types.js';
 import {
   CONFIG_RULE,
@@ -16,9 +18,7 @@ import {
   type ConfigProblem,
   type ImageConfig,
   type MacvmConfig,
-  type OrchardConfig,
   type SnapshotUpdateMode,
-  type SshTargetConfig,
 } from './config-schema.js';
 
 export type * from './config-schema.js';
@@ -52,21 +52,15 @@ export interface ResolvedConfig {
   bench: { history: string; failOnRegression?: number };
   /** `dir` is absolute. */
   reports: { dir: string; html: boolean; junit: boolean };
-  ssh?: SshTargetConfig;
-  /** As written; MACVM_ACCEL and MACVM_QEMU_BINARY are applied by the provider (src/vm/qemu/settings.ts). */
-  qemu?: QemuSettings;
-  /** As written; ORCHARD_* variables are applied by the provider (src/vm/orchard/settings.ts), as Orchard's CLI applies them. */
-  orchard?: OrchardConfig;
+  /**
+   * Each provider's own section (`ssh`, `qemu`, `orchard`, …) as written: environment variables
+   * (MACVM_ACCEL, ORCHARD_URL, …) are applied by the provider, as their own tools apply them.
+   */
+  providers: Partial<Record<ProviderName, Record<string, unknown>>>;
 }
 
-/** The facts about the host that defaults depend on (injectable for tests). */
-export interface HostFacts {
-  platform: NodeJS.Platform;
-  arch: string;
-  /** CPU threads available to this process. */
-  cpus: number;
-  totalMemoryBytes: number;
-}
+export type { HostFacts };
+export { currentHost, defaultSlots };
 
 export interface LoadConfigOptions {
   /** Project root; default process.cwd(). */
@@ -78,25 +72,14 @@ export interface LoadConfigOptions {
   host?: HostFacts;
 }
 
-export function currentHost(): HostFacts {
-  return { platform: process.platform, arch: process.arch, cpus: availableParallelism(), totalMemoryBytes: totalmem() };
-}
-
-/**
- * qemu guests at once: one per CPU thread, and no more than one per 2 GiB of host RAM (a
- * guest takes its RAM plus ~250 MiB of qemu overhead, and the host needs room too); at least 1.
- */
-export function defaultQemuSlots(cpus: number, totalMemoryBytes: number): number {
-  return Math.max(1, Math.min(Math.floor(cpus), Math.floor(totalMemoryBytes / 2 ** 30 / 2)));
-}
-
-export function defaultSlots(host: HostFacts = currentHost()): Record<ProviderName, number> {
-  return { vz: 2, tart: 2, qemu: defaultQemuSlots(host.cpus, host.totalMemoryBytes), ssh: 1, orchard: 4 };
-}
-
 /** vz on Apple Silicon Macs, qemu elsewhere. */
 export function defaultProvider(host: Pick<HostFacts, 'platform' | 'arch'> = currentHost()): ProviderName {
-  return host.platform === 'darwin' && host.arch === 'arm64' ? 'vz' : 'qemu';
+  return defaultProviderName(host);
+}
+
+/** What one provider reads of a resolved config (its section, the per-image entries, the file). */
+export function providerConfigView(config: Pick<ResolvedConfig, 'providers' | 'images' | 'configFile'>, provider: ProviderName): ProviderConfigView {
+  return { section: config.providers[provider], images: config.images as ProviderConfigView['images'], configFile: config.configFile };
 }
 
 /**
@@ -194,14 +177,14 @@ export function resolveConfig(raw: unknown, options: ResolveOptions): ResolvedCo
     },
     slots: { ...defaultSlots(host), ...config.slots, ...overrides.slots },
     timeouts: {
-      ready: overrides.readyTimeout ?? config.timeouts?.ready ?? 120_000,
-      stop: config.timeouts?.stop ?? 10_000,
-      slot: config.timeouts?.slot ?? 30 * 60_000,
+      ready: overrides.readyTimeout ?? config.timeouts?.ready ?? DEFAULTS.readyTimeoutMs,
+      stop: config.timeouts?.stop ?? DEFAULTS.stopGracefulMs,
+      slot: config.timeouts?.slot ?? DEFAULTS.slotTimeoutMs,
     },
     snapshots: {
       update: overrides.updateSnapshots ?? config.snapshots?.update ?? (ci ? 'none' : 'missing'),
       pathTemplate: config.snapshots?.pathTemplate ?? DEFAULT_PATH_TEMPLATE,
-      threshold: config.snapshots?.threshold ?? 0.1,
+      threshold: config.snapshots?.threshold ?? DEFAULTS.snapshotThreshold,
       // Unset stays unset: a default of 0 would beat a configured ratio ("the stricter wins").
       maxDiffPixels: config.snapshots?.maxDiffPixels,
       maxDiffPixelRatio: config.snapshots?.maxDiffPixelRatio,
@@ -213,9 +196,7 @@ export function resolveConfig(raw: unknown, options: ResolveOptions): ResolvedCo
       html: config.reports?.html ?? true,
       junit: config.reports?.junit ?? true,
     },
-    ssh: config.ssh,
-    qemu: config.qemu,
-    orchard: config.orchard,
+    providers: Object.fromEntries(providerDefinitions().flatMap((d) => (config[d.name] ? [[d.name, config[d.name] as Record<string, unknown>]] : []))),
   };
 }
 

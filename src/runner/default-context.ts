@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { DEFAULT_PATH_TEMPLATE } from '../snapshot/baseline-path.js';
-import { defaultProviderName } from '../vm/providers.js';
+import { DEFAULTS } from '../vm/defaults.js';
+import { defaultProviderName, defaultSlots } from '../vm/registry.js';
 import { currentSession } from '../vm/session.js';
 import type { RunContext } from './run-context.js';
 
@@ -16,9 +17,10 @@ export function defaultRunContext(env: NodeJS.ProcessEnv = process.env): RunCont
     reportsDir: resolve(env.MACVM_REPORTS_DIR ?? 'reports'),
     provider: env.MACVM_PROVIDER ?? defaultProviderName(),
     defaults: {},
-    slots: { vz: 2, tart: 2, qemu: 2, ssh: 4, orchard: 4 },
-    timeouts: { ready: 120_000, stop: 10_000, slot: 30 * 60_000 },
+    slots: defaultSlots(),
+    timeouts: { ready: DEFAULTS.readyTimeoutMs, stop: DEFAULTS.stopGracefulMs, slot: DEFAULTS.slotTimeoutMs },
     images: {},
-    snapshots: { pathTemplate: DEFAULT_PATH_TEMPLATE, threshold: 0.1, strictEnvironment: false },
+    snapshots: { pathTemplate: DEFAULT_PATH_TEMPLATE, threshold: DEFAULTS.snapshotThreshold, strictEnvironment: false },
+    providers: {},
   };
 }

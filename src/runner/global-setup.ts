@@ -42,10 +42,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     timeouts: config.timeouts,
     images: config.images as RunContext['images'],
     snapshots: config.snapshots,
-    ssh: config.ssh as RunContext['ssh'],
-    qemu: config.qemu as RunContext['qemu'],
+    providers: config.providers,
     // The config file goes along so the reaper can read the orchard credentials again to delete a VM.
-    orchard: { ...config.orchard, configFile: config.configFile },
+    configFile: config.configFile,
   };
   project.provide('macvm', context);
   const uninstall = installInterruptHandler({

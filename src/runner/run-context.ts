@@ -21,12 +21,10 @@ export interface RunContext {
   images: Record<string, { provider?: string; source?: string; ssh?: Record<string, unknown> }>;
   /** The config's `snapshots` section (update mode only when the config names one). */
   snapshots: { update?: 'missing' | 'changed' | 'all' | 'none'; pathTemplate: string; threshold: number; maxDiffPixels?: number; maxDiffPixelRatio?: number; strictEnvironment?: boolean };
-  /** Settings for the ssh provider. */
-  ssh?: Record<string, unknown>;
-  /** Settings for the qemu provider (accelerator, binary). */
-  qemu?: Record<string, unknown>;
-  /** Settings for the orchard provider (the config's `orchard`, plus the config file it came from). */
-  orchard?: Record<string, unknown>;
+  /** Each provider's own config section (`ssh`, `qemu`, `orchard`, …), as written. */
+  providers: Record<string, Record<string, unknown>>;
+  /** The config file: recorded where a reaper must read credentials again (orchard). */
+  configFile?: string;
 }
 
 declare module 'vitest' {

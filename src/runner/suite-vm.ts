@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { MacvmError } from '../errors.js';
 import { assertOptions, type Rule } from '../util/validate.js';
-import { PROVIDER_NAMES } from '../vm/providers.js';
+import { PROVIDER_NAMES, providerDefinition } from '../vm/registry.js';
 import { requireGpu } from '../guest/gpu.js';
 import type { MacVM } from '../vm/macvm.js';
 import { startMacVM, VM_OPTION_RULES, type StartMacVMOptions } from '../vm/start.js';
@@ -10,7 +10,6 @@ import type { WaitStrategy } from '../vm/wait.js';
 import { copyArtifact, suiteArtifactDir } from './artifacts.js';
 import { reportProgress } from './progress-client.js';
 import type { RunContext } from './run-context.js';
-import { providerSettings } from './provider-settings.js';
 import { acquireSlot, type SlotLease } from './slots.js';
 import { runnerGoneSignal } from './worker-watch.js';
 import { isAlive } from '../util/process-identity.js';
@@ -101,7 +100,7 @@ export async function startSuiteVM(suite: string, options: SuiteVMOptions, conte
   const startOptions: StartMacVMOptions = {
     image,
     provider,
-    providerSettings: providerSettings(provider, context),
+    providerSettings: providerDefinition(provider).settings({ section: context.providers[provider], images: context.images, configFile: context.configFile }),
     cpus: options.cpus ?? context.defaults.cpus,
     memory: options.memory ?? context.defaults.memory,
     disk: options.disk ?? context.defaults.disk,

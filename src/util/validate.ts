@@ -8,9 +8,10 @@ import { MacvmError } from '../errors.js';
 import { parseSizeBytes } from './size.js';
 
 export type Rule =
-  | { kind: 'object'; keys: Record<string, Rule>; required?: string[] }
+  | { kind: 'object'; keys: Record<string, Rule>; required?: string[]; secret?: boolean }
   | { kind: 'record'; keyPattern?: RegExp; keyDescription?: string; value: Rule }
-  | { kind: 'string'; nonEmpty?: boolean }
+  /** secret: a bad value is never echoed in the message (tokens, passwords). */
+  | { kind: 'string'; nonEmpty?: boolean; secret?: boolean }
   | { kind: 'enum'; values: readonly string[] }
   | { kind: 'integer'; min: number; max?: number }
   | { kind: 'number'; min: number; max?: number; exclusiveMin?: boolean }
@@ -30,7 +31,7 @@ export interface ConfigProblem {
 /** Walks `value` against `rule`, returning every problem found (empty when valid). */
 export function checkValue(value: unknown, rule: Rule, path: string, problems: ConfigProblem[] = []): ConfigProblem[] {
   const fail = (expected: string, suggestion?: string) =>
-    problems.push({ path, message: `${path} must be ${expected}, got ${show(value)}${suggestion ? ` (did you mean "${suggestion}"?)` : ''}` });
+    problems.push({ path, message: `${path} must be ${expected}, got ${'secret' in rule && rule.secret ? 'a value not shown here (a secret)' : show(value)}${suggestion ? ` (did you mean "${suggestion}"?)` : ''}` });
   switch (rule.kind) {
     case 'object': {
       if (!isPlainObject(value)) {

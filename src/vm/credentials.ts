@@ -31,12 +31,13 @@ const OPENSSH_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-
 
 export function pinnedCredentials(provider: ProviderName, imageRef: string, settings: CredentialSettings): SshCredentials {
   const image = settings.images?.[imageRef] ?? settings.images?.['*'] ?? {};
-  const key = `providers.${provider}.images["${imageRef}"].hostKey`;
+  // The config path the key lives at (macvm.config.ts: images.<name>.ssh.hostKey).
+  const key = `images["${imageRef}"].ssh.hostKey`;
   if (!image.hostKey && !settings.insecureAcceptAnyHostKey) {
     throw new MacvmError('MACVM_CONFIG_INVALID', `The ${provider} image "${imageRef}" has no pinned SSH host key.`, {
       hint:
         `Boot it once, run \`ssh-keyscan -t ed25519 <guest address>\` (for Tart: \`ssh-keyscan -t ed25519 $(tart ip <vm>)\`), and set ` +
-        `${key} to the "ssh-ed25519 AAAA..." part — or set insecureAcceptAnyHostKey: true for throwaway use.`,
+        `${key} in macvm.config.ts to the "ssh-ed25519 AAAA..." part — or, for throwaway machines only, set ${provider}.insecureAcceptAnyHostKey: true.`,
     });
   }
   if (image.hostKey && !OPENSSH_KEY.test(image.hostKey.trim())) {

@@ -6,6 +6,7 @@ import { gpu, type GpuInfo } from '../guest/gpu.js';
 import { buildShellCommand } from '../guest/shell-quote.js';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../guest/simulator.js';
 import { consoleTail } from './console-tail.js';
+import { DEFAULTS } from './defaults.js';
 import type { Clone, ExitInfo, GuestArch, GuestOS, ProviderName, RunningVM } from './types.js';
 
 /** What a spec, a report and a benchmark may want to know about the VM. */
@@ -231,7 +232,7 @@ export class MacVM implements AsyncDisposable {
     }
     await this.session.close().catch((error: unknown) => errors.push(error));
     try {
-      await this.running?.stop({ gracefulMs: this.options.stopTimeoutMs ?? 10_000 });
+      await this.running?.stop({ gracefulMs: this.options.stopTimeoutMs ?? DEFAULTS.stopGracefulMs });
     } catch (error) {
       errors.push(error);
     }

@@ -3,9 +3,10 @@ import { connectGuest } from '../guest/session.js';
 import { parseSize } from '../util/size.js';
 import { assertOptions, type Rule } from '../util/validate.js';
 import { consoleTail } from './console-tail.js';
+import { DEFAULTS } from './defaults.js';
 import { Deadline } from '../shared/deadline.js';
 import { MacVM } from './macvm.js';
-import { defaultProviderName, loadProvider } from './providers.js';
+import { defaultProviderName, loadProvider } from './registry.js';
 import { currentSession } from './session.js';
 import { NETWORK_MODES, type Clone, type ExitInfo, type NetworkMode, type Provider, type ProviderName, type RunningVM, type SessionInfo } from './types.js';
 import { forSsh, type WaitStrategy } from './wait.js';
@@ -51,7 +52,7 @@ export interface StartMacVMOptions {
   keepConsoleLog?: (consoleLogPath: string, vmId: string) => Promise<string | undefined>;
 }
 
-export const DEFAULT_DEADLINE_MS = 120_000;
+export const DEFAULT_DEADLINE_MS = DEFAULTS.readyTimeoutMs;
 
 /** The VM's own options, the same wherever a VM is asked for (startMacVM, withMacVM, macvmTest). */
 export const VM_OPTION_RULES = {
@@ -96,8 +97,8 @@ export async function startMacVM(options: StartMacVMOptions): Promise<MacVM> {
     deadline.enter(name);
     options.onStep?.(name, deadline.elapsedMs());
   };
-  const cpus = options.cpus ?? 2;
-  const memoryMiB = parseSize(options.memory ?? 1024, 'memory');
+  const cpus = options.cpus ?? DEFAULTS.cpus;
+  const memoryMiB = parseSize(options.memory ?? DEFAULTS.memoryMiB, 'memory');
   const diskGiB = options.disk === undefined ? undefined : Math.ceil(parseSize(options.disk, 'disk') / 1024);
   const display = options.display ?? false;
   const network = options.network;
@@ -120,7 +121,7 @@ export async function startMacVM(options: StartMacVMOptions): Promise<MacVM> {
     step('clone');
     clone = await deadline.run('clone', () => provider.clone(image, { session: options.session ?? currentSession(), diskGiB, deadline }));
     step('boot');
-    const booted = await deadline.run('boot', () => clone!.boot({ cpus, memoryMiB, display, network, deadline, ...(options.detached ? { detached: true } : {}) }));
+    const booted = await deadline.run('boot', () => clone!.boot({ cpus, memoryMiB, display, network, deadline }));
     running = booted;
     options.onBooted?.(booted);
     const bootMs = deadline.elapsedMs();

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/runner/config.js';
-import { providerSettings } from '../../src/runner/provider-settings.js';
+import { loadConfig, providerConfigView } from '../../src/runner/config.js';
+import { providerDefinition } from '../../src/vm/registry.js';
 import type { MacVM } from '../../src/vm/macvm.js';
 import { startMacVM } from '../../src/vm/start.js';
 import { createTestHome, type TestHome } from '../support/vm-home.js';
@@ -27,7 +27,7 @@ async function bootWithConfiguredKey(hostKey: string): Promise<MacVM> {
 export default defineConfig({ provider: 'qemu', images: { 'linux-test': { ssh: { user: 'root', hostKey: ${JSON.stringify(hostKey)} } } } });\n`,
   );
   const config = await loadConfig({ cwd: dir, env: { ...process.env, MACVM_HOME: testHome.home } });
-  const settings = providerSettings('qemu', { images: config.images as never, qemu: config.qemu as never, ssh: undefined, orchard: undefined });
+  const settings = providerDefinition('qemu').settings(providerConfigView(config, 'qemu'));
   const vm = await startMacVM({ image: 'linux-test', provider: 'qemu', providerSettings: settings, cpus: 1, memory: '256MiB', deadline: 90_000 });
   started.push(vm);
   return vm;

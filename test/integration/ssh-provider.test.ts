@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isMacvmError, type MacvmErrorCode } from '../../src/errors.js';
 import { homePaths } from '../../src/vm/home.js';
-import { loadProvider } from '../../src/vm/providers.js';
+import { loadProvider } from '../../src/vm/registry.js';
 import { readVmRecord } from '../../src/vm/runtime-dir.js';
 import { createSshProvider, type SshProviderSettings } from '../../src/vm/ssh/provider.js';
 import { startMacVM } from '../../src/vm/start.js';

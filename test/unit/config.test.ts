@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MacvmError } from '../../src/errors.js';
-import { defaultProvider, defaultQemuSlots, loadConfig, resolveConfig, type HostFacts } from '../../src/runner/config.js';
+import { defaultProvider, defaultSlots, loadConfig, resolveConfig, type HostFacts } from '../../src/runner/config.js';
+
+const qemuSlots = (cpus: number, totalMemoryBytes: number) => defaultSlots({ platform: 'linux', arch: 'x64', cpus, totalMemoryBytes }).qemu;
 
 const host: HostFacts = { platform: 'linux', arch: 'x64', cpus: 8, totalMemoryBytes: 24 * 2 ** 30 };
 const configModule = resolve('src/runner/config.ts');
@@ -199,10 +201,10 @@ describe('environment overrides', () => {
 
 describe('defaults from the host', () => {
   it('gives qemu one slot per CPU thread and per 2 GiB of RAM, at least one', () => {
-    expect(defaultQemuSlots(2, 24 * 2 ** 30)).toBe(2);
-    expect(defaultQemuSlots(16, 8 * 2 ** 30)).toBe(4);
-    expect(defaultQemuSlots(4, 3 * 2 ** 30)).toBe(1);
-    expect(defaultQemuSlots(1, 512 * 2 ** 20)).toBe(1);
+    expect(qemuSlots(2, 24 * 2 ** 30)).toBe(2);
+    expect(qemuSlots(16, 8 * 2 ** 30)).toBe(4);
+    expect(qemuSlots(4, 3 * 2 ** 30)).toBe(1);
+    expect(qemuSlots(1, 512 * 2 ** 20)).toBe(1);
   });
 
   it('picks vz on Apple Silicon Macs and qemu elsewhere', () => {

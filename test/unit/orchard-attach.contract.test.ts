@@ -75,7 +75,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** The provider settings macvm.config.ts gives (src/runner/provider-settings.ts). */
+/** The provider settings macvm.config.ts gives (the orchard definition's settings()). */
 function settings(configFile?: string): Record<string, unknown> {
   return {
     controller: fake!.url,

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/runner/config.js';
-import { providerSettings } from '../../src/runner/provider-settings.js';
+import { providerConfigView } from '../../src/runner/config.js';
+import { providerDefinition } from '../../src/vm/registry.js';
 import { startMacVM } from '../../src/vm/start.js';
 import { startFakeOrchard, type FakeOrchard } from '../fixtures/orchard/fake-controller.js';
 import { startSshd, type Sshd } from '../support/sshd.js';
@@ -57,7 +58,7 @@ export default defineConfig(${JSON.stringify({
     })});\n`,
   );
   const config = await loadConfig({ cwd: dir });
-  return providerSettings('orchard', { images: config.images as never, orchard: { ...config.orchard, configFile: config.configFile } as never, ssh: undefined, qemu: undefined });
+  return providerDefinition('orchard').settings(providerConfigView(config, 'orchard'))!;
 }
 
 describe('orchard.insecureAcceptAnyHostKey from macvm.config.ts', () => {
@@ -68,7 +69,8 @@ describe('orchard.insecureAcceptAnyHostKey from macvm.config.ts', () => {
     } finally {
       await vm.dispose();
     }
-  });
+    // A real sshd and a real SSH handshake: the 5 s default is too short on a loaded host.
+  }, 60_000);
 
   it('unset: the same image is refused for want of a pinned key, before any VM is created', async () => {
     const before = fake.requests.filter((r) => r.method === 'POST').length;

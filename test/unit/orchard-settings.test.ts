@@ -9,7 +9,7 @@ import { parseSimpleYaml, readOrchardContexts } from '../../src/vm/orchard/orcha
 import { OrchardClient } from '../../src/vm/orchard/client.js';
 import { createOrchardProvider, vmName } from '../../src/vm/orchard/provider.js';
 import { certificateFingerprint, normaliseControllerAddress, orchardConfigured, resolveController } from '../../src/vm/orchard/settings.js';
-import { loadProvider } from '../../src/vm/providers.js';
+import { loadProvider } from '../../src/vm/registry.js';
 import { macvmErrorOf } from '../support/macvm-error.js';
 
 const run = promisify(execFile);
@@ -165,7 +165,7 @@ describe('orchard settings', () => {
       { provider: 'orchard', orchard: { controller: 'orchard.example', serviceAccount: { name: 'ci', token: 't' }, labels: { model: 'macstudio' }, resources: { 'org.cirruslabs.logical-cores': 4 }, imagePullPolicy: 'Always' }, images: { sonoma: { source: 'ghcr.io/cirruslabs/macos-sonoma-base:latest', ssh: { user: 'admin', hostKey: HOST_KEY } } } },
       { root: dir, env: {}, host },
     );
-    expect(ok.orchard).toMatchObject({ controller: 'orchard.example', imagePullPolicy: 'Always' });
+    expect(ok.providers.orchard).toMatchObject({ controller: 'orchard.example', imagePullPolicy: 'Always' });
     const problems = (raw: unknown) => {
       try {
         resolveConfig(raw, { root: dir, env: {}, host });

@@ -3,20 +3,40 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MacvmError } from '../../errors.js';
 import { homePaths } from '../../vm/home.js';
-import { readQemuManifest, type ImageInput } from '../../vm/qemu/manifest.js';
-import { BUNDLE_FILES, readBundleConfig } from '../../vm/vz/bundle-config.js';
-import { buildLinuxBrowserImage } from '../../vm/qemu/image/build-linux-browser.js';
-import { buildLinuxTestImage } from '../../vm/qemu/image/build-linux-test.js';
+import type { ImageInput, ImageListing } from '../../vm/image-listing.js';
+import type { ImageRecipe } from '../../vm/provider-definition.js';
+import { providerDefinitions } from '../../vm/registry.js';
 import { listRuntimeDirs } from '../../vm/runtime-dir.js';
 import type { Command } from './command.js';
 import { parseCommandArgs, table, writeJson } from './args.js';
 import { progressPrinter } from './progress-printer.js';
 
-/** Images macvm can build itself. macOS images come from `macvm image create` (vz) or `tart pull`. */
-const RECIPES: Record<string, typeof buildLinuxTestImage> = {
-  'linux-test': buildLinuxTestImage,
-  'linux-browser': buildLinuxBrowserImage,
-};
+/** Images macvm can build itself, from every provider's recipes. macOS images come from `macvm image create` (vz) or `tart pull`. */
+function recipes(): Record<string, ImageRecipe> {
+  return Object.assign({}, ...providerDefinitions().map((d) => d.imageRecipes ?? {}));
+}
+
+/** `image build --help`'s list, from the recipes' own summaries. */
+function recipeHelp(): string {
+  return Object.entries(recipes())
+    .map(([name, recipe]) => `  ${name}\n${wrap(recipe.summary, 72).map((line) => `      ${line}`).join('\n')}`)
+    .join('\n');
+}
+
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/)) {
+    if (line && line.length + word.length + 1 > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line ? `${line} ${word}` : word;
+    }
+  }
+  if (line) lines.push(line);
+  return lines;
+}
 
 export const imageLsCommand: Command = {
   path: ['image', 'ls'],
@@ -54,30 +74,27 @@ lists every one under \`inputs\` (name, version, architecture, sha256 of the .de
 export const imageBuildCommand: Command = {
   path: ['image', 'build'],
   summary: 'Build an image from a recipe',
-  help: `Usage: macvm image build <recipe> [--force] [--json]
+  get help() {
+    return `Usage: macvm image build <recipe> [--force] [--json]
 
 Recipes:
-  linux-test   A minimal Linux guest made only from Debian packages (kernel, busybox,
-               dropbear): boots to SSH in seconds even without KVM. Used by the tests
-               and the example specs on Linux hosts.
-  linux-browser
-               linux-test plus Debian's chromium and chromium-driver with their
-               dependency closure and fonts, for vm.browser({ browserName: 'chrome' })
-               in a real VM (~230 MiB of downloads; run it with 2 vCPUs / 2 GiB).
+${recipeHelp()}
 
-The build is cached: with an intact image it does nothing unless --force is given.`,
+The build is cached: with an intact image it does nothing unless --force is given.`;
+  },
   async run({ argv, stdout, stderr }) {
     const { values, positionals } = parseCommandArgs('image build', argv, { force: { type: 'boolean' }, json: { type: 'boolean' } });
     const name = positionals[0];
-    const recipe = name ? RECIPES[name] : undefined;
+    const known = recipes();
+    const recipe = name ? known[name] : undefined;
     if (!name || !recipe) {
-      throw new MacvmError('MACVM_BAD_ARGUMENT', `macvm image build: ${name ? `no recipe "${name}"` : 'which recipe?'}; known: ${Object.keys(RECIPES).join(', ')}.`, {
+      throw new MacvmError('MACVM_BAD_ARGUMENT', `macvm image build: ${name ? `no recipe "${name}"` : 'which recipe?'}; known: ${Object.keys(known).join(', ')}.`, {
         hint: 'macOS images are made with `macvm image create <name> --ipsw latest` (vz) or pulled with `tart pull`.',
       });
     }
     const started = Date.now();
     const progress = progressPrinter(stderr, { quiet: values.json });
-    const manifest = await recipe({ imageDir: homePaths().image(name), force: values.force, onProgress: progress.update });
+    const manifest = await recipe.build({ imageDir: homePaths().image(name), force: values.force, onProgress: progress.update });
     progress.done();
     if (values.json) writeJson(stdout, manifest);
     else stdout.write(`${name} ready (${((Date.now() - started) / 1000).toFixed(1)}s) in ${homePaths().image(name)}\n`);
@@ -111,20 +128,6 @@ Deletes the image. Refuses while clones of it exist (they read from its disk) un
   },
 };
 
-interface ImageListing {
-  name: string;
-  dir: string;
-  /** Which provider boots it; unknown for a folder that is neither kind. */
-  provider?: 'qemu' | 'vz';
-  status: 'ok' | 'corrupt';
-  os?: string;
-  arch?: string;
-  createdAt?: string;
-  diskMiB?: number;
-  /** The .debs a built qemu image was made from (image.json `inputs`); absent for older builds and other images. */
-  inputs?: ImageInput[];
-}
-
 /** 12 hex digits over every input's name, version and sha256: equal for the same inputs. */
 export function inputsDigest(inputs: readonly ImageInput[]): string {
   const lines = inputs.map((i) => `${i.name} ${i.version} ${i.architecture} ${i.sha256}\n`).sort();
@@ -142,49 +145,13 @@ async function listImages(): Promise<ImageListing[]> {
   return Promise.all(names.sort().map((name) => describeImage(name, join(root, name))));
 }
 
-/** A qemu image (image.json) or a vz bundle (Tart's config.json, from `macvm image create`). */
+/** Whichever provider recognises the directory describes it (qemu: image.json; vz: a Tart bundle). */
 async function describeImage(name: string, dir: string): Promise<ImageListing> {
-  if (await exists(join(dir, BUNDLE_FILES.config))) {
-    try {
-      const config = await readBundleConfig(dir);
-      const disk = await stat(join(dir, BUNDLE_FILES.disk));
-      const created = await stat(join(dir, BUNDLE_FILES.config));
-      return {
-        name,
-        dir,
-        provider: 'vz',
-        status: 'ok',
-        os: config.os === 'darwin' ? 'macos' : config.os,
-        arch: config.arch === 'arm64' ? 'aarch64' : 'x86_64',
-        createdAt: created.mtime.toISOString(),
-        diskMiB: allocatedMiB(disk),
-      };
-    } catch {
-      return { name, dir, provider: 'vz', status: 'corrupt' };
-    }
+  for (const definition of providerDefinitions()) {
+    const listing = await definition.describeImage?.(name, dir);
+    if (listing) return listing;
   }
-  try {
-    const manifest = await readQemuManifest(dir, name);
-    const disk = await stat(join(dir, manifest.disk));
-    return {
-      name,
-      dir,
-      provider: 'qemu',
-      status: 'ok',
-      os: manifest.os,
-      arch: manifest.arch,
-      createdAt: manifest.createdAt,
-      diskMiB: allocatedMiB(disk),
-      ...(Array.isArray(manifest.inputs) ? { inputs: manifest.inputs } : {}),
-    };
-  } catch {
-    return { name, dir, status: 'corrupt' };
-  }
-}
-
-/** Space the disk really takes (sparse and cloned files take less than their length). */
-function allocatedMiB(disk: { blocks: number }): number {
-  return Math.round((disk.blocks * 512) / 2 ** 20);
+  return { name, dir, status: 'corrupt' };
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -2,18 +2,15 @@ import { MacvmError } from '../../errors.js';
 import { connectGuest } from '../../guest/session.js';
 import { quoteShellWord } from '../../guest/shell-quote.js';
 import { attachVm, type AttachedVM } from '../../vm/attach.js';
+import { DEFAULTS } from '../../vm/defaults.js';
 import { Deadline } from '../../shared/deadline.js';
 import { homePaths } from '../../vm/home.js';
-import { orchardLocation } from '../../vm/orchard/attach.js';
-import { loadProvider, PROVIDER_NAMES } from '../../vm/providers.js';
+import { isProviderName, loadProvider, parseProviderName, PROVIDER_NAMES, providerDefinition } from '../../vm/registry.js';
 import { listRuntimeDirs, readVmRecord } from '../../vm/runtime-dir.js';
 import { newSession } from '../../vm/session.js';
 import { startMacVM } from '../../vm/start.js';
-import type { GuestEndpoint, ProviderName } from '../../vm/types.js';
-import { isSameProcess } from '../../util/process-identity.js';
-import { loadConfig, type ResolvedConfig } from '../config.js';
-import { providerSettings } from '../provider-settings.js';
-import type { RunContext } from '../run-context.js';
+import type { ProviderName } from '../../vm/types.js';
+import { loadConfig, providerConfigView, type ResolvedConfig } from '../config.js';
 import type { Command } from './command.js';
 import { parseCommandArgs, positiveInt, table, writeJson } from './args.js';
 
@@ -28,13 +25,13 @@ An orchard VM runs on its controller and has no SSH port of its own here (the po
 forward that reached it closes with this command): \`macvm vm exec\` opens a new one.
 
 Options:
-  --provider <name>   qemu (default on Linux), vz (default on Apple Silicon), tart, ssh, orchard;
+  --provider <name>   ${PROVIDER_NAMES.join(', ')} (vz is the default on Apple Silicon, qemu elsewhere);
                       default: macvm.config.ts's provider or MACVM_PROVIDER
-  --cpus <n>          virtual CPUs (default 2)
-  --memory <size>     e.g. 1GiB, 512MiB (default 1GiB)
+  --cpus <n>          virtual CPUs (default ${DEFAULTS.cpus})
+  --memory <size>     e.g. 1GiB, 512MiB (default ${DEFAULTS.memoryMiB} MiB)
   --disk <size>       grow the clone's disk to this size
   --display           attach a display (for screenshots)
-  --deadline <s>      seconds allowed for clone → boot → SSH (default 120)
+  --deadline <s>      seconds allowed for clone → boot → SSH (default ${DEFAULTS.readyTimeoutMs / 1000})
   --json              print the VM as JSON
 
 Example:
@@ -69,14 +66,14 @@ Example:
     });
     // Only the SSH connection closes here; the VM process was started detached and lives on.
     await vm.session.close();
-    // An Orchard VM's SSH port is this process's port-forward listener: it dies with the CLI.
-    // Say where the VM lives instead; `vm exec` opens a forward of its own.
-    const orchard = orchardLocation(await readVmRecord(homePaths().vm(vm.id)));
-    if (orchard) {
+    // A remote VM's SSH port (orchard) is this process's port-forward listener and dies with the
+    // CLI: say where the VM lives instead; `vm exec` opens a forward of its own.
+    const listing = await providerDefinition(provider).describe((await readVmRecord(homePaths().vm(vm.id)))!);
+    if (listing.state === 'remote') {
       if (values.json) {
-        writeJson(stdout, { ...vm.facts, orchard, consoleLog: vm.consoleLogPath });
+        writeJson(stdout, { ...vm.facts, ...listing.extra, consoleLog: vm.consoleLogPath });
       } else {
-        stdout.write(`${vm.id}  ready in ${(vm.facts.readyMs / 1000).toFixed(1)}s  (Orchard VM ${orchard.vm} on ${orchard.controller}; reach it with \`macvm vm exec\`)\n`);
+        stdout.write(`${vm.id}  ready in ${(vm.facts.readyMs / 1000).toFixed(1)}s  (${listing.lives ?? `reached ${listing.reach}`}; reach it with \`macvm vm exec\`)\n`);
         stdout.write(`  macvm vm exec ${vm.id} -- uname -a\n  macvm vm rm ${vm.id}\n`);
       }
       return 0;
@@ -104,19 +101,23 @@ controller it is reached through (\`macvm vm exec\` says if it is gone).`,
   async run({ argv, stdout }) {
     const { values } = parseCommandArgs('vm ls', argv, { json: { type: 'boolean' } }, false);
     const vms = await Promise.all(
-      (await listRuntimeDirs()).map(async ({ id, dir, record }) => ({
-        id,
-        dir,
-        image: record?.image,
-        provider: record?.provider,
-        session: record?.session,
-        detached: record?.detached ?? false,
-        state: !record ? 'corrupt' : record.provider === 'orchard' ? (record.cpus === undefined ? 'created' : 'remote') : record.pid === undefined ? 'created' : (await isSameProcess(record.pid, record.pidStartTime)) ? 'running' : 'stopped',
-        pid: record?.pid,
-        ssh: record?.ssh,
-        ...(orchardLocation(record) ? { orchard: orchardLocation(record) } : {}),
-        createdAt: record?.createdAt,
-      })),
+      (await listRuntimeDirs()).map(async ({ id, dir, record }) => {
+        const listing = record && isProviderName(record.provider) ? await providerDefinition(record.provider).describe(record) : undefined;
+        return {
+          id,
+          dir,
+          image: record?.image,
+          provider: record?.provider,
+          session: record?.session,
+          detached: record?.detached ?? false,
+          state: !record ? 'corrupt' : (listing?.state ?? 'unknown'),
+          pid: record?.pid,
+          ssh: record?.ssh,
+          reach: listing?.reach ?? '-',
+          ...listing?.extra,
+          createdAt: record?.createdAt,
+        };
+      }),
     );
     if (values.json) {
       writeJson(stdout, vms);
@@ -128,8 +129,7 @@ controller it is reached through (\`macvm vm exec\` says if it is gone).`,
     }
     const rows = [['ID', 'IMAGE', 'PROVIDER', 'STATE', 'SSH', 'AGE', 'SESSION']];
     for (const vm of vms) {
-      const ssh = vm.orchard ? `via ${vm.orchard.controller}` : vm.ssh ? `${vm.ssh.host}:${vm.ssh.port}` : '-';
-      rows.push([vm.id, vm.image ?? '?', vm.provider ?? '?', vm.state, ssh, age(vm.createdAt), vm.session ?? '?']);
+      rows.push([vm.id, vm.image ?? '?', vm.provider ?? '?', vm.state, vm.reach, age(vm.createdAt), vm.session ?? '?']);
     }
     stdout.write(table(rows));
     return 0;
@@ -156,10 +156,11 @@ Example:
     const { attached, provider, settings } = await attachConfigured(id);
     const { record } = attached;
     try {
-      if (record.provider !== 'orchard' && !record.ssh) throw new MacvmError('MACVM_VM_STOPPED', `VM ${id} has no SSH endpoint; is it running? (macvm vm ls)`);
-      const image = await (await loadProvider(provider ?? providerName(record.provider), { settings })).prepare(record.image);
-      const endpoint = await guestEndpoint(id, attached);
-      const session = await connectGuest({ host: endpoint.host, port: endpoint.port, credentials: image.ssh, insecureAcceptAnyHostKey: image.ssh.insecureAcceptAnyHostKey, connectTimeoutMs: record.provider === 'orchard' ? 15_000 : 5_000 });
+      if (!provider) throw new MacvmError('MACVM_VM_STOPPED', `VM ${id} was made by a provider this macvm does not know ("${record.provider}"); \`macvm vm rm ${id}\` removes it.`);
+      const definition = providerDefinition(provider);
+      const endpoint = await definition.endpoint(id, record, attached.running);
+      const image = await (await loadProvider(provider, { settings })).prepare(record.image);
+      const session = await connectGuest({ host: endpoint.host, port: endpoint.port, credentials: image.ssh, insecureAcceptAnyHostKey: image.ssh.insecureAcceptAnyHostKey, connectTimeoutMs: definition.defaults.connectTimeoutMs });
       try {
         // One word is taken as a shell command line ("uname -a"); several are argv, quoted.
         const command = commandWords.length === 1 ? commandWords[0]! : commandWords.map(quoteShellWord).join(' ');
@@ -181,28 +182,13 @@ Example:
   },
 };
 
-/**
- * Where this process reaches the guest's SSH: the recorded endpoint, or for orchard a port
- * forward of this process's own (the one `vm start` opened died with it).
- */
-async function guestEndpoint(id: string, { record, running }: AttachedVM): Promise<GuestEndpoint> {
-  if (record.provider !== 'orchard') return record.ssh!;
-  if (!running) throw new MacvmError('MACVM_VM_STOPPED', `VM ${id} was never created on its Orchard controller (its start failed); \`macvm vm rm ${id}\` removes it.`);
-  const deadline = new Deadline(60_000);
-  try {
-    return await running.endpoint(deadline);
-  } finally {
-    deadline.finish();
-  }
-}
-
 export const vmStopCommand: Command = {
   path: ['vm', 'stop'],
   summary: 'Power a VM down',
   help: `Usage: macvm vm stop <id> [--timeout <s>]
 
 Asks the guest to power down (qemu: ACPI; vz: a stop request; tart: \`tart stop\`) and
-waits (default 10 s), then stops the VM process hard. The clone stays on disk;
+waits (default ${DEFAULTS.stopGracefulMs / 1000} s), then stops the VM process hard. The clone stays on disk;
 \`macvm vm rm\` deletes it.
 
 orchard: Orchard has no stopped-but-kept state, so stopping deletes the VM on its
@@ -214,13 +200,13 @@ controller (--timeout does not apply); \`macvm vm rm\` then removes its runtime 
       const { attached } = await attachConfigured(id);
       try {
         const timeout = positiveInt('vm stop', 'timeout', values.timeout);
-        await attached.running?.stop({ gracefulMs: timeout ? timeout * 1000 : 10_000 });
+        await attached.running?.stop({ gracefulMs: timeout ? timeout * 1000 : DEFAULTS.stopGracefulMs });
       } finally {
         await attached.disconnect();
       }
-      const orchard = orchardLocation(attached.record);
-      if (orchard && attached.running) stdout.write(`${id} deleted on ${orchard.controller} (Orchard cannot stop a VM and keep it; \`macvm vm rm ${id}\` removes its runtime dir)\n`);
-      else stdout.write(`${id} stopped\n`);
+      const { record } = attached;
+      const said = isProviderName(record.provider) ? providerDefinition(record.provider).stoppedMessage?.(id, record, attached.running !== undefined) : undefined;
+      stdout.write(`${said ?? `${id} stopped`}\n`);
     }
     return 0;
   },
@@ -238,7 +224,7 @@ Stops each VM (graceful power-down first) and deletes its clone and runtime dir.
       const { attached } = await attachConfigured(id);
       try {
         const timeout = positiveInt('vm rm', 'timeout', values.timeout);
-        await attached.running?.stop({ gracefulMs: timeout ? timeout * 1000 : 10_000 });
+        await attached.running?.stop({ gracefulMs: timeout ? timeout * 1000 : DEFAULTS.stopGracefulMs });
         await attached.clone.destroy();
       } finally {
         await attached.disconnect();
@@ -272,7 +258,7 @@ async function configuredProvider(requested: ProviderName | undefined): Promise<
 async function attachConfigured(id: string): Promise<{ attached: AttachedVM; provider: ProviderName | undefined; settings: Record<string, unknown> | undefined }> {
   const config = await loadedConfig();
   const named = (await readVmRecord(homePaths().vm(id)))?.provider;
-  const provider = named !== undefined && (PROVIDER_NAMES as readonly string[]).includes(named) ? (named as ProviderName) : undefined;
+  const provider = isProviderName(named) ? named : undefined;
   const settings = provider ? settingsFor(provider, config) : undefined;
   // attachVm reads the record again and names an unknown id with the known ones.
   return { attached: await attachVm(id, { settings }), provider, settings };
@@ -285,17 +271,11 @@ async function loadedConfig(): Promise<ResolvedConfig> {
 }
 
 function settingsFor(provider: ProviderName, config: ResolvedConfig): Record<string, unknown> | undefined {
-  return providerSettings(provider, {
-    images: config.images as RunContext['images'],
-    ssh: config.ssh as RunContext['ssh'],
-    qemu: config.qemu as RunContext['qemu'],
-    orchard: { ...config.orchard, configFile: config.configFile },
-  });
+  return providerDefinition(provider).settings(providerConfigView(config, provider));
 }
 
 function providerName(value: string): ProviderName {
-  if ((PROVIDER_NAMES as readonly string[]).includes(value)) return value as ProviderName;
-  throw new MacvmError('MACVM_BAD_ARGUMENT', `Unknown provider "${value}"; use one of ${PROVIDER_NAMES.join(', ')}.`);
+  return parseProviderName(value);
 }
 
 function age(iso: string | undefined): string {

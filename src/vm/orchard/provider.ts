@@ -159,7 +159,7 @@ function orchardCredentials(imageRef: string, image: OrchardImageSettings, insec
     throw new MacvmError('MACVM_CONFIG_INVALID', `The orchard image "${imageRef}" has no pinned SSH host key.`, {
       hint:
         `Run a VM of it once (\`orchard create vm … && orchard port-forward vm <name> 2222:22\`), get the key with \`ssh-keyscan -t ed25519 -p 2222 127.0.0.1\`, ` +
-        `compare its fingerprint out of band, and set ${key} (or images["*"] in the provider settings) — or set orchard.insecureAcceptAnyHostKey: true for throwaway use.`,
+        `compare its fingerprint out of band, and set ${key} in macvm.config.ts — or, for throwaway machines only, set orchard.insecureAcceptAnyHostKey: true.`,
       details: { key },
     });
   }

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { MacvmError, messageOf } from '../../errors.js';
+import { checkValue, type Rule } from '../../util/validate.js';
 import type { ImageSshSettings } from '../credentials.js';
 import { orchardConfigPath, readOrchardContexts } from './orchard-config-file.js';
 
@@ -285,39 +286,45 @@ export function certificateFingerprint(pem: string): string {
   return new X509Certificate(pem).fingerprint256.replace(/:/g, ' ');
 }
 
-const KNOWN_KEYS = ['controller', 'serviceAccount', 'context', 'certificate', 'headless', 'labels', 'resources', 'imagePullPolicy', 'insecureAcceptAnyHostKey', 'images', 'configFile'];
+const nonEmptyString: Rule = { kind: 'string', nonEmpty: true };
+
+/** The config's `orchard` section, as users write it (one rule for the config and for code). */
+export const ORCHARD_SETTINGS_RULE: Rule = {
+  kind: 'object',
+  keys: {
+    controller: nonEmptyString,
+    // The token's value never appears in a message.
+    serviceAccount: { kind: 'object', secret: true, required: ['name', 'token'], keys: { name: nonEmptyString, token: { kind: 'string', nonEmpty: true, secret: true } } },
+    context: nonEmptyString,
+    certificate: nonEmptyString,
+    headless: { kind: 'boolean' },
+    labels: { kind: 'record', value: { kind: 'string' } },
+    resources: { kind: 'record', value: { kind: 'integer', min: 0 } },
+    imagePullPolicy: { kind: 'enum', values: ['IfNotPresent', 'Always'] },
+    insecureAcceptAnyHostKey: { kind: 'boolean' },
+  },
+};
+
+/** What the provider is handed: the section plus per-image logins and the config file (OrchardProviderSettings). */
+const PROVIDER_SETTINGS_RULE: Rule = {
+  kind: 'object',
+  keys: {
+    ...(ORCHARD_SETTINGS_RULE as Extract<Rule, { kind: 'object' }>).keys,
+    images: {
+      kind: 'record',
+      value: { kind: 'object', keys: { source: nonEmptyString, user: nonEmptyString, password: { kind: 'string', secret: true }, privateKeyPath: nonEmptyString, hostKey: nonEmptyString } },
+    },
+    configFile: nonEmptyString,
+  },
+};
 
 /**
- * The same checks as the config schema (src/runner/config-schema.ts), for settings handed in code
- * (startMacVM({ providerSettings })) that never went through the config validator.
+ * The config's checks again, for settings handed in code (startMacVM({ providerSettings })) that
+ * never went through the config validator. The first problem is thrown, naming its key.
  */
 function checkShape(settings: OrchardProviderSettings): void {
-  if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) throw invalidKey('orchard', 'must be an object');
-  for (const key of Object.keys(settings)) {
-    if (!KNOWN_KEYS.includes(key)) throw invalid(key, `is not a known key; known keys: ${KNOWN_KEYS.filter((k) => k !== 'configFile').join(', ')}`);
-  }
-  for (const key of ['controller', 'context', 'certificate'] as const) {
-    const value = settings[key];
-    if (value !== undefined && (typeof value !== 'string' || value.trim() === '')) throw invalid(key, 'must be a non-empty string');
-  }
-  const account = settings.serviceAccount as unknown;
-  if (account !== undefined) {
-    if (typeof account !== 'object' || account === null) throw invalid('serviceAccount', 'must be { name, token }');
-    const { name, token } = account as Record<string, unknown>;
-    if (typeof name !== 'string' || name === '') throw invalid('serviceAccount.name', 'must be a non-empty string');
-    // The token's value never appears in a message.
-    if (typeof token !== 'string' || token === '') throw invalid('serviceAccount.token', `must be a non-empty string (or set ${ENV_SERVICE_ACCOUNT_TOKEN})`);
-  }
-  if (settings.headless !== undefined && typeof settings.headless !== 'boolean') throw invalid('headless', 'must be true or false');
-  if (settings.imagePullPolicy !== undefined && settings.imagePullPolicy !== 'IfNotPresent' && settings.imagePullPolicy !== 'Always') {
-    throw invalid('imagePullPolicy', 'must be "IfNotPresent" or "Always"');
-  }
-  for (const [label, value] of Object.entries(settings.labels ?? {})) {
-    if (typeof value !== 'string') throw invalid(`labels.${label}`, 'must be a string');
-  }
-  for (const [resource, value] of Object.entries(settings.resources ?? {})) {
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw invalid(`resources.${resource}`, 'must be a non-negative integer');
-  }
+  const [problem] = checkValue(settings, PROVIDER_SETTINGS_RULE, 'orchard');
+  if (problem) throw new MacvmError('MACVM_CONFIG_INVALID', `${problem.message}.`, { details: { key: problem.path } });
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

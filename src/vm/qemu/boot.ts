@@ -15,6 +15,7 @@ import { buildQemuArgs, qemuBinary, type QemuLaunchSpec } from './args.js';
 import type { QemuImageManifest } from './manifest.js';
 import type { ResolvedQemuSettings } from './settings.js';
 import { QmpClient } from './qmp.js';
+import { DEFAULTS } from '../defaults.js';
 
 export interface QemuBootExtras {
   /** Start qemu in its own process group so it outlives this process (`macvm vm start`). */
@@ -255,7 +256,7 @@ export class QemuRunningVM implements RunningVM {
 
   /** Graceful ACPI power-down, then QMP `quit`, then SIGKILL. Idempotent. */
   stop(options: { gracefulMs?: number } = {}): Promise<void> {
-    this.stopping ??= this.stopInOrder(options.gracefulMs ?? 10_000);
+    this.stopping ??= this.stopInOrder(options.gracefulMs ?? DEFAULTS.stopGracefulMs);
     return this.stopping;
   }
 

@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { MacvmError } from '../../errors.js';
 import { didYouMean } from '../../util/validate.js';
 import type { GuestArch, GuestOS } from '../types.js';
+import type { ImageInput } from '../image-listing.js';
 
 /**
  * `image.json` in $MACVM_HOME/images/<name>/ for qemu images. Paths are relative to the
@@ -44,14 +45,7 @@ export interface QemuImageManifest {
   inputs?: ImageInput[];
 }
 
-/** One .deb an image was built from. */
-export interface ImageInput {
-  name: string;
-  version: string;
-  architecture: string;
-  /** SHA256 of the .deb file (apt's checksum, verified against the downloaded file). */
-  sha256: string;
-}
+export type { ImageInput };
 
 export const MANIFEST_FILE = 'image.json';
 

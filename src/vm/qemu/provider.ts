@@ -96,7 +96,7 @@ export function createQemuProvider(options: QemuProviderOptions = {}): Provider 
         await rm(runtimeDir, { recursive: true, force: true });
         throw error;
       }
-      return new QemuClone(id, qemuImage, runtimeDir, overlay, record, { settings, home });
+      return new QemuClone(id, qemuImage, runtimeDir, overlay, record, { settings, home, detached: options.detached });
     },
   };
 }
@@ -111,10 +111,10 @@ class QemuClone implements Clone {
     readonly runtimeDir: string,
     private readonly overlay: string,
     private readonly record: VmRecord,
-    private readonly host: Pick<QemuBootExtras, 'settings' | 'home'>,
+    private readonly host: Pick<QemuBootExtras, 'settings' | 'home' | 'detached'>,
   ) {}
 
-  async boot(options: Parameters<Clone['boot']>[0] & Pick<QemuBootExtras, 'detached'>) {
+  async boot(options: Parameters<Clone['boot']>[0]) {
     if (this.destroyed) throw new MacvmError('MACVM_VM_STOPPED', `Clone ${this.id} was destroyed.`);
     this.running = await bootQemu(this, this.overlay, this.record, { ...options, ...this.host });
     return this.running;

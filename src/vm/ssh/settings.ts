@@ -1,5 +1,6 @@
 import { access, constants } from 'node:fs/promises';
 import { MacvmError } from '../../errors.js';
+import { checkValue, isPlainObject, type Rule } from '../../util/validate.js';
 import { normaliseHostKey } from '../credentials.js';
 import type { GuestArch, GuestOS } from '../types.js';
 
@@ -40,44 +41,58 @@ export interface ValidSshSettings {
 }
 
 /**
- * Checks settings that usually come from macvm.config.ts (so: untyped) and says which key
- * is wrong and how to fix it. Runs in Provider.prepare(), before any connection is tried.
+ * The config's `ssh` section: the one rule both macvm.config.ts validation and
+ * validateSshSettings() (settings handed over in code) apply. hostKey is required too, but
+ * checked by normaliseHostKey(), whose message says how to get and verify one.
+ */
+export const SSH_SETTINGS_RULE: Rule = {
+  kind: 'object',
+  required: ['host', 'user', 'hostKey'],
+  keys: {
+    host: { kind: 'string', nonEmpty: true },
+    port: { kind: 'integer', min: 1, max: 65535 },
+    user: { kind: 'string', nonEmpty: true },
+    privateKeyPath: { kind: 'string', nonEmpty: true },
+    password: { kind: 'string' },
+    hostKey: { kind: 'string', nonEmpty: true },
+    os: { kind: 'enum', values: ['macos', 'linux'] },
+    arch: { kind: 'enum', values: ['aarch64', 'x86_64'] },
+  },
+};
+
+const SHAPE_RULE: Rule = { ...SSH_SETTINGS_RULE, required: ['host', 'user'] } as Rule;
+
+/**
+ * Checks settings that usually come from macvm.config.ts (already validated there) or from code
+ * (startMacVM({ providerSettings }), not yet) and says which key is wrong and how to fix it. Runs
+ * in Provider.prepare(), before any connection is tried.
  */
 export async function validateSshSettings(raw: unknown): Promise<ValidSshSettings> {
-  const settings = (raw ?? {}) as Record<string, unknown>;
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+  if (!isPlainObject(raw)) {
     throw invalid('settings', 'must be an object { host, user, hostKey, privateKeyPath | password, port?, os?, arch? }');
   }
-  const host = settings.host;
-  if (typeof host !== 'string' || host.trim() === '') throw invalid('host', 'must be the machine\'s hostname or IP address');
+  const [problem] = checkValue(raw, SHAPE_RULE, 'ssh');
+  if (problem) {
+    const key = problem.path.replace(/^ssh\.?/, '') || 'settings';
+    throw new MacvmError('MACVM_CONFIG_INVALID', `ssh provider: ${problem.message}.`, { details: { key } });
+  }
+  const settings = raw as unknown as SshProviderSettings;
+  const { host, user, privateKeyPath, password } = settings;
   const port = settings.port ?? 22;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) throw invalid('port', `must be an integer 1–65535, got ${JSON.stringify(port)}`);
-  const user = settings.user;
-  if (typeof user !== 'string' || user.trim() === '') throw invalid('user', 'must be the login user on the machine');
-
-  const privateKeyPath = settings.privateKeyPath;
-  const password = settings.password;
-  if (privateKeyPath !== undefined && (typeof privateKeyPath !== 'string' || privateKeyPath === '')) throw invalid('privateKeyPath', 'must be a path to a private key file');
-  if (password !== undefined && typeof password !== 'string') throw invalid('password', 'must be a string');
   if (privateKeyPath === undefined && password === undefined) {
     throw invalid('privateKeyPath', 'is missing (and so is password): give one way to log in', 'Prefer a key: `ssh-keygen -t ed25519 -f ~/.ssh/macvm-lab` and add the .pub to ~/.ssh/authorized_keys on the machine.');
   }
-  if (typeof privateKeyPath === 'string') {
+  if (privateKeyPath !== undefined) {
     try {
       await access(privateKeyPath, constants.R_OK);
     } catch {
       throw invalid('privateKeyPath', `points at ${privateKeyPath}, which does not exist or is not readable`);
     }
   }
-
   const hostKey = normaliseHostKey(settings.hostKey, host, port);
-
   const os = settings.os ?? 'macos';
-  if (os !== 'macos' && os !== 'linux') throw invalid('os', `must be "macos" or "linux", got ${JSON.stringify(os)}`);
   const arch = settings.arch ?? (os === 'macos' ? 'aarch64' : 'x86_64');
-  if (arch !== 'aarch64' && arch !== 'x86_64') throw invalid('arch', `must be "aarch64" or "x86_64", got ${JSON.stringify(arch)}`);
-
-  return { host, port, user, privateKeyPath: privateKeyPath as string | undefined, password: password as string | undefined, hostKey, os, arch };
+  return { host, port, user, privateKeyPath, password, hostKey, os, arch };
 }
 
 function invalid(key: string, problem: string, hint?: string): MacvmError {

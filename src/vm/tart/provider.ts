@@ -10,6 +10,7 @@ import { createTaggedRuntimeDir, writeVmRecord, newVmRecord, type VmRecord } fro
 import type { BootOptions, Clone, CloneOptions, ExitInfo, GuestEndpoint, Image, Provider, RunningVM } from '../types.js';
 import { parseTartIp, runTart, tartError, tartList, type TartCli } from './cli.js';
 import { pinnedCredentials, type ImageSshSettings } from '../credentials.js';
+import { DEFAULTS } from '../defaults.js';
 
 export type { ImageSshSettings as TartImageSettings } from '../credentials.js';
 
@@ -262,7 +263,7 @@ class TartRunningVM implements RunningVM {
   }
 
   stop(options: { gracefulMs?: number } = {}): Promise<void> {
-    this.stopping ??= this.stopInOrder(options.gracefulMs ?? 10_000);
+    this.stopping ??= this.stopInOrder(options.gracefulMs ?? DEFAULTS.stopGracefulMs);
     return this.stopping;
   }
 

@@ -7,6 +7,7 @@ import { findGuestAddress, type AddressLookup } from './address.js';
 import { readBundleConfig } from './bundle-config.js';
 import { stopDetachedVmhost } from './detached-vmhost.js';
 import { watchProcessExit } from './process-exit.js';
+import { DEFAULTS } from '../defaults.js';
 
 /**
  * A vz VM that another process started detached (`macvm vm start`), rebuilt from its runtime
@@ -54,7 +55,7 @@ class AttachedVzVM implements RunningVM {
   stop(options: { gracefulMs?: number } = {}): Promise<void> {
     const { pid, pidStartTime } = this.record;
     if (pid === undefined) return Promise.resolve(); // never booted: nothing runs
-    this.stopping ??= stopDetachedVmhost({ pid, pidStartTime, runtimeDir: this.clone.runtimeDir, exited: this.exited, vmId: this.clone.id }, options.gracefulMs ?? 10_000);
+    this.stopping ??= stopDetachedVmhost({ pid, pidStartTime, runtimeDir: this.clone.runtimeDir, exited: this.exited, vmId: this.clone.id }, options.gracefulMs ?? DEFAULTS.stopGracefulMs);
     return this.stopping;
   }
 }

@@ -131,7 +131,7 @@ class VzClone implements Clone {
     private readonly options: VzProviderOptions,
   ) {}
 
-  async boot(boot: BootOptions & { detached?: boolean }): Promise<RunningVM> {
+  async boot(boot: BootOptions): Promise<RunningVM> {
     if (this.destroyed) throw new MacvmError('MACVM_VM_STOPPED', `Clone ${this.id} was destroyed.`);
     const vmhost = this.options.vmhost ?? (await signedVmhost(this.options.home));
     this.running = await bootVz({
@@ -142,8 +142,8 @@ class VzClone implements Clone {
       boot,
       memoryBalloon: this.options.memoryBalloon ?? false,
       address: this.options.address,
-      // startMacVM passes `detached` to the provider and, as qemu's boot extra, to boot().
-      detached: this.options.detached || boot.detached,
+      // Detached is the provider's (`macvm vm start`): every clone it makes outlives the starter.
+      detached: this.options.detached ?? false,
     });
     return this.running;
   }

@@ -10,6 +10,7 @@ import { readBundleConfig, writeBundleConfig } from './bundle-config.js';
 import { endChild, spawnDetachedVmhost, stopDetachedVmhost, vmhostLogPath } from './detached-vmhost.js';
 import { VmhostClient } from './vmhost-client.js';
 import { vmSpecFromBundle } from './vm-spec.js';
+import { DEFAULTS } from '../defaults.js';
 
 export interface VmhostCommandLine {
   command: string;
@@ -129,7 +130,7 @@ export class VzRunningVM implements RunningVM {
   }
 
   stop(options: { gracefulMs?: number } = {}): Promise<void> {
-    this.stopping ??= this.stopInOrder(options.gracefulMs ?? 10_000);
+    this.stopping ??= this.stopInOrder(options.gracefulMs ?? DEFAULTS.stopGracefulMs);
     return this.stopping;
   }
 

@@ -1,0 +1,30 @@
+import type { ProviderName } from './types.js';
+
+/** One row of `macvm image ls`: an image directory under MACVM_HOME/images. */
+export interface ImageListing {
+  name: string;
+  dir: string;
+  /** Which provider boots it; unknown for a folder no provider recognises. */
+  provider?: ProviderName;
+  status: 'ok' | 'corrupt';
+  os?: string;
+  arch?: string;
+  createdAt?: string;
+  diskMiB?: number;
+  /** The .debs a built image was made from (image.json `inputs`); absent for older builds and other images. */
+  inputs?: ImageInput[];
+}
+
+/** Space a disk really takes (sparse and cloned files take less than their length). */
+export function allocatedMiB(disk: { blocks: number }): number {
+  return Math.round((disk.blocks * 512) / 2 ** 20);
+}
+
+/** One .deb an image was built from. */
+export interface ImageInput {
+  name: string;
+  version: string;
+  architecture: string;
+  /** SHA256 of the .deb file (apt's checksum, verified against the downloaded file). */
+  sha256: string;
+}
