@@ -24,7 +24,7 @@ import { wilsonInterval } from '../src/bench/stats.js';
 import { collectWorkloads } from '../src/bench/workloads.js';
 import { connectGuest } from '../src/guest/session.js';
 import type { BenchRun } from '../src/shared/bench-records.js';
-import { startMacVM } from '../src/vm/start.js';
+import { startMacVM } from '../src/machine/start.js';
 import { startSshd } from '../test/support/sshd.js';
 
 interface Guest {

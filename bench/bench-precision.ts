@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { runBench } from '../src/bench/run-bench.js';
 import { collectWorkloads } from '../src/bench/workloads.js';
 import type { WorkloadResult } from '../src/shared/bench-records.js';
-import { startMacVM } from '../src/vm/start.js';
+import { startMacVM } from '../src/machine/start.js';
 
 declare const require: (id: string) => typeof import('node:crypto');
 

@@ -16,7 +16,7 @@ import { runBenchSuite } from '../src/bench/bench-suite.js';
 import type { BenchBuilder } from '../src/bench/workloads.js';
 import { imageWithNode } from '../src/fixtures/node-layer.js';
 import { homePaths } from '../src/vm/home.js';
-import { startMacVM } from '../src/vm/start.js';
+import { startMacVM } from '../src/machine/start.js';
 
 declare const require: (id: string) => typeof import('node:crypto');
 

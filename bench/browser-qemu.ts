@@ -9,7 +9,7 @@
 import { createServer } from 'node:http';
 import { homePaths } from '../src/vm/home.js';
 import { buildLinuxBrowserImage, LINUX_BROWSER_CPUS, LINUX_BROWSER_MEMORY } from '../src/vm/qemu/image/build-linux-browser.js';
-import { startMacVM } from '../src/vm/start.js';
+import { startMacVM } from '../src/machine/start.js';
 
 const PAGE = '<!doctype html><body style="margin:0;font:24px sans-serif"><h1>Hello from the host</h1></body>';
 

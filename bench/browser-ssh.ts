@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fullPageScreenshot } from '../src/guest/full-page-screenshot.js';
 import { createSshProvider } from '../src/vm/ssh/provider.js';
-import { startMacVM } from '../src/vm/start.js';
+import { startMacVM } from '../src/machine/start.js';
 import { startSshd } from '../test/support/sshd.js';
 
 const ROUNDS = 3;

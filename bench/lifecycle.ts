@@ -16,7 +16,7 @@ import { chooseAccelerator } from '../src/vm/qemu/accel.js';
 import { qemuBinary } from '../src/vm/qemu/args.js';
 import { resolveQemuSettings } from '../src/vm/qemu/settings.js';
 import { createOverlay } from '../src/vm/qemu/qemu-img.js';
-import { startMacVM } from '../src/vm/start.js';
+import { startMacVM } from '../src/machine/start.js';
 
 export async function run(): Promise<void> {
   await cloneTimes(Number(process.env.LIFECYCLE_CLONES ?? 20));

@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { guestNode } from '../../src/bench/node-runtime.js';
 import { imageWithNode } from '../../src/fixtures/node-layer.js';
 import { homePaths } from '../../src/vm/home.js';
-import { startMacVM } from '../../src/vm/start.js';
+import { startMacVM } from '../../src/machine/start.js';
 
 // A REAL qemu linux-test guest cloned from the cached disk layer that holds this host's node:
 // the bench finds node there and uploads nothing. Build the image first: `macvm image build linux-test`.

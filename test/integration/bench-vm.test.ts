@@ -8,7 +8,7 @@ import type { BenchRun } from '../../src/shared/bench-records.js';
 import type { BenchBuilder } from '../../src/bench/workloads.js';
 import { isMacvmError } from '../../src/errors.js';
 import { homePaths } from '../../src/vm/home.js';
-import { startMacVM } from '../../src/vm/start.js';
+import { startMacVM } from '../../src/machine/start.js';
 
 // A REAL run against the qemu linux-test guest (busybox + dropbear, TCG here): commands timed
 // inside the guest with busybox adjtimex, a JS function on this host's node uploaded into the

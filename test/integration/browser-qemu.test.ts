@@ -15,9 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '../../src/fixtures/image-snapshot.js';
 import { parseSidecar, type SnapshotEnvironment } from '../../src/snapshot/environment.js';
 import { setReportsDir } from '../../src/snapshot/settings.js';
-import type { MacVM } from '../../src/vm/macvm.js';
+import type { MacVM } from '../../src/machine/macvm.js';
 import { LINUX_BROWSER_CPUS, LINUX_BROWSER_MEMORY } from '../../src/vm/qemu/image/build-linux-browser.js';
-import { startMacVM } from '../../src/vm/start.js';
+import { startMacVM } from '../../src/machine/start.js';
 import { createTestHome, type TestHome } from '../support/vm-home.js';
 
 const WINDOW = { width: 640, height: 400 };

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isMacvmError } from '../../src/errors.js';
 import { createSshProvider } from '../../src/vm/ssh/provider.js';
-import { startMacVM } from '../../src/vm/start.js';
+import { startMacVM } from '../../src/machine/start.js';
 import { startSshd } from '../support/sshd.js';
 
 // safaridriver cannot run here, so this CONTRACT test puts a stand-in on the "guest" (this

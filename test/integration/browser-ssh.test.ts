@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isMacvmError, type MacvmErrorCode } from '../../src/errors.js';
 import '../../src/fixtures/image-snapshot.js';
 import { fullPageScreenshot } from '../../src/guest/full-page-screenshot.js';
-import type { MacVM } from '../../src/vm/macvm.js';
+import type { MacVM } from '../../src/machine/macvm.js';
 import { createSshProvider } from '../../src/vm/ssh/provider.js';
-import { startMacVM } from '../../src/vm/start.js';
+import { startMacVM } from '../../src/machine/start.js';
 import { startSshd } from '../support/sshd.js';
 import { refusesConnections as refuses } from '../support/ports.js';
 

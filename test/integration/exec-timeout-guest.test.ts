@@ -7,8 +7,8 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startMacVM } from '../../src/vm/start.js';
-import type { MacVM } from '../../src/vm/macvm.js';
+import { startMacVM } from '../../src/machine/start.js';
+import type { MacVM } from '../../src/machine/macvm.js';
 import { createTestHome, type TestHome } from '../support/vm-home.js';
 import { macvmErrorOf as thrown } from '../support/macvm-error.js';
 

@@ -8,7 +8,7 @@ import { cp, open, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { macvmHome } from '../../src/vm/home.js';
-import { startMacVM } from '../../src/vm/start.js';
+import { startMacVM } from '../../src/machine/start.js';
 import { createTestHome, type TestHome } from '../support/vm-home.js';
 import { macvmErrorOf as thrown } from '../support/macvm-error.js';
 

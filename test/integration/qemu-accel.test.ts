@@ -15,7 +15,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { MacvmError } from '../../src/errors.js';
 import { chooseAccelerator, type AcceleratorQuery } from '../../src/vm/qemu/accel.js';
 import { buildQemuArgs } from '../../src/vm/qemu/args.js';
-import { startMacVM } from '../../src/vm/start.js';
+import { startMacVM } from '../../src/machine/start.js';
 import { macvmErrorOf as rejectionOf } from '../support/macvm-error.js';
 import { runMacvm } from '../support/run-macvm.js';
 import { createTestHome, type TestHome } from '../support/vm-home.js';

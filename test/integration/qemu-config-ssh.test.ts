@@ -11,8 +11,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, providerConfigView } from '../../src/runner/config.js';
 import { providerDefinition } from '../../src/vm/registry.js';
-import type { MacVM } from '../../src/vm/macvm.js';
-import { startMacVM } from '../../src/vm/start.js';
+import type { MacVM } from '../../src/machine/macvm.js';
+import { startMacVM } from '../../src/machine/start.js';
 import { createTestHome, type TestHome } from '../support/vm-home.js';
 
 let testHome: TestHome;

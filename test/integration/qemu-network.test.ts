@@ -16,8 +16,8 @@ import { loadConfig } from '../../src/runner/config.js';
 import { defaultRunContext } from '../../src/runner/default-context.js';
 import type { RunContext } from '../../src/runner/run-context.js';
 import { startSuiteVM } from '../../src/runner/suite-vm.js';
-import type { MacVM } from '../../src/vm/macvm.js';
-import { startMacVM, type StartMacVMOptions } from '../../src/vm/start.js';
+import type { MacVM } from '../../src/machine/macvm.js';
+import { startMacVM, type StartMacVMOptions } from '../../src/machine/start.js';
 import { createTestHome, type TestHome } from '../support/vm-home.js';
 
 let testHome: TestHome;

@@ -15,8 +15,8 @@ import type { Artifact } from '../../src/shared/results.js';
 import { setSnapshotEnvironment, type SnapshotEnvironment } from '../../src/snapshot/environment.js';
 import { decodePng } from '../../src/snapshot/png.js';
 import { setReportsDir } from '../../src/snapshot/settings.js';
-import type { MacVM } from '../../src/vm/macvm.js';
-import { startMacVM } from '../../src/vm/start.js';
+import type { MacVM } from '../../src/machine/macvm.js';
+import { startMacVM } from '../../src/machine/start.js';
 import { createTestHome, type TestHome } from '../support/vm-home.js';
 import { macvmErrorOf as failure } from '../support/macvm-error.js';
 

@@ -8,7 +8,7 @@ import { homePaths } from '../../src/vm/home.js';
 import { loadProvider } from '../../src/vm/registry.js';
 import { readVmRecord } from '../../src/vm/runtime-dir.js';
 import { createSshProvider, type SshProviderSettings } from '../../src/vm/ssh/provider.js';
-import { startMacVM } from '../../src/vm/start.js';
+import { startMacVM } from '../../src/machine/start.js';
 import { sshProviderSettings, startSshd } from '../support/sshd.js';
 
 // The "machine" the ssh provider attaches to is this host, through a REAL OpenSSH sshd

@@ -7,8 +7,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startMacVM } from '../../src/vm/start.js';
-import type { MacVM } from '../../src/vm/macvm.js';
+import { startMacVM } from '../../src/machine/start.js';
+import type { MacVM } from '../../src/machine/macvm.js';
 import { createTestHome, pidsWithArgument, type TestHome } from '../support/vm-home.js';
 import { macvmErrorOf as thrown } from '../support/macvm-error.js';
 

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/runner/config.js';
-import { startMacVM } from '../../src/vm/start.js';
+import { startMacVM } from '../../src/machine/start.js';
 import { sshProviderSettings, startSshd, type Sshd } from '../support/sshd.js';
 
 const host = { platform: 'linux' as const, arch: 'x64', cpus: 2, totalMemoryBytes: 8 * 2 ** 30 };

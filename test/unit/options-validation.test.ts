@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import '../../src/fixtures/image-snapshot.js';
 import { defaultRunContext } from '../../src/runner/default-context.js';
 import { startSuiteVM } from '../../src/runner/suite-vm.js';
-import { startMacVM } from '../../src/vm/start.js';
+import { startMacVM } from '../../src/machine/start.js';
 import { macvmErrorOf } from '../support/macvm-error.js';
 
 // Options passed in code go through the same validator as macvm.config.ts: one code

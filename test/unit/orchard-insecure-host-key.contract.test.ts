@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/runner/config.js';
 import { providerConfigView } from '../../src/runner/config.js';
 import { providerDefinition } from '../../src/vm/registry.js';
-import { startMacVM } from '../../src/vm/start.js';
+import { startMacVM } from '../../src/machine/start.js';
 import { startFakeOrchard, type FakeOrchard } from '../fixtures/orchard/fake-controller.js';
 import { startSshd, type Sshd } from '../support/sshd.js';
 

@@ -11,7 +11,7 @@ import { homePaths } from '../../src/vm/home.js';
 import { checkOrchard } from '../../src/vm/orchard/doctor.js';
 import { createOrchardProvider, type OrchardProviderOptions } from '../../src/vm/orchard/provider.js';
 import { readVmRecord } from '../../src/vm/runtime-dir.js';
-import { startMacVM } from '../../src/vm/start.js';
+import { startMacVM } from '../../src/machine/start.js';
 import type { RunningVM } from '../../src/vm/types.js';
 import { startFakeOrchard, type FakeOrchard, type FakeOrchardOptions } from '../fixtures/orchard/fake-controller.js';
 import { macvmErrorOf } from '../support/macvm-error.js';

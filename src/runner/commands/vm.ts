@@ -8,7 +8,7 @@ import { homePaths } from '../../vm/home.js';
 import { isProviderName, loadProvider, parseProviderName, PROVIDER_NAMES, providerDefinition } from '../../vm/registry.js';
 import { listRuntimeDirs, readVmRecord } from '../../vm/runtime-dir.js';
 import { newSession } from '../../vm/session.js';
-import { startMacVM } from '../../vm/start.js';
+import { startMacVM } from '../../machine/start.js';
 import type { ProviderName } from '../../vm/types.js';
 import { loadConfig, providerConfigView, type ResolvedConfig } from '../config.js';
 import type { Command } from './command.js';

@@ -2,13 +2,13 @@ import { MacvmError, messageOf } from '../errors.js';
 import { connectGuest } from '../guest/session.js';
 import { parseSize } from '../util/size.js';
 import { assertOptions, type Rule } from '../util/validate.js';
-import { consoleTail } from './console-tail.js';
-import { DEFAULTS } from './defaults.js';
+import { consoleTail } from '../vm/console-tail.js';
+import { DEFAULTS } from '../vm/defaults.js';
 import { Deadline } from '../shared/deadline.js';
 import { MacVM } from './macvm.js';
-import { defaultProviderName, loadProvider } from './registry.js';
-import { currentSession } from './session.js';
-import { NETWORK_MODES, type Clone, type ExitInfo, type NetworkMode, type Provider, type ProviderName, type RunningVM, type SessionInfo } from './types.js';
+import { defaultProviderName, loadProvider } from '../vm/registry.js';
+import { currentSession } from '../vm/session.js';
+import { NETWORK_MODES, type Clone, type ExitInfo, type NetworkMode, type Provider, type ProviderName, type RunningVM, type SessionInfo } from '../vm/types.js';
 import { forSsh, type WaitStrategy } from './wait.js';
 
 export interface StartMacVMOptions {

@@ -5,9 +5,9 @@ import { captureMacosScreen, captureStable, type StableCaptureOptions } from '..
 import { gpu, type GpuInfo } from '../guest/gpu.js';
 import { buildShellCommand } from '../guest/shell-quote.js';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../guest/simulator.js';
-import { consoleTail } from './console-tail.js';
-import { DEFAULTS } from './defaults.js';
-import type { Clone, ExitInfo, GuestArch, GuestOS, ProviderName, RunningVM } from './types.js';
+import { consoleTail } from '../vm/console-tail.js';
+import { DEFAULTS } from '../vm/defaults.js';
+import type { Clone, ExitInfo, GuestArch, GuestOS, ProviderName, RunningVM } from '../vm/types.js';
 
 /** What a spec, a report and a benchmark may want to know about the VM. */
 export interface VmFacts {

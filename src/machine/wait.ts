@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { MacvmError } from '../errors.js';
 import type { GuestSession } from '../guest/types.js';
 import type { Deadline } from '../shared/deadline.js';
-import type { RunningVM } from './types.js';
+import type { RunningVM } from '../vm/types.js';
 
 /**
  * What a wait strategy can look at: the booted VM (console log), an open SSH session, and
