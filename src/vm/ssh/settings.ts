@@ -45,7 +45,7 @@ export interface ValidSshSettings {
  * validateSshSettings() (settings handed over in code) apply. hostKey is required too, but
  * checked by normaliseHostKey(), whose message says how to get and verify one.
  */
-export const SSH_SETTINGS_RULE: Rule = {
+export const SSH_SETTINGS_RULE = {
   kind: 'object',
   required: ['host', 'user', 'hostKey'],
   keys: {
@@ -58,9 +58,10 @@ export const SSH_SETTINGS_RULE: Rule = {
     os: { kind: 'enum', values: ['macos', 'linux'] },
     arch: { kind: 'enum', values: ['aarch64', 'x86_64'] },
   },
-};
+} satisfies Rule;
 
-const SHAPE_RULE: Rule = { ...SSH_SETTINGS_RULE, required: ['host', 'user'] } as Rule;
+// hostKey is left to normaliseHostKey(), whose message says how to get and verify one.
+const SHAPE_RULE: Rule = { kind: 'object', required: ['host', 'user'], keys: { ...SSH_SETTINGS_RULE.keys, hostKey: { kind: 'any' } } };
 
 /**
  * Checks settings that usually come from macvm.config.ts (already validated there) or from code
