@@ -7,8 +7,8 @@
  *   startMacVM() runs ready(wait)     -> MacVM      the object a spec sees
  *   MacVM.dispose()                   -> stops the VM, deletes the clone (idempotent)
  *
- * Providers implement Provider/Clone/RunningVM; everything above them
- * (deadline, SSH session, wait strategies, MacVM) is shared in src/vm/start.ts.
+ * Providers implement Provider/Clone/RunningVM; everything above them (SSH session, wait
+ * strategies, MacVM) is the facade in src/machine/, the one deadline is src/shared/deadline.ts.
  */
 import type { Deadline } from '../shared/deadline.js';
 import type { GuestArch, GuestOS, SshCredentials } from '../shared/guest.js';

@@ -6,21 +6,12 @@ import { checkLayers, findCycle, folderGraph, LAYERS, ONLY, PROVIDER_PARENTS, re
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-/**
- * Known breaks on their way out: the MacVM facade still sits in src/vm/ until it moves to
- * src/machine/ (which the table already names). Each entry must still break a rule, so a
- * fixed one cannot stay listed.
- */
-const PENDING_FILES = ['src/vm/macvm.ts', 'src/vm/start.ts', 'src/vm/wait.ts'];
-const PENDING_FOLDERS = ['machine'];
-
 describe('the layers of src/ (DESIGN.md: dependencies point downwards only)', () => {
   const { imports, violations } = checkLayers(readSourceTree(ROOT));
 
   it('no import runs up a layer, across side-by-side folders, from report to runtime code, or between providers', () => {
     expect(imports.length).toBeGreaterThan(100);
-    expect(violations.filter((v) => !PENDING_FILES.includes(v.file)).map((violation) => violation.message)).toEqual([]);
-    expect(PENDING_FILES.filter((file) => !violations.some((v) => v.file === file))).toEqual([]);
+    expect(violations.map((violation) => violation.message)).toEqual([]);
   });
 
   it('the folder graph has no cycle, type-only imports included', () => {
@@ -29,7 +20,7 @@ describe('the layers of src/ (DESIGN.md: dependencies point downwards only)', ()
 
   it('every folder the table names exists, so a renamed folder cannot leave a stale row', () => {
     const named = [...LAYERS.flat(), ...Object.keys(ONLY), ...Object.values(ONLY).flat(), ...PROVIDER_PARENTS];
-    const missing = named.filter((name) => !PENDING_FOLDERS.includes(name) && !existsSync(resolve(ROOT, 'src', name)) && !existsSync(resolve(ROOT, 'src', `${name}.ts`)));
+    const missing = named.filter((name) => !existsSync(resolve(ROOT, 'src', name)) && !existsSync(resolve(ROOT, 'src', `${name}.ts`)));
     expect(missing).toEqual([]);
   });
 });
