@@ -1,4 +1,4 @@
-import { INSECURE_HOST_KEY_RULE } from '../credentials-rule.js';
+import { checkLoginSettings, INSECURE_HOST_KEY_RULE } from '../credentials-rule.js';
 import { imageLogins } from '../image-logins.js';
 import { describeLocalVm, recordedEndpoint } from '../local-vm.js';
 import type { ProviderDefinition } from '../provider-definition.js';
@@ -13,6 +13,7 @@ export const tartDefinition: ProviderDefinition = {
   runsOn: (host) => host.platform === 'darwin',
   settings: (view) => ({ ...view.section, images: imageLogins(view) }),
   async create(settings, { detached }) {
+    checkLoginSettings('tart', settings);
     const { createTartProvider } = await import('./provider.js');
     return createTartProvider({ ...(settings as Parameters<typeof createTartProvider>[0]), detached });
   },

@@ -5,7 +5,7 @@ import { allocatedMiB } from '../image-listing.js';
 import { imageLogins } from '../image-logins.js';
 import { describeLocalVm, recordedEndpoint } from '../local-vm.js';
 import type { ProviderDefinition } from '../provider-definition.js';
-import { INSECURE_HOST_KEY_RULE } from '../credentials-rule.js';
+import { checkLoginSettings, INSECURE_HOST_KEY_RULE } from '../credentials-rule.js';
 import { BUNDLE_FILES, readBundleConfig } from './bundle-config.js';
 
 /**
@@ -22,6 +22,7 @@ export const vzDefinition: ProviderDefinition = {
   runsOn: isAppleSilicon,
   settings: (view) => ({ ...view.section, images: imageLogins(view) }),
   async create(settings, { detached }) {
+    checkLoginSettings('vz', settings);
     const { createVzProvider } = await import('./provider.js');
     return createVzProvider({ ...(settings as Parameters<typeof createVzProvider>[0]), detached });
   },
