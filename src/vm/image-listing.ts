@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import type { ProviderName } from './types.js';
 
 /** One row of `macvm image ls`: an image directory under MACVM_HOME/images. */
@@ -15,9 +16,11 @@ export interface ImageListing {
   inputs?: ImageInput[];
 }
 
-/** Space a disk really takes (sparse and cloned files take less than their length). */
-export function allocatedMiB(disk: { blocks: number }): number {
-  return Math.round((disk.blocks * 512) / 2 ** 20);
+/** An intact image's row: what its provider read of it, and the space its disk really takes. */
+export async function intactImage(facts: Omit<ImageListing, 'status' | 'diskMiB'>, disk: string): Promise<ImageListing> {
+  // Sparse and cloned files take less than their length: count the blocks.
+  const { blocks } = await stat(disk);
+  return { ...facts, status: 'ok', diskMiB: Math.round((blocks * 512) / 2 ** 20) };
 }
 
 /** One .deb an image was built from. */

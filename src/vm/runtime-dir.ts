@@ -1,5 +1,6 @@
 import { mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Deadline } from '../shared/deadline.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { selfStartTime } from '../util/process-identity.js';
 import { ensurePrivateDir, ensurePrivateHome, homePaths } from './home.js';
@@ -67,6 +68,22 @@ export async function createTaggedRuntimeDir(record: VmRecord): Promise<string> 
     return dir;
   } catch (error) {
     await rm(staging, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/**
+ * A local clone's runtime dir: tagged with its record before anything else exists (a crash from
+ * here on leaves a dir the reaper and `macvm gc` recognise), then `fill` makes the clone's disk in
+ * it as the deadline's 'clone' step. If that fails, the dir goes again before the error is thrown.
+ */
+export async function createCloneRuntimeDir(record: VmRecord, deadline: Deadline, fill: (dir: string, signal: AbortSignal) => Promise<void>): Promise<string> {
+  const dir = await createTaggedRuntimeDir(record);
+  try {
+    await deadline.run('clone', (signal) => fill(dir, signal));
+    return dir;
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
     throw error;
   }
 }

@@ -1,8 +1,7 @@
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Rule } from '../../util/validate.js';
 import { isAppleSilicon } from '../host-facts.js';
-import { allocatedMiB } from '../image-listing.js';
+import { intactImage } from '../image-listing.js';
 import { imageLogins } from '../image-logins.js';
 import { describeLocalVm, recordedEndpoint } from '../local-vm.js';
 import type { ProviderDefinition } from '../provider-definition.js';
@@ -69,18 +68,8 @@ export const qemuDefinition: ProviderDefinition = {
   async describeImage(name, dir) {
     try {
       const manifest = await readQemuManifest(dir, name);
-      const disk = await stat(join(dir, manifest.disk));
-      return {
-        name,
-        dir,
-        provider: 'qemu',
-        status: 'ok',
-        os: manifest.os,
-        arch: manifest.arch,
-        createdAt: manifest.createdAt,
-        diskMiB: allocatedMiB(disk),
-        ...(Array.isArray(manifest.inputs) ? { inputs: manifest.inputs } : {}),
-      };
+      const facts = { name, dir, provider: 'qemu' as const, os: manifest.os, arch: manifest.arch, createdAt: manifest.createdAt };
+      return await intactImage(Array.isArray(manifest.inputs) ? { ...facts, inputs: manifest.inputs } : facts, join(dir, manifest.disk));
     } catch {
       return undefined;
     }

@@ -1,16 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { stopAndRemoveClone } from '../clone-teardown.js';
-import { access, readFile, rm } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { MacvmError, messageOf } from '../../errors.js';
 import { normaliseHostKey } from '../credentials.js';
 import { ensurePrivateDir, ensurePrivateHome, macvmHome, homePaths } from '../home.js';
-import { createTaggedRuntimeDir, newVmRecord, type VmRecord } from '../runtime-dir.js';
+import { createCloneRuntimeDir, newVmRecord, type VmRecord } from '../runtime-dir.js';
 import type { Clone, CloneOptions, Image, Provider, SshCredentials } from '../types.js';
 import { readQemuManifest, type QemuImageManifest } from './manifest.js';
 import { createOverlay, virtualSizeBytes } from './qemu-img.js';
 import { bootQemu, type QemuBootExtras } from './boot.js';
 import { resolveQemuSettings } from './settings.js';
+
+/** The clone's copy-on-write disk, an overlay on the image's read-only base. */
+const OVERLAY_FILE = 'disk.qcow2';
 
 export interface QemuImage extends Image {
   provider: 'qemu';
@@ -84,18 +87,12 @@ export function createQemuProvider(options: QemuProviderOptions = {}): Provider 
         image: image.name,
         detached: options.detached,
       });
-      const runtimeDir = await createTaggedRuntimeDir(record);
-      const overlay = join(runtimeDir, 'disk.qcow2');
-      try {
-        await cloneOptions.deadline.run('clone', async () => {
-          const baseBytes = await virtualSizeBytes(qemuImage.manifest.disk);
-          const grow = cloneOptions.diskGiB !== undefined && cloneOptions.diskGiB * 2 ** 30 > baseBytes ? cloneOptions.diskGiB : undefined;
-          await createOverlay(qemuImage.manifest.disk, overlay, grow);
-        });
-      } catch (error) {
-        await rm(runtimeDir, { recursive: true, force: true });
-        throw error;
-      }
+      const runtimeDir = await createCloneRuntimeDir(record, cloneOptions.deadline, async (dir) => {
+        const baseBytes = await virtualSizeBytes(qemuImage.manifest.disk);
+        const grow = cloneOptions.diskGiB !== undefined && cloneOptions.diskGiB * 2 ** 30 > baseBytes ? cloneOptions.diskGiB : undefined;
+        await createOverlay(qemuImage.manifest.disk, join(dir, OVERLAY_FILE), grow);
+      });
+      const overlay = join(runtimeDir, OVERLAY_FILE);
       return new QemuClone(id, qemuImage, runtimeDir, overlay, record, { settings, home, detached: options.detached });
     },
   };

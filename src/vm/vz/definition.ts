@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isAppleSilicon } from '../host-facts.js';
-import { allocatedMiB } from '../image-listing.js';
+import { intactImage } from '../image-listing.js';
 import { imageLogins } from '../image-logins.js';
 import { describeLocalVm, recordedEndpoint } from '../local-vm.js';
 import type { ProviderDefinition } from '../provider-definition.js';
@@ -44,17 +44,8 @@ export const vzDefinition: ProviderDefinition = {
     if (!configured) return undefined;
     try {
       const config = await readBundleConfig(dir);
-      const disk = await stat(join(dir, BUNDLE_FILES.disk));
-      return {
-        name,
-        dir,
-        provider: 'vz',
-        status: 'ok',
-        os: config.os === 'darwin' ? 'macos' : config.os,
-        arch: config.arch === 'arm64' ? 'aarch64' : 'x86_64',
-        createdAt: configured.mtime.toISOString(),
-        diskMiB: allocatedMiB(disk),
-      };
+      const [os, arch] = [config.os === 'darwin' ? 'macos' : config.os, config.arch === 'arm64' ? 'aarch64' : 'x86_64'];
+      return await intactImage({ name, dir, provider: 'vz', os, arch, createdAt: configured.mtime.toISOString() }, join(dir, BUNDLE_FILES.disk));
     } catch {
       return { name, dir, provider: 'vz', status: 'corrupt' };
     }

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { stopAndRemoveClone } from '../clone-teardown.js';
-import { access, rm } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { MacvmError } from '../../errors.js';
 import { homePaths, macvmHome } from '../home.js';
-import { createTaggedRuntimeDir, newVmRecord, type VmRecord } from '../runtime-dir.js';
+import { createCloneRuntimeDir, newVmRecord, type VmRecord } from '../runtime-dir.js';
 import { pinnedCredentials, type CredentialSettings } from '../credentials.js';
 import type { BootOptions, Clone, CloneOptions, Image, Provider, RunningVM } from '../types.js';
 import type { AddressLookup } from './address.js';
@@ -40,6 +40,9 @@ export interface VzProviderOptions extends CredentialSettings {
    */
   detached?: boolean;
 }
+
+/** Where in a clone's runtime dir its copy of the bundle lives. */
+const BUNDLE_DIR = 'bundle';
 
 export interface VzImage extends Image {
   provider: 'vz';
@@ -100,19 +103,14 @@ export function createVzProvider(options: VzProviderOptions = {}): Provider {
         // The reaper leaves detached VMs alone; `vm rm` and `gc --all` remove them.
         detached: options.detached,
       });
-      const runtimeDir = await createTaggedRuntimeDir(record);
-      const bundle = join(runtimeDir, 'bundle');
-      try {
-        await cloneOptions.deadline.run('clone', async () => {
-          await cloneBundle(vzImage.bundle, bundle, { allowFullCopy: options.allowFullCopy });
-          // Two clones of one image must not share a MAC (one DHCP lease) — the fresh machine
-          // identifier is made by the framework in vmhost at boot.
-          await writeBundleConfig(bundle, { ...vzImage.config, macAddress: randomLocallyAdministeredMac() });
-        });
-      } catch (error) {
-        await rm(runtimeDir, { recursive: true, force: true });
-        throw error;
-      }
+      const runtimeDir = await createCloneRuntimeDir(record, cloneOptions.deadline, async (dir) => {
+        const bundle = join(dir, BUNDLE_DIR);
+        await cloneBundle(vzImage.bundle, bundle, { allowFullCopy: options.allowFullCopy });
+        // Two clones of one image must not share a MAC (one DHCP lease) — the fresh machine
+        // identifier is made by the framework in vmhost at boot.
+        await writeBundleConfig(bundle, { ...vzImage.config, macAddress: randomLocallyAdministeredMac() });
+      });
+      const bundle = join(runtimeDir, BUNDLE_DIR);
       return new VzClone(id, vzImage, runtimeDir, bundle, record, options);
     },
   };
