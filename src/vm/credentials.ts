@@ -3,7 +3,7 @@
  * imports another: Tart-style image logins with a pinned host key (tart, vz, orchard), and the
  * host-key normalisation every provider that pins a key applies (ssh, qemu, orchard).
  */
-import { MacvmError } from '../errors.js';
+import { MacvmError, messageOf } from '../errors.js';
 import type { ProviderName, SshCredentials } from './types.js';
 
 /**
@@ -27,8 +27,6 @@ export interface CredentialSettings {
 /** Tart's documented defaults for its cirruslabs images. */
 export const TART_DEFAULT_CREDENTIALS = { user: 'admin', password: 'admin' } as const;
 
-const OPENSSH_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}$/;
-
 export function pinnedCredentials(provider: ProviderName, imageRef: string, settings: CredentialSettings): SshCredentials {
   const image = settings.images?.[imageRef] ?? settings.images?.['*'] ?? {};
   // The config path the key lives at (macvm.config.ts: images.<name>.ssh.hostKey).
@@ -40,16 +38,14 @@ export function pinnedCredentials(provider: ProviderName, imageRef: string, sett
         `${key} in macvm.config.ts to the "ssh-ed25519 AAAA..." part — or, for throwaway machines only, set ${provider}.insecureAcceptAnyHostKey: true.`,
     });
   }
-  if (image.hostKey && !OPENSSH_KEY.test(image.hostKey.trim())) {
-    throw new MacvmError('MACVM_CONFIG_INVALID', `${key} is not an OpenSSH public key ("ssh-ed25519 AAAA...").`);
-  }
+  const hostKey = image.hostKey ? configuredHostKey(image.hostKey, key) : undefined;
   return {
     user: image.user ?? TART_DEFAULT_CREDENTIALS.user,
     // With a key file, no default password: admin/admin is only the stock images' login.
     password: image.privateKeyPath ? image.password : (image.password ?? TART_DEFAULT_CREDENTIALS.password),
     privateKeyPath: image.privateKeyPath,
-    hostKey: image.hostKey?.trim(),
-    ...(image.hostKey ? {} : { insecureAcceptAnyHostKey: true }),
+    hostKey,
+    ...(hostKey ? {} : { insecureAcceptAnyHostKey: true }),
   };
 }
 
@@ -79,6 +75,18 @@ export function normaliseHostKey(value: unknown, host = '<host>', port = 22): st
     throw invalidHostKey(`has a ${type} prefix but its key data is ${embedded ? `a ${embedded} key` : 'not valid base64 key data'}`, howToGet);
   }
   return `${expected} ${blob}`;
+}
+
+/**
+ * A host key from the config, normalised, or MACVM_CONFIG_INVALID naming the config path it was
+ * set at (`key`) and what is wrong with it: the one check every provider's pinned keys go through.
+ */
+export function configuredHostKey(value: string, key: string, hint?: string): string {
+  try {
+    return normaliseHostKey(value);
+  } catch (error) {
+    throw new MacvmError('MACVM_CONFIG_INVALID', `${key} is not an OpenSSH public key ("ssh-ed25519 AAAA..."): ${messageOf(error).split('\n')[0]}`, { hint, details: { key } });
+  }
 }
 
 export function hostKeyHint(host: string, port = 22): string {

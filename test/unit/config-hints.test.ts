@@ -28,7 +28,8 @@ describe('config keys named in messages and hints', () => {
     expect(bad).toEqual([]);
     // The scan finds the hints it is there for (qemu.accelerator, images.<name>.ssh.hostKey, …).
     expect(seen).toBeGreaterThan(10);
-  });
+    // Parses every source file: seconds on a loaded host, more than the 5 s default allows.
+  }, 60_000);
 
   it('the check fails on keys nobody can write', () => {
     expect(configPathProblem('providers.tart.images["sonoma"].hostKey')).toMatch(/"providers" is not a key/);

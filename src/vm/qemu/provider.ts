@@ -3,7 +3,7 @@ import { stopAndRemoveClone } from '../clone-teardown.js';
 import { access, readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { MacvmError, messageOf } from '../../errors.js';
-import { normaliseHostKey } from '../credentials.js';
+import { configuredHostKey } from '../credentials.js';
 import { ensurePrivateDir, ensurePrivateHome, macvmHome, homePaths } from '../home.js';
 import { createCloneRuntimeDir, newVmRecord, type VmRecord } from '../runtime-dir.js';
 import type { Clone, CloneOptions, Image, Provider, SshCredentials } from '../types.js';
@@ -132,14 +132,7 @@ function configuredLogin(imageRef: string, manifest: SshCredentials, configured:
   let hostKey = manifest.hostKey;
   if (configured.hostKey !== undefined) {
     const key = `images.${imageRef}.ssh.hostKey`;
-    try {
-      hostKey = normaliseHostKey(configured.hostKey);
-    } catch (error) {
-      throw new MacvmError('MACVM_CONFIG_INVALID', `${key} is not an OpenSSH public key ("ssh-ed25519 AAAA..."): ${messageOf(error).split('\n')[0]}`, {
-        hint: `The image's own key is in its image.json (ssh.hostKey); leave ${key} out to use it.`,
-        details: { key },
-      });
-    }
+    hostKey = configuredHostKey(configured.hostKey, key, `The image's own key is in its image.json (ssh.hostKey); leave ${key} out to use it.`);
   }
   return {
     user: configured.user ?? manifest.user,
