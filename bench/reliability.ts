@@ -7,6 +7,7 @@
  *
  *   npm run bench reliability                  # 2 trials per cell (the README figure: --trials 1)
  *   npm run bench reliability -- --trials 20   # (or MACVM_BENCH_TRIALS=20)
+ *   npm run bench reliability -- --trials 10 --points clone,boot
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +22,17 @@ type KillPoint = 'slot wait' | 'clone' | 'boot' | 'mid-suite' | 'teardown';
 const POINTS: KillPoint[] = ['slot wait', 'clone', 'boot', 'mid-suite', 'teardown'];
 const SIGNALS: NodeJS.Signals[] = ['SIGKILL', 'SIGTERM', 'SIGINT'];
 const LEAK_AFTER_MS = 15_000;
+
+/** `--points clone,boot`: only those kill points (default: all five). */
+function pointsWanted(): KillPoint[] {
+  const i = process.argv.indexOf('--points');
+  if (i < 0) return POINTS;
+  const slug = (point: string) => point.trim().replace(' ', '-');
+  const wanted = process.argv[i + 1]!.split(',').map((name) => POINTS.find((point) => slug(point) === slug(name)) ?? name) as KillPoint[];
+  const unknown = wanted.filter((p) => !POINTS.includes(p));
+  if (unknown.length) throw new Error(`--points: unknown ${unknown.join(', ')}; use ${POINTS.map(slug).join(',')}`);
+  return wanted;
+}
 
 function trialsWanted(): number {
   const i = process.argv.indexOf('--trials');
@@ -120,7 +132,7 @@ export async function run(): Promise<void> {
     console.log(`${trials} trial(s) per cell; signal sent to the runner pid alone; leak = anything left ${LEAK_AFTER_MS / 1000} s after the kill`);
     console.log('| kill point | signal | trials | leaks | median cleanup | max cleanup |');
     console.log('|---|---|---|---|---|---|');
-    for (const point of POINTS) {
+    for (const point of pointsWanted()) {
       for (const signal of SIGNALS) {
         const results = [];
         for (let i = 0; i < trials; i++) results.push(await trial(home, point, signal));
