@@ -1,7 +1,23 @@
 import { messageOf } from '../../errors.js';
 import { configOfModule, importConfigModule } from '../../util/config-module.js';
 import type { CleanupInfo } from './cleanup.js';
-import { resolveController, type ControllerTarget, type OrchardSettings } from './settings.js';
+import { resolveController, type ControllerTarget, type OrchardProviderSettings, type OrchardSettings } from './settings.js';
+
+/**
+ * The controller a process that did not create the VM talks to (`vm exec` / `vm stop` / `vm rm`,
+ * attach.ts): always the one the record names. The configured settings (macvm.config.ts,
+ * ORCHARD_* variables, an Orchard CLI context, resolved as the provider does) are used when they
+ * resolve to that same controller; otherwise — no settings, or settings for another controller,
+ * whose token must never be sent elsewhere — what the VM was created with, as the reaper reads it.
+ */
+export async function controllerForRecord(info: CleanupInfo, settings: OrchardProviderSettings | undefined, options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<ControllerTarget> {
+  const env = options.env ?? process.env;
+  if (settings) {
+    const target = await resolveController(settings, { env, cwd: options.cwd }).catch(() => undefined);
+    if (target?.url === info.controller) return target;
+  }
+  return recordedControllerTarget(info, { env });
+}
 
 /**
  * How a process that did not create an Orchard VM reaches its controller, from the runtime dir's
