@@ -11,6 +11,7 @@ import { sweepDeadSessions } from '../../src/runner/gc.js';
 import { registerSession } from '../../src/runner/sessions.js';
 import { isAlive, isRunning, processStartTime } from '../../src/util/process-identity.js';
 import { writeVmRecord, type VmRecord } from '../../src/vm/runtime-dir.js';
+import { deadPid, registerDeadSession } from '../support/dead-session.js';
 
 const fakeRunner = resolve('test/support/fake-runner.ts');
 let home: string;
@@ -130,9 +131,7 @@ describe('reaper without a runner', () => {
     expect(existsSync(runDir)).toBe(true);
 
     // Runner dead: the same reaper sweeps the session before it goes.
-    const gone = spawn('true');
-    await new Promise((done) => gone.once('exit', done));
-    await writeFile(join(home, 'sessions', 's-alive', 'session.json'), JSON.stringify({ id: 's-alive', pid: gone.pid, pidStartTime: '1', startedAt: '', cwd: '/' }));
+    await registerDeadSession('s-alive', home);
     expect(await runIdleReaper('s-alive')).toBe(0);
     expect(await isRunning(vm.pid!)).toBe(false);
     expect(existsSync(runDir)).toBe(false);
@@ -156,14 +155,7 @@ describe('gc', () => {
     return dir;
   }
 
-  async function deadSession(id: string): Promise<void> {
-    // The pid of a process that has exited, so the session's runner is certainly gone.
-    const gone = spawn('true');
-    const pid = gone.pid!;
-    await new Promise((done) => gone.once('exit', done));
-    await mkdir(join(home, 'sessions', id), { recursive: true, mode: 0o700 });
-    await writeFile(join(home, 'sessions', id, 'session.json'), JSON.stringify({ id, pid, pidStartTime: '1', startedAt: new Date().toISOString(), cwd: '/' }));
-  }
+  const deadSession = (id: string) => registerDeadSession(id, home);
 
   it('removes a dead session\'s leftovers, leaves a live session and a detached VM, and never signals a reused pid', async () => {
     await deadSession('s-dead');
@@ -197,8 +189,7 @@ describe('gc', () => {
   });
 
   it('removes a running VM of an unknown session once the process that made it is dead; keeps it while that owner lives', async () => {
-    const gone = spawn('true');
-    await new Promise((done) => gone.once('exit', done));
+    const gone = { pid: await deadPid() };
     const orphan = fakeVm();
     const owned = fakeVm();
     await vmDir('vm-orphan', { session: 's-unknown', pid: orphan, pidStartTime: await processStartTime(orphan), owner: { pid: gone.pid!, pidStartTime: '1' } });
@@ -210,8 +201,7 @@ describe('gc', () => {
   });
 
   it('removes a runtime dir whose maker died before tagging it; keeps one still being made', async () => {
-    const gone = spawn('true');
-    await new Promise((done) => gone.once('exit', done));
+    const gone = { pid: await deadPid() };
     const interrupted = join(home, 'run', `.staging-${gone.pid}-abc`);
     const inProgress = join(home, 'run', `.staging-${process.pid}-def`);
     for (const dir of [interrupted, inProgress]) await mkdir(dir, { recursive: true, mode: 0o700 });

@@ -5,12 +5,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isMacvmError, type MacvmErrorCode } from '../../src/errors.js';
 import { homePaths } from '../../src/vm/home.js';
-import { loadProvider } from '../../src/vm/registry.js';
 import { readVmRecord } from '../../src/vm/runtime-dir.js';
 import { createSshProvider, type SshProviderSettings } from '../../src/vm/ssh/provider.js';
 import { startMacVM } from '../../src/machine/start.js';
 import { sshProviderSettings, startSshd } from '../support/sshd.js';
 
+// The lifecycle (loadProvider from settings, exec, files, forward, gc, attach from another
+// process) is the shared contract: provider-contract-ssh.test.ts. Here: what only ssh does.
 // The "machine" the ssh provider attaches to is this host, through a REAL OpenSSH sshd
 // with its own host key on 127.0.0.1; MACVM_HOME is a temp dir so runtime dirs are ours.
 let sshd: Awaited<ReturnType<typeof startSshd>>;
@@ -67,16 +68,6 @@ describe('ssh provider over a real OpenSSH server', () => {
       expect((await again.exec('true')).exitCode).toBe(0);
     } finally {
       await again.dispose();
-    }
-  });
-
-  it('is what loadProvider("ssh") builds from config settings', async () => {
-    const provider = await loadProvider('ssh', { settings: { ...settings } });
-    const vm = await startMacVM({ image: 'from-config', provider, deadline: 30_000 });
-    try {
-      expect((await vm.exec('echo $((6*7))')).stdout.trim()).toBe('42');
-    } finally {
-      await vm.dispose();
     }
   });
 

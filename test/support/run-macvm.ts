@@ -31,3 +31,33 @@ export function runMacvm(args: string[], options: { cwd?: string; env?: NodeJS.P
   });
   return { child, done };
 }
+
+/** The CLI from the TypeScript sources (test/fixtures/orchard/macvm-from-sources.ts): no build in dist/ needed. */
+export const MACVM_FROM_SOURCES = join(REPO_ROOT, 'test', 'fixtures', 'orchard', 'macvm-from-sources.ts');
+
+/**
+ * `macvm <args>` from the sources in a process of its own, in `cwd`, as a user's later command
+ * is: it must exit by itself within `timeoutMs` (a handle left open — a port-forward listener,
+ * a socket — shows up as a hang, and fails).
+ */
+export async function macvmFromSources(args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const timeoutMs = options.timeoutMs ?? 45_000;
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), MACVM_FROM_SOURCES, ...args], {
+    cwd: options.cwd,
+    env: { ...process.env, CI: 'true', NO_COLOR: '1', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  let hung = false;
+  const timer = setTimeout(() => {
+    hung = true;
+    child.kill('SIGKILL');
+  }, timeoutMs);
+  const code = await new Promise<number | null>((resolve) => child.once('close', (exit) => resolve(exit)));
+  clearTimeout(timer);
+  if (hung) throw new Error(`macvm ${args.join(' ')} did not exit within ${timeoutMs / 1000} s (a handle left open?)\nstdout: ${stdout}\nstderr: ${stderr}`);
+  return { code, stdout, stderr };
+}

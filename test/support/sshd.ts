@@ -36,6 +36,11 @@ export const SSHD_PATH = '/usr/sbin/sshd';
 export const SFTP_SERVER_PATH = '/usr/lib/openssh/sftp-server';
 
 export interface SshdOptions {
+  /**
+   * Loopback address to listen on; default 127.0.0.1. Another 127.x.y.z with port 22 plays a
+   * guest at a fixed SSH port (vz, tart stand-ins) without clashing with anything else.
+   */
+  address?: string;
   /** Port to listen on; a free one is picked when absent. */
   port?: number;
   /** More sshd_config lines, appended after the defaults (sshd keeps the first value of most keys, so these cannot override the defaults). */
@@ -45,7 +50,7 @@ export interface SshdOptions {
 }
 
 export interface Sshd {
-  readonly host: '127.0.0.1';
+  readonly host: string;
   readonly port: number;
   /** The login user (whoever runs the tests). */
   readonly user: string;
@@ -93,6 +98,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
 
 async function prepareIn(dir: string, options: SshdOptions): Promise<Sshd> {
   const user = userInfo().username;
+  const address = options.address ?? '127.0.0.1';
   const hostKeyPath = join(dir, 'ssh_host_ed25519_key');
   const privateKeyPath = join(dir, 'client_ed25519');
   const authorizedKeysPath = join(dir, 'authorized_keys');
@@ -115,7 +121,7 @@ async function prepareIn(dir: string, options: SshdOptions): Promise<Sshd> {
     writeFile(
       configPath,
       [
-        'ListenAddress 127.0.0.1',
+        `ListenAddress ${address}`,
         `Port ${port}`,
         `HostKey ${hostKeyPath}`,
         `AuthorizedKeysFile ${authorizedKeysPath}`,
@@ -151,12 +157,12 @@ async function prepareIn(dir: string, options: SshdOptions): Promise<Sshd> {
       child = proc;
       const timer = setTimeout(() => {
         proc.kill('SIGKILL');
-        reject(new Error(`sshd did not report listening on 127.0.0.1:${port} within ${options.startTimeoutMs ?? 10_000} ms. Its log:\n${output}`));
+        reject(new Error(`sshd did not report listening on ${address}:${port} within ${options.startTimeoutMs ?? 10_000} ms. Its log:\n${output}`));
       }, options.startTimeoutMs ?? 10_000);
       proc.stderr!.setEncoding('utf8');
       proc.stderr!.on('data', (text: string) => {
         output = (output + text).slice(-1_000_000);
-        if (output.includes(`Server listening on 127.0.0.1 port ${port}`)) {
+        if (output.includes(`Server listening on ${address} port ${port}`)) {
           clearTimeout(timer);
           resolve(true);
         }
@@ -174,7 +180,7 @@ async function prepareIn(dir: string, options: SshdOptions): Promise<Sshd> {
     });
 
   const sshd: Sshd = {
-    host: '127.0.0.1',
+    host: address,
     get port() {
       return port;
     },

@@ -1,10 +1,7 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { connectGuest } from '../../src/guest/session.js';
 import { attachVm } from '../../src/vm/attach.js';
@@ -15,6 +12,8 @@ import { readVmRecord } from '../../src/vm/runtime-dir.js';
 import type { GuestEndpoint } from '../../src/vm/types.js';
 import { startFakeOrchard, type FakeOrchard } from '../fixtures/orchard/fake-controller.js';
 import { macvmErrorOf } from '../support/macvm-error.js';
+import { ORCHARD_TOKEN as TOKEN, orchardConfig, orchardSettings, startOrchardStandIn } from '../support/orchard-stand-in.js';
+import { macvmFromSources } from '../support/run-macvm.js';
 import { refusesConnections } from '../support/ports.js';
 import { startSshd, type Sshd } from '../support/sshd.js';
 
@@ -24,12 +23,7 @@ import { startSshd, type Sshd } from '../support/sshd.js';
  * own through the stand-in controller (test/fixtures/orchard/fake-controller.ts) to a real sshd,
  * closed again so the process can exit; stopping deletes the VM on the controller.
  */
-const IMAGE = 'ghcr.io/cirruslabs/macos-sonoma-base:latest';
-const TOKEN = 'tok-3f9c1a-very-secret';
 const session = { id: 'test-session', pid: process.pid };
-const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = join(REPO_ROOT, 'test', 'fixtures', 'orchard', 'macvm-from-sources.ts');
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const ORCHARD_ENV = ['ORCHARD_URL', 'ORCHARD_SERVICE_ACCOUNT_NAME', 'ORCHARD_SERVICE_ACCOUNT_TOKEN', 'ORCHARD_HOME'] as const;
 
 let sshd: Sshd;
@@ -52,14 +46,7 @@ beforeEach(async () => {
   // Neither the ORCHARD_* variables nor ~/.orchard of whoever runs the tests may leak in.
   for (const key of ORCHARD_ENV) delete process.env[key];
   process.env.ORCHARD_HOME = join(dir, 'orchard-home');
-  fake = await startFakeOrchard({
-    serviceAccounts: [
-      { name: 'macvm-ci', token: TOKEN, roles: ['compute:read', 'compute:write', 'compute:connect'] },
-      { name: 'other', token: 'tok-for-another-controller', roles: ['compute:read', 'compute:write', 'compute:connect'] },
-    ],
-    images: [IMAGE],
-    guestPorts: { 22: sshd.port },
-  });
+  fake = await startOrchardStandIn(sshd, { others: [{ name: 'other', token: 'tok-for-another-controller', roles: ['compute:read', 'compute:write', 'compute:connect'] }] });
 });
 
 afterEach(async () => {
@@ -77,22 +64,11 @@ afterEach(async () => {
 
 /** The provider settings macvm.config.ts gives (the orchard definition's settings()). */
 function settings(configFile?: string): Record<string, unknown> {
-  return {
-    controller: fake!.url,
-    serviceAccount: { name: 'macvm-ci', token: TOKEN },
-    images: { sonoma: { source: IMAGE, user: sshd.user, privateKeyPath: sshd.privateKeyPath, hostKey: sshd.hostKey } },
-    ...(configFile ? { configFile } : {}),
-  };
+  return orchardSettings(fake!, sshd, configFile ? { configFile } : {});
 }
 
 async function writeConfig(path: string, extra: Record<string, unknown> = {}): Promise<void> {
-  const config = {
-    provider: 'orchard',
-    orchard: { controller: fake!.url, serviceAccount: { name: 'macvm-ci', token: TOKEN } },
-    images: { sonoma: { source: IMAGE, ssh: { user: sshd.user, privateKeyPath: sshd.privateKeyPath, hostKey: sshd.hostKey } } },
-    ...extra,
-  };
-  await writeFile(path, `export default ${JSON.stringify(config, null, 2)};\n`);
+  await writeFile(path, `export default ${JSON.stringify(orchardConfig(fake!, sshd, extra), null, 2)};\n`);
 }
 
 /** A detached VM booted in this process, as `macvm vm start` boots it; its forward is then closed, as the CLI's exit closes it. */
@@ -132,23 +108,9 @@ async function eventually(check: () => boolean | Promise<boolean>, ms = 5_000): 
 }
 
 /** The real CLI (from the sources) in a process of its own, in `cwd`; it must exit by itself within 45 s. */
-async function macvm(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true', NO_COLOR: '1', MACVM_HOME: process.env.MACVM_HOME, ORCHARD_HOME: join(dir, 'orchard-home') };
-  for (const key of ['ORCHARD_URL', 'ORCHARD_SERVICE_ACCOUNT_NAME', 'ORCHARD_SERVICE_ACCOUNT_TOKEN', 'MACVM_PROVIDER']) delete env[key];
-  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  let hung = false;
-  const timer = setTimeout(() => {
-    hung = true;
-    child.kill('SIGKILL');
-  }, 45_000);
-  const code = await new Promise<number | null>((resolve) => child.once('close', (exit) => resolve(exit)));
-  clearTimeout(timer);
-  if (hung) throw new Error(`macvm ${args.join(' ')} did not exit within 45 s (a handle left open?)\nstdout: ${stdout}\nstderr: ${stderr}`);
-  return { code, stdout, stderr };
+function macvm(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  // ORCHARD_* and MACVM_PROVIDER are unset: the config file alone decides.
+  return macvmFromSources(args, { cwd, env: { MACVM_HOME: process.env.MACVM_HOME, ORCHARD_HOME: join(dir, 'orchard-home'), ORCHARD_URL: undefined, ORCHARD_SERVICE_ACCOUNT_NAME: undefined, ORCHARD_SERVICE_ACCOUNT_TOKEN: undefined, MACVM_PROVIDER: undefined } });
 }
 
 describe('orchard: a detached VM reached from another process', { timeout: 90_000 }, () => {

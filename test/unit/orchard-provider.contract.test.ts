@@ -14,6 +14,7 @@ import { readVmRecord } from '../../src/vm/runtime-dir.js';
 import { startMacVM } from '../../src/machine/start.js';
 import type { RunningVM } from '../../src/vm/types.js';
 import { startFakeOrchard, type FakeOrchard, type FakeOrchardOptions } from '../fixtures/orchard/fake-controller.js';
+import { ORCHARD_IMAGE as IMAGE, ORCHARD_TOKEN as TOKEN, orchardSettings, startOrchardStandIn } from '../support/orchard-stand-in.js';
 import { macvmErrorOf } from '../support/macvm-error.js';
 import { refusesConnections } from '../support/ports.js';
 import { prepareSshd, startSshd, type Sshd } from '../support/sshd.js';
@@ -25,9 +26,7 @@ import { prepareSshd, startSshd, type Sshd } from '../support/sshd.js';
  * Orchard controller or Mac fleet runs here.
  */
 const run = promisify(execFile);
-const IMAGE = 'ghcr.io/cirruslabs/macos-sonoma-base:latest';
 const STUCK_IMAGE = 'ghcr.io/cirruslabs/macos-sequoia-xcode:latest';
-const TOKEN = 'tok-3f9c1a-very-secret';
 const session = { id: 'test-session', pid: process.pid };
 
 let sshd: Sshd;
@@ -58,24 +57,13 @@ afterEach(async () => {
 });
 
 async function controller(options: FakeOrchardOptions = {}): Promise<FakeOrchard> {
-  fake = await startFakeOrchard({
-    serviceAccounts: [
-      { name: 'macvm-ci', token: TOKEN, roles: ['compute:read', 'compute:write', 'compute:connect'] },
-      { name: 'reader', token: 'tok-reader', roles: ['compute:read'] },
-    ],
-    images: [IMAGE],
-    stuckImages: [STUCK_IMAGE],
-    guestPorts: { 22: sshd.port },
-    ...options,
-  });
+  fake = await startOrchardStandIn(sshd, { others: [{ name: 'reader', token: 'tok-reader', roles: ['compute:read'] }], stuckImages: [STUCK_IMAGE], ...options });
   return fake;
 }
 
 function provider(extra: Partial<OrchardProviderOptions> = {}): ReturnType<typeof createOrchardProvider> {
   return createOrchardProvider({
-    controller: fake!.url,
-    serviceAccount: { name: 'macvm-ci', token: TOKEN },
-    images: { sonoma: { source: IMAGE, user: sshd.user, privateKeyPath: sshd.privateKeyPath, hostKey: sshd.hostKey } },
+    ...(orchardSettings(fake!, sshd) as OrchardProviderOptions),
     // Neither the ORCHARD_* variables nor ~/.orchard of whoever runs the tests may leak in.
     env: { ORCHARD_HOME: join(dir, 'orchard-home') },
     pollIntervalMs: 50,

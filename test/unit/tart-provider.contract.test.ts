@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -9,30 +9,27 @@ import { readVmRecord } from '../../src/vm/runtime-dir.js';
 import { createTartProvider, type TartProviderOptions } from '../../src/vm/tart/provider.js';
 import { isAlive } from '../../src/util/process-identity.js';
 import type { RunningVM } from '../../src/vm/types.js';
+import { installFakeTart, type FakeTart } from '../support/tart-stand-in.js';
 
 /**
  * Contract tests: the tart provider against a stand-in `tart` on PATH that replays the real
  * CLI's documented output and exit codes (test/fixtures/tart/fake-tart.mjs).
  */
-const fakeTart = join(import.meta.dirname, '..', 'fixtures', 'tart', 'fake-tart.mjs');
 const HOST_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEu0fQnE6t1bB1yHc2ZbcTg3DXXd1tZ9m7G9bV0Tn5pE';
 const session = { id: 'test-session', pid: process.pid };
 
 let dir: string;
 let tartHome: string;
 let env: NodeJS.ProcessEnv;
+let fakeTart: FakeTart;
 const running: RunningVM[] = [];
 const savedHome = process.env.MACVM_HOME;
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'macvm-tart-'));
-  tartHome = join(dir, 'tart-home');
-  await mkdir(tartHome);
-  await mkdir(join(dir, 'bin'));
-  await symlink(fakeTart, join(dir, 'bin', 'tart'));
-  // a local image, as `tart pull` would leave it
-  await writeFile(join(tartHome, 'sonoma-base.json'), JSON.stringify({ name: 'sonoma-base', cpu: 4, memory: 8192, disk: 50, source: 'local' }));
-  env = { ...process.env, PATH: `${join(dir, 'bin')}:${process.env.PATH}`, FAKE_TART_HOME: tartHome };
+  fakeTart = await installFakeTart(dir, 'sonoma-base');
+  tartHome = fakeTart.home;
+  env = fakeTart.env;
   process.env.MACVM_HOME = join(dir, 'macvm-home');
 });
 
@@ -45,7 +42,7 @@ afterEach(async () => {
 function provider(extra: Partial<TartProviderOptions> & { env?: NodeJS.ProcessEnv } = {}) {
   return createTartProvider({ env, images: { 'sonoma-base': { hostKey: HOST_KEY } }, ...extra });
 }
-const argvLog = async () => (await readFile(join(tartHome, 'argv.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as string[]);
+const argvLog = () => fakeTart.argvLog();
 
 // Each test starts several processes; on a loaded 2-core host that can take seconds.
 describe('tart provider contract', { timeout: 60_000 }, () => {

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import { createVzProvider, type VzProviderOptions } from '../../src/vm/vz/provid
 import { VmhostClient } from '../../src/vm/vz/vmhost-client.js';
 import { macvmErrorOf } from '../support/macvm-error.js';
 import { GUEST_HOST_KEY, TEST_SESSION } from '../fixtures/vz/contract-values.js';
+import { makeVzBundle, standInVmhost } from '../support/vz-stand-in.js';
 
 /**
  * Contract tests for detached vz VMs (`macvm vm start --provider vz`): the real vmhost in listen
@@ -33,11 +34,7 @@ beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'macvm-vzd-'));
   home = join(dir, 'home');
   process.env.MACVM_HOME = home;
-  const bundle = join(home, 'images', 'sonoma');
-  await mkdir(bundle, { recursive: true });
-  await copyFile(join(fixtures, 'tart', 'darwin-config.json'), join(bundle, 'config.json'));
-  await writeFile(join(bundle, 'disk.img'), Buffer.alloc(64 * 1024));
-  await writeFile(join(bundle, 'nvram.bin'), Buffer.alloc(1024));
+  await makeVzBundle(home, 'sonoma');
 });
 afterEach(async () => {
   for (const { pid, startTime } of started.splice(0)) {
@@ -62,11 +59,7 @@ function provider(extra: Partial<VzProviderOptions> = {}) {
     images: { '*': { hostKey: GUEST_HOST_KEY } },
     allowFullCopy: true,
     detached: true,
-    vmhost: {
-      command: process.execPath,
-      args: ['--import', import.meta.resolve('tsx'), join(root, 'src', 'vm', 'vz', 'vmhost-main.ts')],
-      env: { ...process.env, MACVM_VZ_ADDON: join(fixtures, 'vz', 'fake-addon.cjs'), MACVM_FAKE_VZ_LOG: callsLog() },
-    },
+    vmhost: standInVmhost(callsLog()),
     ...extra,
   });
 }

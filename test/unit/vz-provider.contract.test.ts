@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -9,13 +9,12 @@ import type { RunningVM } from '../../src/vm/types.js';
 import { parseTartConfig } from '../../src/vm/vz/bundle-config.js';
 import { createVzProvider, resolveBundleDir, type VzProviderOptions } from '../../src/vm/vz/provider.js';
 import { GUEST_HOST_KEY, TEST_SESSION } from '../fixtures/vz/contract-values.js';
+import { makeVzBundle, standInVmhost } from '../support/vz-stand-in.js';
 
 /**
  * Contract tests: the vz provider with the real vmhost process and a stand-in for the native
  * addon (test/fixtures/vz/fake-addon.cjs) that replays Virtualization.framework's behaviour.
  */
-const root = join(import.meta.dirname, '..', '..');
-const fixtures = join(root, 'test', 'fixtures');
 const session = TEST_SESSION;
 const savedHome = process.env.MACVM_HOME;
 
@@ -23,25 +22,14 @@ let dir: string;
 let home: string;
 const vms: RunningVM[] = [];
 
-async function makeImage(name: string): Promise<string> {
-  const bundle = join(home, 'images', name);
-  await mkdir(bundle, { recursive: true });
-  await copyFile(join(fixtures, 'tart', 'darwin-config.json'), join(bundle, 'config.json'));
-  await writeFile(join(bundle, 'disk.img'), Buffer.alloc(64 * 1024));
-  await writeFile(join(bundle, 'nvram.bin'), Buffer.alloc(1024));
-  return bundle;
-}
+const makeImage = (name: string) => makeVzBundle(home, name);
 
 function provider(extra: Partial<VzProviderOptions> = {}) {
   return createVzProvider({
     home,
     images: { '*': { hostKey: GUEST_HOST_KEY } },
     allowFullCopy: true, // this host's ext4 has no clonefile; on APFS the clone path is taken
-    vmhost: {
-      command: process.execPath,
-      args: ['--import', import.meta.resolve('tsx'), join(root, 'src', 'vm', 'vz', 'vmhost-main.ts')],
-      env: { ...process.env, MACVM_VZ_ADDON: join(fixtures, 'vz', 'fake-addon.cjs'), MACVM_FAKE_VZ_LOG: join(dir, 'vz-calls.log') },
-    },
+    vmhost: standInVmhost(join(dir, 'vz-calls.log')),
     address: { leasesPath: join(dir, 'dhcpd_leases'), arpCommand: ['false'], intervalMs: 50 },
     ...extra,
   });
