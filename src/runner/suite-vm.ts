@@ -50,6 +50,11 @@ const SUITE_OPTIONS_RULE: Rule = {
   },
 };
 
+/** Which provider a suite's VM comes from: its own option, else its image's in the config, else the config's. */
+export function suiteProvider(options: Pick<SuiteVMOptions, 'provider' | 'image'>, context: RunContext): ProviderName {
+  return (options.provider ?? context.images[options.image ?? context.defaults.image ?? '']?.provider ?? context.provider) as ProviderName;
+}
+
 export interface SuiteVM {
   vm: MacVM;
   /** Milliseconds spent waiting for a slot. */
@@ -66,7 +71,7 @@ export interface SuiteVM {
  */
 export async function startSuiteVM(suite: string, options: SuiteVMOptions, context: RunContext, wait = true): Promise<SuiteVM | undefined> {
   assertOptions(options, SUITE_OPTIONS_RULE, `withMacVM("${suite}") options`);
-  const provider = (options.provider ?? context.images[options.image ?? '']?.provider ?? context.provider) as ProviderName;
+  const provider = suiteProvider(options, context);
   const image = options.image ?? context.defaults.image;
   if (!image) {
     throw new MacvmError('MACVM_CONFIG_INVALID', `Suite "${suite}" names no image and the config has no defaults.image.`, {

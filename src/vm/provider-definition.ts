@@ -15,6 +15,7 @@ import type { Rule } from '../util/validate.js';
 import type { AttachedParts } from './attached-vm.js';
 import type { DoctorCheck, DoctorContext } from './doctor-check.js';
 import type { HostFacts } from './host-facts.js';
+import type { LayerFiles } from './image-layer.js';
 import type { ImageListing } from './image-listing.js';
 import type { VmRecord } from './runtime-dir.js';
 import type { GuestEndpoint, Provider, ProviderName, RunningVM } from './types.js';
@@ -81,6 +82,11 @@ export interface ProviderDefinition {
   repair?(context: DoctorContext): Promise<void>;
   /** Images the provider builds itself (`macvm image build <recipe>`), by recipe name. */
   readonly imageRecipes?: Readonly<Record<string, ImageRecipe>>;
+  /**
+   * An image like `image` with `files` added, made once and cached as a layer of its own (qemu: a
+   * derived qcow2 image); resolves to the image name to clone. Absent where the provider cannot.
+   */
+  imageWithFiles?(image: string, files: LayerFiles): Promise<string>;
   /** An image directory under MACVM_HOME/images that is this provider's, described; undefined if not. */
   describeImage?(name: string, dir: string): Promise<ImageListing | undefined>;
 }

@@ -12,9 +12,10 @@ const haveImage = existsSync(join(homePaths().image('linux-test'), 'image.json')
 
 describe.skipIf(!haveImage)('bench node from a disk layer', () => {
   test('a clone of the layer runs this host\'s node without an upload', async () => {
-    const layer = await imageWithNode('linux-test');
-    expect((await imageWithNode('linux-test')).name).toBe(layer.name); // made once, then found
-    const vm = await startMacVM({ image: layer.name, provider: 'qemu', cpus: 1, memory: 512 });
+    const layer = await imageWithNode('qemu', 'linux-test');
+    expect(layer).not.toBe('linux-test');
+    expect(await imageWithNode('qemu', 'linux-test')).toBe(layer); // made once, then found
+    const vm = await startMacVM({ image: layer, provider: 'qemu', cpus: 1, memory: 512 });
     try {
       const uploads: string[] = [];
       const shell = { exec: vm.exec.bind(vm), writeFile: vm.writeFile.bind(vm), upload: async (from: string, to: string) => { uploads.push(to); await vm.upload(from, to); } };
@@ -27,4 +28,8 @@ describe.skipIf(!haveImage)('bench node from a disk layer', () => {
       await vm.dispose();
     }
   }, 600_000);
+
+  test('a provider that cannot make layers clones the image itself (node is uploaded)', async () => {
+    expect(await imageWithNode('ssh', 'lab-mac')).toBe('lab-mac');
+  });
 });

@@ -65,6 +65,10 @@ export const qemuDefinition: ProviderDefinition = {
       build: async (options) => (await import('./image/build-linux-browser.js')).buildLinuxBrowserImage(options),
     },
   },
+  async imageWithFiles(image, files) {
+    const { derivedImage } = await import('./derived-image.js');
+    return (await derivedImage(image, files)).name;
+  },
   async describeImage(name, dir) {
     try {
       const manifest = await readQemuManifest(dir, name);

@@ -4,6 +4,7 @@ import { isAbsolute, join, posix } from 'node:path';
 import { MacvmError } from '../../errors.js';
 import { withFileLock } from '../../util/file-lock.js';
 import { homePaths, macvmHome } from '../home.js';
+import type { LayerFiles } from '../image-layer.js';
 import { runTool } from './image/run-tool.js';
 import { MANIFEST_FILE, readQemuManifest, type QemuImageManifest } from './manifest.js';
 
@@ -22,15 +23,7 @@ import { MANIFEST_FILE, readQemuManifest, type QemuImageManifest } from './manif
  * and renamed into place, so a killed build leaves no half-made image (the next build removes
  * its temp dir).
  */
-export interface LayerFiles {
-  /** What the layer adds, in the image name: "node-v20.20.2-linux-x64". */
-  tag: string;
-  /** Absolute dir in the guest the files go into. */
-  guestDir: string;
-  files: ReadonlyArray<{ hostPath: string; relativePath: string; mode: number }>;
-  /** Changes whenever the files do. */
-  identity: string;
-}
+export type { LayerFiles };
 
 export interface DerivedImage {
   /** The image name to clone ("linux-test.node-v20.20.2-linux-x64-1a2b3c4d5e6f"). */
