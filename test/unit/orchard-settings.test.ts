@@ -8,7 +8,8 @@ import { resolveConfig } from '../../src/runner/config.js';
 import { parseSimpleYaml, readOrchardContexts } from '../../src/vm/orchard/orchard-config-file.js';
 import { OrchardClient } from '../../src/vm/orchard/client.js';
 import { createOrchardProvider, vmName } from '../../src/vm/orchard/provider.js';
-import { certificateFingerprint, normaliseControllerAddress, orchardConfigured, resolveController } from '../../src/vm/orchard/settings.js';
+import { certificateFingerprint } from '../../src/vm/orchard/certificate.js';
+import { normaliseControllerAddress, orchardConfigured, resolveController } from '../../src/vm/orchard/settings.js';
 import { loadProvider } from '../../src/vm/registry.js';
 import { macvmErrorOf } from '../support/macvm-error.js';
 

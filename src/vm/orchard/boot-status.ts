@@ -1,6 +1,7 @@
 import { MacvmError } from '../../errors.js';
 import type { Deadline } from '../../shared/deadline.js';
-import { OrchardApiError, orchardError, type OrchardClient, type OrchardVm } from './client.js';
+import { OrchardApiError, type OrchardClient, type OrchardVm } from './client.js';
+import { orchardError } from './orchard-error.js';
 
 /** A VM just POSTed, as boot() waits for it. */
 export interface BootingVm {

@@ -5,7 +5,8 @@
  */
 import { messageOf } from '../../errors.js';
 import type { CleanupInfo } from './cleanup.js';
-import { OrchardClient, orchardError } from './client.js';
+import { OrchardClient } from './client.js';
+import { orchardError } from './orchard-error.js';
 import { recordedControllerTarget } from './recorded-controller.js';
 
 async function main(): Promise<number> {

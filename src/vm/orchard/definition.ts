@@ -2,7 +2,7 @@ import { MacvmError } from '../../errors.js';
 import { Deadline } from '../../shared/deadline.js';
 import type { ProviderDefinition } from '../provider-definition.js';
 import { cleanupInfoOf } from './cleanup.js';
-import { ORCHARD_SETTINGS_RULE } from './settings.js';
+import { ORCHARD_SETTINGS_RULE } from './settings-rule.js';
 
 /** Where an Orchard VM lives, from its record alone (no request); undefined when it names no controller. */
 function location(record: Parameters<ProviderDefinition['describe']>[0]): { controller: string; vm: string } | undefined {

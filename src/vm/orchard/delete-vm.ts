@@ -1,5 +1,6 @@
 import { MacvmError } from '../../errors.js';
-import { orchardError, type OrchardClient } from './client.js';
+import type { OrchardClient } from './client.js';
+import { orchardError } from './orchard-error.js';
 
 /**
  * DELETE /v1/vms/{name}, logged to the VM's console.log; 404 counts as deleted (the reaper, `gc`

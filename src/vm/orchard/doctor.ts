@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { MacvmError, messageOf } from '../../errors.js';
-import { OrchardApiError, OrchardClient, orchardError } from './client.js';
+import { OrchardApiError, OrchardClient } from './client.js';
+import { orchardError } from './orchard-error.js';
 import { orchardConfigured, resolveController, type OrchardSettings } from './settings.js';
 
 export interface OrchardCheck {

@@ -3,7 +3,7 @@ import { MacvmError } from '../../errors.js';
 import { createTaggedRuntimeDir, newVmRecord } from '../runtime-dir.js';
 import type { Clone, CloneOptions, Image, Provider } from '../types.js';
 import { cleanupCommand } from './cleanup.js';
-import { orchardError } from './client.js';
+import { orchardError } from './orchard-error.js';
 import { OrchardClone } from './clone.js';
 import { orchardCredentials } from './image-login.js';
 import { lazyClient } from './lazy-client.js';

@@ -1,7 +1,8 @@
 import { MacvmError } from '../../errors.js';
 import type { Deadline } from '../../shared/deadline.js';
 import type { ExitInfo, GuestEndpoint, RunningVM } from '../types.js';
-import { OrchardApiError, orchardError, type OrchardClient, type OrchardVm } from './client.js';
+import { OrchardApiError, type OrchardClient, type OrchardVm } from './client.js';
+import { orchardError } from './orchard-error.js';
 import type { OrchardClone } from './clone.js';
 import { deleteVm } from './delete-vm.js';
 import { listenPortForward, type LocalForward } from './port-forward.js';

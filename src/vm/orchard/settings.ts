@@ -1,11 +1,8 @@
-import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { resolve } from 'node:path';
-import { MacvmError, messageOf } from '../../errors.js';
-import { checkValue, type Rule } from '../../util/validate.js';
+import { MacvmError } from '../../errors.js';
 import type { ImageSshSettings } from '../credentials.js';
+import { certificateServerName, readCertificate } from './certificate.js';
 import { orchardConfigPath, readOrchardContexts } from './orchard-config-file.js';
+import { checkOrchardSettings } from './settings-rule.js';
 
 /**
  * How macvm finds and trusts an Orchard controller (cirruslabs/orchard), as users write it in
@@ -112,7 +109,7 @@ export function orchardConfigured(settings: OrchardSettings | undefined, env: No
  */
 export async function resolveController(settings: OrchardSettings = {}, options: ResolveOptions = {}): Promise<ControllerTarget> {
   const env = options.env ?? process.env;
-  checkShape(settings);
+  checkOrchardSettings(settings);
   let url: string | undefined;
   let urlOrigin = '';
   let serviceAccount: { name: string; token: string } | undefined;
@@ -249,83 +246,6 @@ function stripSlash(url: URL): string {
   return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, '')}`;
 }
 
-async function readCertificate(value: string, cwd = process.cwd()): Promise<string> {
-  if (value.includes('-----BEGIN')) return value;
-  const path = resolve(cwd, value.replace(/^~(?=\/)/, homedir()));
-  try {
-    return await readFile(path, 'utf8');
-  } catch (error) {
-    throw invalid('certificate', `is neither PEM text nor a readable file (${path}: ${messageOf(error)})`);
-  }
-}
-
-/**
- * Orchard's client trusts only the pinned certificate and verifies the server name against its
- * first DNS name (pkg/client/client.go New: RootCAs = that certificate, ServerName = DNSNames[0]).
- */
-export function certificateServerName(pem: string, origin: string): string | undefined {
-  let certificate: X509Certificate;
-  try {
-    certificate = new X509Certificate(pem);
-  } catch (error) {
-    throw new MacvmError('MACVM_CONFIG_INVALID', `${origin} is not a PEM certificate: ${messageOf(error)}.`, {
-      hint: "Give the controller's certificate as `orchard context create` stores it (PEM, \"-----BEGIN CERTIFICATE-----\").",
-      details: { key: origin },
-    });
-  }
-  const names = (certificate.subjectAltName ?? '')
-    .split(',')
-    .map((entry) => entry.trim())
-    .filter((entry) => entry.startsWith('DNS:'))
-    .map((entry) => entry.slice(4));
-  return names[0];
-}
-
-/** The SHA-256 fingerprint as Orchard prints it (internal/certificatefingerprint): "AB CD ...". */
-export function certificateFingerprint(pem: string): string {
-  return new X509Certificate(pem).fingerprint256.replace(/:/g, ' ');
-}
-
-const nonEmptyString: Rule = { kind: 'string', nonEmpty: true };
-
-/** The config's `orchard` section, as users write it (one rule for the config and for code). */
-export const ORCHARD_SETTINGS_RULE: Rule = {
-  kind: 'object',
-  keys: {
-    controller: nonEmptyString,
-    // The token's value never appears in a message.
-    serviceAccount: { kind: 'object', secret: true, required: ['name', 'token'], keys: { name: nonEmptyString, token: { kind: 'string', nonEmpty: true, secret: true } } },
-    context: nonEmptyString,
-    certificate: nonEmptyString,
-    headless: { kind: 'boolean' },
-    labels: { kind: 'record', value: { kind: 'string' } },
-    resources: { kind: 'record', value: { kind: 'integer', min: 0 } },
-    imagePullPolicy: { kind: 'enum', values: ['IfNotPresent', 'Always'] },
-    insecureAcceptAnyHostKey: { kind: 'boolean' },
-  },
-};
-
-/** What the provider is handed: the section plus per-image logins and the config file (OrchardProviderSettings). */
-const PROVIDER_SETTINGS_RULE: Rule = {
-  kind: 'object',
-  keys: {
-    ...(ORCHARD_SETTINGS_RULE as Extract<Rule, { kind: 'object' }>).keys,
-    images: {
-      kind: 'record',
-      value: { kind: 'object', keys: { source: nonEmptyString, user: nonEmptyString, password: { kind: 'string', secret: true }, privateKeyPath: nonEmptyString, hostKey: nonEmptyString } },
-    },
-    configFile: nonEmptyString,
-  },
-};
-
-/**
- * The config's checks again, for settings handed in code (startMacVM({ providerSettings })) that
- * never went through the config validator. The first problem is thrown, naming its key.
- */
-function checkShape(settings: OrchardProviderSettings): void {
-  const [problem] = checkValue(settings, PROVIDER_SETTINGS_RULE, 'orchard');
-  if (problem) throw new MacvmError('MACVM_CONFIG_INVALID', `${problem.message}.`, { details: { key: problem.path } });
-}
 
 function nonEmpty(value: string | undefined): string | undefined {
   const trimmed = value?.trim();
