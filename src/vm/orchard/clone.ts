@@ -66,6 +66,7 @@ export class OrchardClone implements Clone {
    * it just before POST /v1/vms; a rebuilt clone cannot rule it out, and a 404 is cheap.
    */
   private created: boolean;
+  /** Set by the first destroy(), even one that fails: a clone on its way out is not booted (POSTed) again. */
   private destroyRequested = false;
   private destroying?: Promise<void>;
 
