@@ -39,11 +39,21 @@ function trialsWanted(): number {
   return Number(i >= 0 ? process.argv[i + 1] : process.env.MACVM_BENCH_TRIALS) || 2;
 }
 
+/** The files in a dir, or "gone" when it went while we looked. */
+function filesIn(dir: string): string {
+  try {
+    return readdirSync(dir).join(' ');
+  } catch {
+    return 'gone';
+  }
+}
+
 async function leftover(home: TestHome, pids: number[]): Promise<string[]> {
   const left: string[] = [];
   const { runtimeDirs, qemuPids } = await home.leftovers();
   if (qemuPids.length) left.push(`${qemuPids.length} qemu`);
-  if (runtimeDirs.length) left.push(`${runtimeDirs.length} clone dir(s)`);
+  // What is in a leftover dir says which step left it (a record? a disk? a staging name?).
+  if (runtimeDirs.length) left.push(`${runtimeDirs.length} clone dir(s): ${runtimeDirs.map((name) => `${name} [${filesIn(join(home.home, 'run', name))}]`).join(', ')}`);
   const slots = join(home.home, 'slots', 'qemu');
   if (existsSync(slots) && readdirSync(slots).some((n) => n.startsWith('slot-'))) left.push('slot');
   const sessions = join(home.home, 'sessions');

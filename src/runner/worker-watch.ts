@@ -1,6 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isSameProcess, processStartTime, selfStartTime } from '../util/process-identity.js';
+import { removeOwnRuntimeDirsSync } from '../vm/runtime-dir.js';
 import { destroyLeftover, runtimeDirs } from './gc.js';
 import type { RunContext } from './run-context.js';
 import { sessionDir } from './sessions.js';
@@ -75,6 +76,9 @@ export function watchRunner(context: RunContext, options: { pollMs?: number } = 
   } catch {
     // The session dir is gone already: the runner is dead or done; the poll below decides.
   }
+  // However this worker exits, a runtime dir it was still tagging goes with it; once its runner
+  // is gone, so do the clones it made: the reaper's last sweep may be over by then.
+  process.once('exit', () => removeOwnRuntimeDirsSync({ ownedToo: state().gone.signal.aborted }));
   const runner = processStartTime(context.sessionPid);
   const check = async () => {
     if (!(await isSameProcess(context.sessionPid, await runner))) void stopOrphan(context, `runner pid ${context.sessionPid} is gone`);

@@ -1,4 +1,5 @@
 import { mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Deadline } from '../shared/deadline.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -85,6 +86,35 @@ export async function createCloneRuntimeDir(record: VmRecord, deadline: Deadline
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw error;
+  }
+}
+
+/**
+ * Removes, at once, the runtime dirs this process was making (staging dirs) and, with
+ * `ownedToo`, the non-detached clones it made: for the exit of a test worker whose runner died.
+ * Such a worker may still be half-way through a clone when it exits, after the reaper's last
+ * sweep; its VM processes die with it (parent-death signal), their dirs go here.
+ */
+export function removeOwnRuntimeDirsSync(options: { ownedToo: boolean; home?: string }): void {
+  const run = homePaths(options.home).run;
+  let names: string[];
+  try {
+    names = readdirSync(run);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const dir = join(run, name);
+    let remove = name.startsWith(`${STAGING_PREFIX}${process.pid}-`);
+    if (!remove && options.ownedToo && !name.startsWith('.')) {
+      try {
+        const record = JSON.parse(readFileSync(join(dir, VM_RECORD_FILE), 'utf8')) as VmRecord;
+        remove = record.owner?.pid === process.pid && !record.detached;
+      } catch {
+        // not ours to judge: gc decides
+      }
+    }
+    if (remove) rmSync(dir, { recursive: true, force: true });
   }
 }
 
