@@ -126,6 +126,21 @@ export function interruptedStaging(name: string): boolean {
   return maker !== undefined && !isAlive(maker);
 }
 
+/**
+ * What a session's sweep removes: its VMs that are not detached, and the runtime dirs its workers
+ * were still tagging. A staging dir of one of the session's workers goes whatever its vm.json
+ * says (it may be half-written) and whether or not its pid still answers (a killed worker its
+ * parent has not reaped yet does); any other staging dir only once its maker is gone.
+ */
+export function sessionLeftovers<T extends { id: string; record: VmRecord | undefined }>(dirs: T[], session: string, workerPids: readonly number[]): T[] {
+  const workers = new Set(workerPids);
+  return dirs.filter((d) => {
+    const maker = stagingOwner(d.id);
+    if (maker !== undefined && workers.has(maker)) return true;
+    return d.record ? d.record.session === session && !d.record.detached : interruptedStaging(d.id);
+  });
+}
+
 type Verdict = { keep: true; reason: string; liveSession?: boolean } | { keep: false; reason: string };
 
 async function judgeVm(

@@ -13,7 +13,7 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isSameProcess } from '../util/process-identity.js';
-import { destroyLeftover, interruptedStaging, runtimeDirs } from './gc.js';
+import { destroyLeftover, runtimeDirs, sessionLeftovers } from './gc.js';
 import { listWorkers, type WorkerRecord } from './worker-watch.js';
 import { readSession, removeSessionDir, sessionDir, sessionOwnerAlive } from './sessions.js';
 import { sweepDeadSlots } from './slots.js';
@@ -44,8 +44,8 @@ let sweeping: Promise<void> | undefined;
 
 /** Stops and deletes the session's VMs; returns how many, and how many cleanups failed. */
 async function sweepOnce(): Promise<{ removed: number; failed: number }> {
-  // The session's VMs, and clones its workers were still tagging when they died (no record yet).
-  const mine = (await runtimeDirs(args.home)).filter((d) => (d.record ? d.record.session === args.session && !d.record.detached : interruptedStaging(d.id)));
+  const workers = listWorkers(args.session, args.home).map((w) => w.pid);
+  const mine = sessionLeftovers(await runtimeDirs(args.home), args.session, workers);
   const results = await Promise.all(
     mine.map(async ({ dir, id, record }) => {
       const errors = await destroyLeftover(dir, record).catch((error: unknown) => [String(error)]);

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { sessionLeftovers } from '../../src/runner/gc.js';
 import { removeOwnRuntimeDirsSync, STAGING_PREFIX, VM_RECORD_FILE } from '../../src/vm/runtime-dir.js';
 
 // What a test worker leaves when it exits half-way through a clone after its runner died
@@ -41,5 +42,30 @@ describe('removeOwnRuntimeDirsSync (a worker exiting mid-clone)', () => {
     const dirs = makeHome();
     removeOwnRuntimeDirsSync({ ownedToo: true, home });
     expect(Object.entries(dirs).filter(([, dir]) => !existsSync(dir)).map(([name]) => name)).toEqual(['myStaging', 'mine']);
+  });
+});
+
+describe("sessionLeftovers (the reaper's sweep of a session)", () => {
+  const record = (session: string, detached?: boolean) => ({ id: 'x', session, provider: 'qemu', image: 'linux-test', createdAt: '', ...(detached ? { detached } : {}) });
+  // process.pid is alive: a staging dir named after it is not "interrupted" by the pid test alone.
+  const live = process.pid;
+
+  it("takes a staging dir of one of the session's workers even while that pid still answers, half-written vm.json or not", () => {
+    const dirs = [
+      { id: `${STAGING_PREFIX}${live}-a`, record: undefined },
+      { id: `${STAGING_PREFIX}${live}-b`, record: record('other-session') },
+    ];
+    expect(sessionLeftovers(dirs, 's1', [live]).map((d) => d.id)).toEqual(dirs.map((d) => d.id));
+    expect(sessionLeftovers(dirs, 's1', [])).toEqual([]);
+  });
+
+  it('takes its own VMs, never a detached one or another session\'s', () => {
+    const dirs = [
+      { id: 'macvm-1', record: record('s1') },
+      { id: 'macvm-2', record: record('s1', true) },
+      { id: 'macvm-3', record: record('s2') },
+      { id: `${STAGING_PREFIX}999999-c`, record: undefined },
+    ];
+    expect(sessionLeftovers(dirs, 's1', []).map((d) => d.id)).toEqual(['macvm-1', `${STAGING_PREFIX}999999-c`]);
   });
 });
