@@ -1,4 +1,4 @@
-import { Client, type ConnectConfig } from 'ssh2';
+import { Client, type AuthenticationType, type ConnectConfig } from 'ssh2';
 import { MacvmError, messageOf } from '../errors.js';
 import type { HostKeyCheck } from './host-key.js';
 
@@ -59,6 +59,9 @@ export function connectOnce(attempt: ConnectAttempt): Promise<Client> {
         host,
         port,
         ...attempt.auth,
+        // Straight to the methods we have. ssh2's default list starts with 'none', a round trip
+        // that only asks which methods the server takes; a refused method says that too.
+        authHandler: authMethods(attempt.auth),
         // Our own timer bounds the attempt; ssh2's must not fire first with a vaguer error.
         readyTimeout: budgetMs + 1_000,
         keepaliveInterval: attempt.keepaliveIntervalMs,
@@ -75,6 +78,14 @@ export function connectOnce(attempt: ConnectAttempt): Promise<Client> {
       );
     }
   });
+}
+
+/** The auth methods to try, in ssh2's own order, without its leading 'none'. */
+export function authMethods(auth: Auth): AuthenticationType[] {
+  const methods: AuthenticationType[] = [];
+  if (auth.password !== undefined) methods.push('password');
+  if (auth.privateKey !== undefined) methods.push('publickey');
+  return methods;
 }
 
 /** ssh2 marks a rejected login this way; retrying the same credentials cannot help. */

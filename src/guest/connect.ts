@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import type { Client } from 'ssh2';
 import { MacvmError, isMacvmError, messageOf } from '../errors.js';
 import type { Deadline } from '../shared/deadline.js';
@@ -100,7 +100,9 @@ async function loadAuth(target: string, credentials: SshCredentials): Promise<Au
   if (credentials.password !== undefined) auth.password = credentials.password;
   if (credentials.privateKeyPath) {
     try {
-      auth.privateKey = await readFile(credentials.privateKeyPath);
+      // Sync: a small local file, read on the ready chain's critical path, where an async read's
+      // thread hops each wait for a CPU on a loaded host.
+      auth.privateKey = readFileSync(credentials.privateKeyPath);
     } catch (error) {
       throw new MacvmError('MACVM_SSH_CONNECT_FAILED', `Cannot read the SSH client key ${credentials.privateKeyPath}: ${messageOf(error)}.`, {
         hint: 'The image metadata points at a key that is gone; rebuild the image or fix privateKeyPath.',

@@ -15,6 +15,7 @@ import { buildQemuArgs, qemuBinary, type QemuLaunchSpec } from './args.js';
 import type { QemuImageManifest } from './manifest.js';
 import type { ResolvedQemuSettings } from './settings.js';
 import { QmpClient } from './qmp.js';
+import { waitForConsoleMarker } from './console-watch.js';
 import { DEFAULTS } from '../defaults.js';
 
 export interface QemuBootExtras {
@@ -180,7 +181,6 @@ export class QemuRunningVM implements RunningVM {
   readonly exited: Promise<ExitInfo>;
   private stopping?: Promise<void>;
   private screenshotCount = 0;
-  private hasExited = false;
 
   constructor(
     readonly clone: Clone,
@@ -194,7 +194,6 @@ export class QemuRunningVM implements RunningVM {
   ) {
     this.exited = exited;
     void exited.then(() => {
-      this.hasExited = true;
       this.qmp?.close();
     });
   }
@@ -214,18 +213,28 @@ export class QemuRunningVM implements RunningVM {
   /**
    * The forwarded SSH port. Through QEMU's user-mode forwarding a connection made before the
    * guest's sshd listens is accepted and then hangs, costing a whole connect timeout; so when
-   * the image prints a ready marker, the endpoint is handed out once the marker is on the
-   * console, and the first SSH attempt lands.
+   * the image prints a ready marker, the endpoint is handed out the moment the marker reaches
+   * the console log (a watch on the log, not a poll), and the first SSH attempt lands.
    */
   async endpoint(deadline?: Deadline): Promise<GuestEndpoint> {
     if (!this.record.ssh) throw new MacvmError('MACVM_ADDRESS_NOT_FOUND', `VM ${this.clone.id} has no SSH forward recorded.`);
     if (this.readyMarker && deadline) {
-      while (!(await readFile(this.consoleLogPath, 'utf8').catch(() => '')).includes(this.readyMarker)) {
-        deadline.throwIfExpired();
-        // A VM that died never prints the marker: stop polling (the caller reports the exit),
-        // rather than keep the process busy until the deadline.
-        if (this.hasExited) throw new MacvmError('MACVM_VM_STOPPED', `VM ${this.clone.id} exited before its guest was ready.`);
-        await sleep(Math.min(20, deadline.remainingMs()));
+      deadline.throwIfExpired();
+      const stop = new AbortController();
+      const signal = AbortSignal.any([stop.signal, deadline.signal]);
+      // A VM that died never prints the marker: stop watching (the caller reports the exit),
+      // rather than wait for the deadline.
+      const died = this.exited.then(() => {
+        throw new MacvmError('MACVM_VM_STOPPED', `VM ${this.clone.id} exited before its guest was ready.`);
+      });
+      try {
+        await Promise.race([waitForConsoleMarker(this.consoleLogPath, this.readyMarker, { signal }), died]);
+      } catch (error) {
+        if (deadline.signal.aborted && !(error instanceof MacvmError && error.code === 'MACVM_VM_STOPPED')) throw deadline.error();
+        throw error;
+      } finally {
+        died.catch(() => {});
+        stop.abort();
       }
     }
     return this.record.ssh;
