@@ -4,7 +4,7 @@ import { CommandSlots } from './command-slots.js';
 import { connectSsh, type ConnectOptions } from './connect.js';
 import { execOverSsh, type ExecContext } from './exec.js';
 import { ReverseForwards, openLocalForward } from './forwards.js';
-import { buildShellCommand } from './shell-quote.js';
+import { shellTemplate } from './shell-quote.js';
 import { downloadPath, readRemoteFile, uploadPath, writeRemoteFile, type TransferChannel } from './transfer.js';
 import type { ExecOptions, ExecResult, GuestSession, PortForward, ShellTemplate } from './types.js';
 
@@ -81,15 +81,7 @@ class SshGuestSession implements GuestSession {
   }
 
   shWith(options: ExecOptions): ShellTemplate {
-    // The literal parts are shell source, so they are taken raw: sh`printf 'a\n'`
-    // hands printf a backslash-n, exactly as typed in a terminal.
-    return (strings, ...values) => {
-      try {
-        return this.exec(buildShellCommand(strings.raw, values), options);
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    };
+    return shellTemplate((command) => this.exec(command, options));
   }
 
   async upload(localPath: string, remotePath: string): Promise<void> {

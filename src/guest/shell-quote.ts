@@ -1,4 +1,5 @@
 import { MacvmError } from '../errors.js';
+import type { ExecResult, ShellTemplate } from './types.js';
 
 /**
  * Quoting for POSIX sh, used by the `sh` tagged template and by exec's env/cwd
@@ -43,6 +44,21 @@ export function quoteShellValue(value: unknown, position = 0): string {
       .join(' ');
   }
   throw badValue(value === null ? 'null' : typeof value === 'object' ? 'an object' : String(value), position);
+}
+
+/**
+ * The `sh` tagged template over a command runner: the literal parts are shell source, so they are
+ * taken raw (sh`printf 'a\n'` hands printf a backslash-n, exactly as typed in a terminal); the
+ * values are quoted. A bad value rejects the promise rather than throwing.
+ */
+export function shellTemplate(run: (command: string) => Promise<ExecResult>): ShellTemplate {
+  return (strings, ...values) => {
+    try {
+      return run(buildShellCommand(strings.raw, values));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
 }
 
 /** Joins a tagged template's literal parts with quoted interpolations. */

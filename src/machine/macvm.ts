@@ -3,7 +3,7 @@ import type { ExecOptions, ExecResult, GuestSession, PortForward, ShellTemplate 
 import { startGuestBrowser, type BrowserOptions } from '../guest/browser.js';
 import { captureMacosScreen, captureStable, type StableCaptureOptions } from '../guest/screen.js';
 import { gpu, type GpuInfo } from '../guest/gpu.js';
-import { buildShellCommand } from '../guest/shell-quote.js';
+import { shellTemplate } from '../guest/shell-quote.js';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../guest/simulator.js';
 import { consoleTail } from '../vm/console-tail.js';
 import { DEFAULTS } from '../vm/defaults.js';
@@ -88,15 +88,8 @@ export class MacVM implements AsyncDisposable {
   }
 
   shWith(options: ExecOptions): ShellTemplate {
-    // Through exec(), so a stopped VM is reported the same way. The literal parts are taken
-    // raw, as the session's own template does.
-    return (strings, ...values) => {
-      try {
-        return this.exec(buildShellCommand(strings.raw, values), options);
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    };
+    // Through exec(), so a stopped VM is reported the same way.
+    return shellTemplate((command) => this.exec(command, options));
   }
 
   async upload(localPath: string, remotePath: string): Promise<void> {
