@@ -22,7 +22,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['report'], // HTML report, JUnit XML (see ONLY)
   ['machine'], // the MacVM facade: a provider's running VM and a guest session, made one object
   ['vm', 'guest'], // providers (one sub-folder each) | the guest session: side by side
-  ['snapshot', 'bench'],
+  ['snapshot', 'bench', 'oci'], // … | … | OCI registries and Tart's image format (no VM knowledge)
   ['shared'], // plain types and schemas: result and bench records, guest vocabulary, Deadline
   ['util'],
   ['errors'],

@@ -18,6 +18,11 @@ export const ERROR_CODES = {
   MACVM_IMAGE_BUILD_FAILED: 'Building an image failed.',
   MACVM_IPSW_INVALID: 'A macOS restore image (IPSW) could not be loaded or is unsupported.',
   MACVM_INSTALL_FAILED: 'Installing macOS from an IPSW failed.',
+  MACVM_IMAGE_FORMAT_UNSUPPORTED: 'A registry image is in a format macvm does not read (Tart disk.v1, an unknown media type, another provider\'s image).',
+  MACVM_DISK_SPACE: 'Not enough free disk space for the image being pulled or built.',
+  // registries
+  MACVM_REGISTRY_AUTH_FAILED: 'The OCI registry refused the credentials (or asked for some and none were found).',
+  MACVM_REGISTRY_ERROR: 'The OCI registry could not be reached or answered with an error.',
   // lifecycle
   MACVM_CLONE_FAILED: 'Making the copy-on-write clone of an image failed.',
   MACVM_BOOT_FAILED: 'The VM process failed to start or exited during boot.',

@@ -58,6 +58,9 @@ export const HOST_REQUIREMENTS: readonly HostRequirement[] = [
   { bin: 'pgrep', apt: 'procps', neededFor: ['tests'], why: 'tests look for leftover qemu processes' },
   { bin: 'mount', apt: 'mount', neededFor: ['tests'], why: 'a full-disk test mounts a tiny tmpfs (as root)' },
   { bin: 'umount', apt: 'mount', neededFor: ['tests'], why: 'unmounts it' },
+  { bin: 'docker-registry', apt: 'docker-registry', neededFor: ['tests'], why: 'image pull/push tests talk to a real OCI registry (CNCF distribution) on 127.0.0.1' },
+  { bin: 'htpasswd', apt: 'apache2-utils', neededFor: ['tests'], why: "the registry's Basic-auth test writes a bcrypt htpasswd file" },
+  { bin: 'skopeo', apt: 'skopeo', neededFor: ['tests'], why: 'pulled images are checked against a real OCI client, and `npm run bench oci` runs beside it' },
 ];
 
 export function requirementsFor(need: HostNeed): HostRequirement[] {
