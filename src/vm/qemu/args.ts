@@ -1,5 +1,7 @@
+import { MacvmError } from '../../errors.js';
 import type { GuestArch, NetworkMode } from '../types.js';
 import { emulatedCpuModel, type Accelerator } from './accel.js';
+import { authorizedKeyParameter } from './authorized-key.js';
 
 export interface QemuLaunchSpec {
   name: string;
@@ -28,6 +30,12 @@ export interface QemuLaunchSpec {
   network?: NetworkMode;
   /** For microvm: the host TSC in kHz, so the guest skips calibration (which can hang on a busy host). */
   tscKhz?: number;
+  /**
+   * The login key's public line, for guests that take root's authorized key from the kernel
+   * command line (image.json `ssh.authorizedKeyFrom`). Public, so the command line — which
+   * every guest user can read in /proc/cmdline — is a fine place for it.
+   */
+  authorizedKey?: string;
 }
 
 /** qemu-system-<arch> from PATH, unless the settings name another binary (a path or a name). */
@@ -96,10 +104,21 @@ function cpuModel(spec: QemuLaunchSpec): string {
   return spec.accel === 'kvm' || spec.accel === 'hvf' ? 'host' : emulatedCpuModel(spec.arch);
 }
 
-export function kernelCommandLine(spec: Pick<QemuLaunchSpec, 'append' | 'arch' | 'machine' | 'tscKhz'>): string {
+/** x86's COMMAND_LINE_SIZE (arm64's is the same): a longer line is cut short by the kernel. */
+const KERNEL_COMMAND_LINE_MAX = 2047;
+
+export function kernelCommandLine(spec: Pick<QemuLaunchSpec, 'append' | 'arch' | 'machine' | 'tscKhz' | 'authorizedKey'>): string {
   const parts = [spec.append ?? '', `console=${consoleDevice(spec.arch)}`];
   if (spec.machine === 'microvm' && spec.tscKhz && !/tsc_early_khz=/.test(spec.append ?? '')) {
     parts.push(`tsc_early_khz=${spec.tscKhz}`);
   }
-  return parts.filter(Boolean).join(' ');
+  // Last: the guest takes the last occurrence, so nothing in the image's own append can override it.
+  if (spec.authorizedKey) parts.push(authorizedKeyParameter(spec.authorizedKey));
+  const line = parts.filter(Boolean).join(' ');
+  if (line.length > KERNEL_COMMAND_LINE_MAX) {
+    throw new MacvmError('MACVM_CONFIG_INVALID', `The guest's kernel command line would be ${line.length} bytes, more than the kernel's ${KERNEL_COMMAND_LINE_MAX}.`, {
+      hint: 'The login key\'s public half travels on it: use an ed25519 key (a short line) in images.<name>.ssh.privateKeyPath, or shorten the image\'s append.',
+    });
+  }
+  return line;
 }

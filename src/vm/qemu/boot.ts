@@ -28,7 +28,7 @@ export interface QemuBootExtras {
 }
 
 interface QemuClone extends Clone {
-  readonly image: Clone['image'] & { manifest: QemuImageManifest };
+  readonly image: Clone['image'] & { manifest: QemuImageManifest; authorizedKey?: string };
 }
 
 const PORT_ATTEMPTS = 3;
@@ -67,6 +67,9 @@ export async function bootQemu(clone: QemuClone, overlay: string, record: VmReco
         display: options.display,
         network: options.network ?? 'none',
         tscKhz: hostTscKhz(),
+        // The guest makes this root's only authorized key (authorized-key.ts): a public key, so
+        // the command line, readable by any user in the guest, is a fine place for it.
+        authorizedKey: clone.image.authorizedKey,
       };
       const child = spawnQemu(binary, spec, clone.runtimeDir, options.detached ?? false);
       const pid = child.pid;

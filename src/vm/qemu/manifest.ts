@@ -34,6 +34,12 @@ export interface QemuImageManifest {
     /** The guest's pinned host key, OpenSSH public key line. */
     hostKey: string;
     port: number;
+    /**
+     * 'kernel-command-line': the guest takes root's only authorized key from the kernel
+     * command line at every boot (authorized-key.ts), and the provider passes the login key's
+     * public half there. Absent in older images, which keep the key baked into their disk.
+     */
+    authorizedKeyFrom?: 'kernel-command-line';
   };
   /** Printed on the serial console when the guest's SSH server listens (readiness lag). */
   readyMarker?: string;

@@ -8,6 +8,7 @@ import { ensurePrivateDir, ensurePrivateHome, macvmHome, homePaths } from '../ho
 import { createCloneRuntimeDir, newVmRecord, type VmRecord } from '../runtime-dir.js';
 import type { Clone, CloneOptions, Image, Provider, SshCredentials } from '../types.js';
 import { readQemuManifest, type QemuImageManifest } from './manifest.js';
+import { AUTHORIZED_KEY_FROM_CMDLINE, publicKeyOfClientKey } from './authorized-key.js';
 import { createOverlay, virtualSizeBytes } from './qemu-img.js';
 import { bootQemu, type QemuBootExtras } from './boot.js';
 import { resolveQemuSettings } from './settings.js';
@@ -18,6 +19,11 @@ const OVERLAY_FILE = 'disk.qcow2';
 export interface QemuImage extends Image {
   provider: 'qemu';
   manifest: QemuImageManifest;
+  /**
+   * For an image whose guest takes its authorized key from the kernel command line: the
+   * public line of the key this host logs in with, passed to the guest at every boot.
+   */
+  authorizedKey?: string;
 }
 
 export interface QemuProviderOptions {
@@ -56,13 +62,18 @@ export function createQemuProvider(options: QemuProviderOptions = {}): Provider 
           });
         }
       }
+      const ssh = configuredLogin(imageRef, { user: manifest.ssh.user, privateKeyPath: resolve(manifest.ssh.privateKey), hostKey: manifest.ssh.hostKey }, logins[imageRef]);
+      // The key that logs in is the one the guest is told to let in (a configured key file included).
+      const authorizedKey =
+        manifest.ssh.authorizedKeyFrom === AUTHORIZED_KEY_FROM_CMDLINE ? await publicKeyOfClientKey(ssh.privateKeyPath ?? resolve(manifest.ssh.privateKey)) : undefined;
       return {
         name: imageRef,
         provider: 'qemu',
         location: dir,
         os: manifest.os,
         arch: manifest.arch,
-        ssh: configuredLogin(imageRef, { user: manifest.ssh.user, privateKeyPath: resolve(manifest.ssh.privateKey), hostKey: manifest.ssh.hostKey }, logins[imageRef]),
+        ssh,
+        ...(authorizedKey ? { authorizedKey } : {}),
         facts: manifest.facts,
         manifest: {
           ...manifest,

@@ -20,7 +20,7 @@ import { checkLibraries } from './library-check.js';
  * WebDriver session takes 20–45 s under TCG): for a few end-to-end browser tests, not for
  * every suite.
  */
-export const LINUX_BROWSER_RECIPE = '1';
+export const LINUX_BROWSER_RECIPE = '2';
 
 /**
  * What the browser needs; the rest of the closure follows from their dependencies.

@@ -11,7 +11,7 @@ export type BuildLinuxTestOptions = ImageBuildOptions;
  * Bumped whenever what goes into the guest changes, so cached images of an older
  * recipe are rebuilt instead of silently reused.
  */
-export const LINUX_TEST_RECIPE = '4';
+export const LINUX_TEST_RECIPE = '5';
 
 const RECIPE = { name: 'linux-test', recipe: LINUX_TEST_RECIPE } as const;
 

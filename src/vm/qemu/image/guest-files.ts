@@ -1,3 +1,5 @@
+import { AUTHORIZED_KEY_PARAMETER } from '../authorized-key.js';
+
 /**
  * The text files of the linux-test guest: the initrd's /init and the root filesystem's
  * boot scripts and account files. Pure functions, so they are read and tested as text.
@@ -5,6 +7,9 @@
 
 /** Printed on the serial console once dropbear listens on port 22; the rest is `uptime=<secs>`. */
 export const READY_MARKER = 'MACVM-READY sshd-listening';
+
+/** Printed when the kernel command line carries a client key the guest cannot read. */
+export const AUTHORIZED_KEY_REFUSED_MARKER = 'MACVM-AUTHORIZED-KEY-REFUSED';
 
 /** Printed when the initrd cannot bring up the root disk; the guest then powers off at once. */
 export const INITRD_FAILED_MARKER = 'MACVM-INITRD-FAILED';
@@ -100,10 +105,50 @@ ip link set eth0 up
 ip route add default via ${GUEST_GATEWAY}
 syslogd -O /var/log/messages
 acpid
+${authorizedKeyFromCmdline()}
 printf '\\033[H\\033[2J' > /dev/tty1 2>/dev/null
 exit 0
 `;
 }
+
+/**
+ * Part of rcS (it runs before init starts dropbear): root's authorized key comes from the
+ * kernel command line, \`${AUTHORIZED_KEY_PARAMETER}=<base64url of "ssh-ed25519 AAAA…">\`, and
+ * replaces the whole authorized_keys, so only the host that booted this clone logs in
+ * (authorized-key.ts says why). The last occurrence wins: the provider appends its own after
+ * the image's command line. A value that does not decode to one public key line leaves no key
+ * at all — fail closed — and says so on the serial console. Without the parameter (a boot by
+ * hand) the key baked in at build time stays.
+ */
+export function authorizedKeyFromCmdline(paths: { cmdline: string; authorizedKeys: string; console: string } = GUEST_KEY_PATHS): string {
+  const { cmdline, authorizedKeys, console } = paths;
+  return `key64=
+set -f
+for arg in $(cat ${cmdline}); do
+  case "$arg" in
+    ${AUTHORIZED_KEY_PARAMETER}=*) key64="\${arg#${AUTHORIZED_KEY_PARAMETER}=}" ;;
+  esac
+done
+set +f
+if [ -n "$key64" ]; then
+  key64=$(printf '%s\\n' "$key64" | tr -- '-_' '+/')
+  while [ $(( \${#key64} % 4 )) -ne 0 ]; do key64="$key64="; done
+  key=$(printf '%s\\n' "$key64" | base64 -d 2>/dev/null)
+  umask 077
+  mkdir -p ${authorizedKeys.slice(0, authorizedKeys.lastIndexOf('/')) || '/'}
+  if [ "$(printf '%s\\n' "$key" | wc -l)" -eq 1 ] && printf '%s\\n' "$key" | grep -qxE '[a-z0-9@.-]+ [A-Za-z0-9+/]+={0,2}'; then
+    printf '%s\\n' "$key" > ${authorizedKeys}.new
+  else
+    : > ${authorizedKeys}.new
+    echo "${AUTHORIZED_KEY_REFUSED_MARKER}: ${AUTHORIZED_KEY_PARAMETER} is not one public key line; no key can log in" > ${console}
+  fi
+  mv -f ${authorizedKeys}.new ${authorizedKeys}
+  umask 022
+fi`;
+}
+
+/** Where the guest reads its command line and keeps root's authorized keys. */
+export const GUEST_KEY_PATHS = { cmdline: '/proc/cmdline', authorizedKeys: '/root/.ssh/authorized_keys', console: '/dev/console' } as const;
 
 /** Waits (briefly, polling /proc/net) until dropbear listens on port 22, then prints the marker. */
 export function announceReady(): string {

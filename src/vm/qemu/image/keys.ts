@@ -21,19 +21,23 @@ export interface ImageKeys {
 
 export async function generateImageKeys(options: { clientKeyPath: string; workDir: string }): Promise<ImageKeys> {
   const { clientKeyPath, workDir } = options;
-  await runTool('generate the client key', 'ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'macvm-linux-test-client', '-f', clientKeyPath]);
-  await chmod(clientKeyPath, 0o600);
+  const clientPublicKey = await generateClientKey(clientKeyPath);
   const hostKey = join(workDir, 'ssh_host_ed25519_key');
   await runTool('generate the guest host key', 'ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'macvm-linux-test-host', '-f', hostKey]);
   const dropbearHostKeyPath = join(workDir, 'dropbear_ed25519_host_key');
   await runTool('convert the host key for dropbear', 'dropbearconvert', ['openssh', 'dropbear', hostKey, dropbearHostKeyPath]);
   await chmod(dropbearHostKeyPath, 0o600);
-  return {
-    clientKeyPath,
-    clientPublicKey: keyLine(await readFile(`${clientKeyPath}.pub`, 'utf8')),
-    dropbearHostKeyPath,
-    hostPublicKey: keyLine(await readFile(`${hostKey}.pub`, 'utf8')),
-  };
+  return { clientKeyPath, clientPublicKey, dropbearHostKeyPath, hostPublicKey: keyLine(await readFile(`${hostKey}.pub`, 'utf8')) };
+}
+
+/**
+ * A fresh ed25519 client key pair at `privateKeyPath` (0600, no passphrase) and its `.pub`;
+ * returns the public key line. Made for every build, and for every pulled image at install.
+ */
+export async function generateClientKey(privateKeyPath: string, comment = 'macvm-linux-test-client'): Promise<string> {
+  await runTool('generate the client key', 'ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', privateKeyPath]);
+  await chmod(privateKeyPath, 0o600);
+  return keyLine(await readFile(`${privateKeyPath}.pub`, 'utf8'));
 }
 
 /** "type base64" without the comment: the comment is not part of the key. */

@@ -3,6 +3,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { messageOf } from '../../../errors.js';
 import { writeFileAtomic } from '../../../util/atomic-write.js';
+import { AUTHORIZED_KEY_FROM_CMDLINE } from '../authorized-key.js';
 import { MANIFEST_FILE, type ImageInput, type QemuImageManifest } from '../manifest.js';
 import { defaultDownloadsDir, type BuildProgress, type ImageBuildOptions } from './cached-build.js';
 import { describePackages, downloadPackages, extractPackage, kernelRelease, resolveKernelPackage, type DebPackage } from './debs.js';
@@ -134,7 +135,9 @@ export async function buildLinuxGuest(out: string, work: string, recipe: LinuxGu
     append: kernelAppend(await hostTscKhz()),
     machine: 'q35',
     displayMachine: 'q35',
-    ssh: { user: 'root', privateKey: FILES.privateKey, hostKey: keys.hostPublicKey, port: 22 },
+    // The rcS reads root's authorized key from the kernel command line at every boot; the key
+    // baked into the disk only serves boots by hand (without the parameter).
+    ssh: { user: 'root', privateKey: FILES.privateKey, hostKey: keys.hostPublicKey, port: 22, authorizedKeyFrom: AUTHORIZED_KEY_FROM_CMDLINE },
     readyMarker: READY_MARKER,
     facts,
     inputs: imageInputs(packages),
