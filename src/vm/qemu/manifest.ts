@@ -55,6 +55,19 @@ export type { ImageInput };
 
 export const MANIFEST_FILE = 'image.json';
 
+/** The fields of image.json that name a file of the image (relative to its dir). */
+export const IMAGE_FILE_FIELDS = ['disk', 'kernel', 'headlessKernel', 'initrd'] as const;
+
+/**
+ * A file name an image that travels through a registry may use: one plain component of
+ * letters, digits, '.', '_', '-', not hidden. Stricter than a registry layer title has to be,
+ * because these names end up in qemu's own option syntax (`-drive file=…`), where a comma
+ * would start another option.
+ */
+export function isPortableImageFileName(name: unknown): name is string {
+  return typeof name === 'string' && name.length <= 128 && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) && name !== MANIFEST_FILE;
+}
+
 export async function readQemuManifest(imageDir: string, name: string): Promise<QemuImageManifest> {
   const path = join(imageDir, MANIFEST_FILE);
   let text: string;

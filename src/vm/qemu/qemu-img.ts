@@ -55,3 +55,34 @@ function corruptBase(disk: string, why: string): MacvmError {
     details: { disk },
   });
 }
+
+/** What `qemu-img info` says about a disk that decides whether it can travel alone. */
+export interface DiskFacts {
+  format?: string;
+  virtualSize: number;
+  /** Set for an overlay (a derived image's layer, a clone): its base lives elsewhere. */
+  backingFile?: string;
+  /** Set for a qcow2 whose data sits in an external file. */
+  dataFile?: string;
+}
+
+/**
+ * `qemu-img info` reads only the file itself (it opens no backing file), so this is safe to
+ * run on a disk that came from elsewhere, whatever it names as its backing or data file.
+ */
+export async function diskFacts(disk: string): Promise<DiskFacts> {
+  const info = await execa('qemu-img', ['info', '--output=json', '-U', disk], { reject: false });
+  if (info.exitCode !== 0) throw corruptBase(disk, String(info.stderr ?? '').trim() || String(info.message ?? 'qemu-img info failed'));
+  const facts = JSON.parse(info.stdout) as {
+    format?: string;
+    'virtual-size': number;
+    'backing-filename'?: string;
+    'format-specific'?: { data?: { 'data-file'?: string } };
+  };
+  return {
+    format: facts.format,
+    virtualSize: facts['virtual-size'],
+    ...(facts['backing-filename'] ? { backingFile: facts['backing-filename'] } : {}),
+    ...(facts['format-specific']?.data?.['data-file'] ? { dataFile: facts['format-specific'].data['data-file'] } : {}),
+  };
+}
