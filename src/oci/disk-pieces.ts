@@ -1,0 +1,88 @@
+/**
+ * A disk as Tart's disk.v2 cuts it: fixed 512 MiB pieces (the last one shorter), each
+ * compressed on its own, each annotated with its decoded size and sha256.
+ */
+import { createHash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import { MacvmError } from '../errors.js';
+
+/** DiskV2.layerLimitBytes. */
+export const PIECE_SIZE = 512 * 1024 * 1024;
+
+/** The block Tart (and this engine) compares against zero to decide what to skip. */
+export const ZERO_CHUNK_SIZE = 4 * 1024 * 1024;
+const ZERO_CHUNK = Buffer.alloc(ZERO_CHUNK_SIZE);
+
+export interface PieceRange {
+  offset: number;
+  size: number;
+}
+
+/**
+ * The pieces of a disk of `diskSize` bytes. `pieceSize` other than PIECE_SIZE is for tests
+ * only: Tart reads any sizes back, but always writes 512 MiB.
+ */
+export function pieceRanges(diskSize: number, pieceSize = PIECE_SIZE): PieceRange[] {
+  if (!Number.isSafeInteger(pieceSize) || pieceSize <= 0) throw new MacvmError('MACVM_BAD_ARGUMENT', `The disk piece size must be a positive number of bytes, got ${pieceSize}.`);
+  const ranges: PieceRange[] = [];
+  for (let offset = 0; offset < diskSize; offset += pieceSize) ranges.push({ offset, size: Math.min(pieceSize, diskSize - offset) });
+  return ranges;
+}
+
+const zeroDigests = new Map<number, Promise<string>>();
+
+/**
+ * sha256 of `size` zero bytes: a piece with this uncompressed-content-digest is all zeros, so a
+ * pull leaves it a hole without downloading it. Hashing 512 MiB takes a fraction of a second;
+ * each size is hashed once per process.
+ */
+export function zeroDigest(size: number): Promise<string> {
+  let digest = zeroDigests.get(size);
+  if (!digest) {
+    digest = (async () => {
+      const hash = createHash('sha256');
+      let chunks = 0;
+      for (let left = size; left > 0; left -= ZERO_CHUNK_SIZE) {
+        hash.update(left >= ZERO_CHUNK_SIZE ? ZERO_CHUNK : ZERO_CHUNK.subarray(0, left));
+        // Let the event loop breathe every 64 MiB: this runs beside downloads.
+        if (++chunks % 16 === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+      return `sha256:${hash.digest('hex')}`;
+    })();
+    zeroDigests.set(size, digest);
+  }
+  return digest;
+}
+
+/** Whether `data` (any length) holds only zero bytes; memcmp against a zero chunk, not a byte loop. */
+export function isAllZero(data: Uint8Array): boolean {
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  for (let at = 0; at < bytes.length; at += ZERO_CHUNK_SIZE) {
+    const end = Math.min(at + ZERO_CHUNK_SIZE, bytes.length);
+    if (bytes.compare(ZERO_CHUNK, 0, end - at, at, end) !== 0) return false;
+  }
+  return true;
+}
+
+export interface ReadPiece {
+  data: Buffer;
+  contentDigest: string;
+  allZero: boolean;
+}
+
+/** Reads one piece of an open disk, with its sha256 and whether it is all zeros. */
+export async function readPiece(disk: FileHandle, range: PieceRange): Promise<ReadPiece> {
+  const data = Buffer.allocUnsafe(range.size);
+  const hash = createHash('sha256');
+  let allZero = true;
+  for (let at = 0; at < range.size; ) {
+    const want = Math.min(ZERO_CHUNK_SIZE, range.size - at);
+    const { bytesRead } = await disk.read(data, at, want, range.offset + at);
+    if (bytesRead === 0) throw new MacvmError('MACVM_IMAGE_CORRUPT', `The disk ended at byte ${range.offset + at} while reading a piece that should reach ${range.offset + range.size}; was it changed during the push?`);
+    const chunk = data.subarray(at, at + bytesRead);
+    hash.update(chunk);
+    if (allZero && !isAllZero(chunk)) allZero = false;
+    at += bytesRead;
+  }
+  return { data, contentDigest: `sha256:${hash.digest('hex')}`, allZero };
+}
