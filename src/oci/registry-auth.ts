@@ -54,11 +54,15 @@ export class RegistryAuth {
 
   /**
    * Answers a 401 (its WWW-Authenticate header): afterwards headerFor(access) has something to
-   * send, or this threw MACVM_REGISTRY_AUTH_FAILED. Concurrent calls for one access share one fetch.
+   * send, or this threw MACVM_REGISTRY_AUTH_FAILED. `sent` is the Authorization the refused
+   * request carried. Concurrent calls for one access share one fetch.
    */
-  authenticate(wwwAuthenticate: string | undefined, access: Access, signal?: AbortSignal): Promise<void> {
+  authenticate(wwwAuthenticate: string | undefined, access: Access, sent: string | undefined, signal?: AbortSignal): Promise<void> {
     const running = this.pending.get(access);
     if (running) return running;
+    // Another request got its 401 earlier and has already fetched what this one lacked.
+    const current = this.headerFor(access);
+    if (current !== undefined && current !== sent) return Promise.resolve();
     const work = this.answer(wwwAuthenticate, access, signal).finally(() => this.pending.delete(access));
     this.pending.set(access, work);
     return work;

@@ -277,16 +277,17 @@ export class RegistryClient {
 
   /** One request with the auth dance: send what we have; on 401 authenticate and send once more. */
   private async request(request: HttpRequest, access: Access): Promise<HttpResponse> {
+    let sent: string | undefined;
     const send = () => {
-      const header = request.url.host === this.baseUrl.host ? this.auth.headerFor(access) : undefined;
-      return sendRequest({ ...request, headers: { ...request.headers, ...(header ? { Authorization: header } : {}) } }, this.transport);
+      sent = request.url.host === this.baseUrl.host ? this.auth.headerFor(access) : undefined;
+      return sendRequest({ ...request, headers: { ...request.headers, ...(sent ? { Authorization: sent } : {}) } }, this.transport);
     };
     let response = await send();
     const fromRegistry = () => response.url.host === this.baseUrl.host;
     if (response.status === 401 && fromRegistry()) {
       const challenge = headerValue(response.headers['www-authenticate']);
       discard(response.body);
-      await this.auth.authenticate(challenge, access, request.signal);
+      await this.auth.authenticate(challenge, access, sent, request.signal);
       response = await send();
       if (response.status === 401 && fromRegistry()) {
         discard(response.body);
