@@ -223,9 +223,9 @@ export class RegistryClient {
         }
         const total = range[3] === '*' ? undefined : Number(range[3]);
         const expected = Number(range[2]) - requested + 1;
-        return { body: streamBody(response, expected, doing, requested), start: requested, ...(total !== undefined ? { size: total } : {}) };
+        return { body: streamBody(response, expected, doing, requested, options.signal), start: requested, ...(total !== undefined ? { size: total } : {}) };
       }
-      return { body: streamBody(response, length, doing, 0), start: 0, ...(length !== undefined ? { size: length } : {}) };
+      return { body: streamBody(response, length, doing, 0, options.signal), start: 0, ...(length !== undefined ? { size: length } : {}) };
     }, options.signal);
   }
 
@@ -339,7 +339,7 @@ function numberHeader(value: string | string[] | undefined): number | undefined 
 }
 
 /** The response body as chunks, its errors as MACVM_REGISTRY_ERROR, and a short body as one too. */
-async function* streamBody(response: HttpResponse, expected: number | undefined, doing: string, offset: number): AsyncGenerator<Buffer> {
+async function* streamBody(response: HttpResponse, expected: number | undefined, doing: string, offset: number, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
   let received = 0;
   try {
     for await (const chunk of response.body as AsyncIterable<Buffer>) {
@@ -347,6 +347,8 @@ async function* streamBody(response: HttpResponse, expected: number | undefined,
       yield chunk;
     }
   } catch (error) {
+    // An abort reaches the body as a reset connection: say it was ours.
+    if (signal?.aborted) throw signal.reason ?? error;
     if ((error as Error)?.name === 'AbortError') throw error;
     const wrapped = transportError(error, doing, response.url);
     throw new MacvmError('MACVM_REGISTRY_ERROR', `${wrapped.message.replace(/\.$/, '')}, after ${offset + received} bytes; pull again from there.`, {

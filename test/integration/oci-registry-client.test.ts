@@ -141,6 +141,25 @@ describe('registry without auth', () => {
     expect(await client.blobExists(sha256Digest(bytes))).toBe(false);
   });
 
+  it('stops a pull when its signal aborts, before the request or midway through the body', async () => {
+    const client = new RegistryClient(registry.host, 'team/plain', { env: registry.anonymousEnv });
+    const blob = randomBytes(4 * 1024 * 1024);
+    await client.pushBlob(sha256Digest(blob), blob.length, blob);
+    await expect(client.pullBlob(sha256Digest(blob), { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
+    const controller = new AbortController();
+    const { body } = await client.pullBlob(sha256Digest(blob), { signal: controller.signal });
+    let received = 0;
+    await expect(
+      (async () => {
+        for await (const chunk of body) {
+          received += chunk.length;
+          controller.abort();
+        }
+      })(),
+    ).rejects.toMatchObject({ name: 'AbortError' });
+    expect(received).toBeLessThan(blob.length);
+  });
+
   describe('with faults injected', () => {
     it('a manifest fetched by digest whose bytes do not match → MACVM_IMAGE_CORRUPT', async () => {
       const client = new RegistryClient(registry.host, 'team/faults', { env: registry.anonymousEnv });
