@@ -1,4 +1,4 @@
-import { chmod, lstat, readdir, readFile } from 'node:fs/promises';
+import { chmod, lstat, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MacvmError, messageOf } from '../../errors.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
@@ -37,6 +37,9 @@ export async function installPulledQemuImage(stagingDir: string): Promise<QemuIm
     throw corrupt(`its ${MANIFEST_FILE} is not JSON (${messageOf(error)})`);
   }
   const shared = checkSharedManifest(parsed);
+  // A pull resumed after this ran once finds the key of that attempt: it is made again, here.
+  await rm(join(stagingDir, PULLED_CLIENT_KEY_FILE), { force: true });
+  await rm(join(stagingDir, `${PULLED_CLIENT_KEY_FILE}.pub`), { force: true });
   await checkFiles(stagingDir, shared);
 
   await generateClientKey(join(stagingDir, PULLED_CLIENT_KEY_FILE), 'macvm-pulled-image-client');
