@@ -5,6 +5,7 @@ import { assertOptions, type Rule } from '../util/validate.js';
 import { consoleTail } from '../vm/console-tail.js';
 import { DEFAULTS } from '../vm/defaults.js';
 import { Deadline } from '../shared/deadline.js';
+import { isRegistryReference } from '../oci/reference.js';
 import { MacVM } from './macvm.js';
 import { defaultProviderName, loadProvider } from '../vm/registry.js';
 import { currentSession } from '../vm/session.js';
@@ -92,7 +93,7 @@ const START_OPTIONS_RULE: Rule = {
  */
 export async function startMacVM(options: StartMacVMOptions): Promise<MacVM> {
   assertOptions(options, START_OPTIONS_RULE, 'startMacVM options');
-  const deadline = new Deadline(options.deadline ?? DEFAULT_DEADLINE_MS);
+  let deadline = new Deadline(options.deadline ?? DEFAULT_DEADLINE_MS);
   const step = (name: string) => {
     deadline.enter(name);
     options.onStep?.(name, deadline.elapsedMs());
@@ -116,8 +117,16 @@ export async function startMacVM(options: StartMacVMOptions): Promise<MacVM> {
         hint: 'Leave `network` unset for this provider (withMacVM options or defaults.network in macvm.config.ts).',
       });
     }
-    step('prepare image');
-    const image = await deadline.run('prepare image', () => provider.prepare(options.image));
+    // A registry image not yet in the cache is pulled here, once: minutes for a macOS image,
+    // so it is not charged to the ready deadline, which starts again after it.
+    const pulls = isRegistryReference(options.image);
+    step(pulls ? 'pull image' : 'prepare image');
+    const image = pulls ? await provider.prepare(options.image) : await deadline.run('prepare image', () => provider.prepare(options.image));
+    if (pulls) {
+      deadline.finish();
+      deadline = new Deadline(options.deadline ?? DEFAULT_DEADLINE_MS);
+      deadline.enter('pull image');
+    }
     step('clone');
     clone = await deadline.run('clone', () => provider.clone(image, { session: options.session ?? currentSession(), diskGiB, deadline }));
     step('boot');

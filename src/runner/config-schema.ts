@@ -207,8 +207,9 @@ export const CONFIG_RULE: Rule = {
     provider,
     images: {
       kind: 'record',
-      keyPattern: /^[A-Za-z0-9][A-Za-z0-9._-]*$/,
-      keyDescription: 'an image name of letters, digits, ".", "_" and "-"',
+      // A local image name, or a registry reference (`ghcr.io/cirruslabs/macos-sonoma-base:latest`).
+      keyPattern: /^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/,
+      keyDescription: 'an image name of letters, digits, ".", "_" and "-", or a registry reference (host/repository:tag)',
       value: { kind: 'object', keys: { provider, source: nonEmpty, ssh: sshLogin } },
     },
     defaults: {

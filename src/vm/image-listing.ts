@@ -14,6 +14,10 @@ export interface ImageListing {
   diskMiB?: number;
   /** The .debs a built image was made from (image.json `inputs`); absent for older builds and other images. */
   inputs?: ImageInput[];
+  /** A pulled image's manifest digest (sha256:…); absent for images built or created here. */
+  digest?: string;
+  /** A pulled image's names: `host/repo:tag` for each tag that points at it, and `host/repo@sha256:…`. */
+  references?: string[];
 }
 
 /** An intact image's row: what its provider read of it, and the space its disk really takes. */

@@ -11,6 +11,8 @@
  * reads the rules from here. Anything heavy (ssh2, execa, the native addon) is imported inside
  * the functions that need it.
  */
+import type { ImageKind } from '../oci/image-layout.js';
+import type { PushPlan } from '../oci/push.js';
 import type { Rule } from '../util/validate.js';
 import type { AttachedParts } from './attached-vm.js';
 import type { DoctorCheck, DoctorContext } from './doctor-check.js';
@@ -89,6 +91,22 @@ export interface ProviderDefinition {
   imageWithFiles?(image: string, files: LayerFiles): Promise<string>;
   /** An image directory under MACVM_HOME/images that is this provider's, described; undefined if not. */
   describeImage?(name: string, dir: string): Promise<ImageListing | undefined>;
+  /** How this provider's images travel through OCI registries; absent where they do not. */
+  readonly registryImages?: RegistryImageSupport;
+}
+
+/**
+ * A provider's side of `macvm image push/pull` and of `host/repo:tag` images in specs: which
+ * kind of OCI image it boots, how one of its local images becomes layers, and what a pulled
+ * image needs before it is installed in the cache.
+ */
+export interface RegistryImageSupport {
+  /** 'tart' (a Tart bundle: vz, tart) or 'macvm-qemu' (macvm's own media types). */
+  readonly kind: ImageKind;
+  /** The layers to push for a local image directory of this provider. */
+  pushPlan(imageDir: string): Promise<PushPlan>;
+  /** Runs on a complete pulled image before it is installed (qemu: a fresh client key). */
+  prepareInstall?(stagingDir: string): Promise<void>;
 }
 
 /** A guest image a provider can build from public packages (qemu: linux-test from Debian's). */

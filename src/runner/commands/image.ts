@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MacvmError } from '../../errors.js';
+import { isRegistryReference } from '../../oci/reference.js';
 import { homePaths } from '../../vm/home.js';
 import type { ImageInput, ImageListing } from '../../vm/image-listing.js';
 import type { ImageRecipe } from '../../vm/provider-definition.js';
@@ -44,15 +45,17 @@ export const imageLsCommand: Command = {
   help: `Usage: macvm image ls [--json]
 
 Lists the images under MACVM_HOME/images — qemu images and vz bundles made by
-\`macvm image create\` — with their OS, architecture and size on disk. Tart's own images:
-\`tart list\`.
+\`macvm image create\` — and the images pulled from registries (MACVM_HOME/oci, by reference,
+with their manifest digest), with their OS, architecture and size on disk (blocks in use: a
+pulled disk is sparse). Tart's own images: \`tart list\`.
 
 INPUTS: for images macvm built from Debian packages, how many .debs went in and a short
 digest of their names, versions and SHA256s (equal digests: the same inputs). --json
 lists every one under \`inputs\` (name, version, architecture, sha256 of the .deb).`,
   async run({ argv, stdout }) {
     const { values } = parseCommandArgs('image ls', argv, { json: { type: 'boolean' } }, false);
-    const images = await listImages();
+    const { pulledImageListings } = await import('./image-registry.js');
+    const images = [...(await listImages()), ...(await pulledImageListings())];
     if (values.json) {
       writeJson(stdout, images);
       return 0;
@@ -61,10 +64,11 @@ lists every one under \`inputs\` (name, version, architecture, sha256 of the .de
       stdout.write('No images. Build the test guest with `macvm image build linux-test`.\n');
       return 0;
     }
-    const rows = [['NAME', 'PROVIDER', 'OS', 'ARCH', 'DISK', 'CREATED', 'INPUTS', 'STATUS']];
+    const rows = [['NAME', 'PROVIDER', 'OS', 'ARCH', 'DISK', 'CREATED', 'INPUTS', 'DIGEST', 'STATUS']];
     for (const image of images) {
       const inputs = image.inputs ? `${image.inputs.length} debs ${inputsDigest(image.inputs)}` : '-';
-      rows.push([image.name, image.provider ?? '?', image.os ?? '?', image.arch ?? '?', image.diskMiB === undefined ? '?' : `${image.diskMiB} MiB`, image.createdAt?.slice(0, 19) ?? '?', inputs, image.status]);
+      const digest = image.digest ? image.digest.replace(/^sha256:/, '').slice(0, 12) : '-';
+      rows.push([image.name, image.provider ?? '?', image.os ?? '?', image.arch ?? '?', image.diskMiB === undefined ? '?' : `${image.diskMiB} MiB`, image.createdAt?.slice(0, 19) ?? '?', inputs, digest, image.status]);
     }
     stdout.write(table(rows));
     return 0;
@@ -105,14 +109,19 @@ The build is cached: with an intact image it does nothing unless --force is give
 export const imageRmCommand: Command = {
   path: ['image', 'rm'],
   summary: 'Remove a local image',
-  help: `Usage: macvm image rm <name>... [--force]
+  help: `Usage: macvm image rm <name|reference>... [--force]
 
-Deletes the image. Refuses while clones of it exist (they read from its disk) unless --force.`,
+Deletes the image (a pulled one by its reference: its files and every tag naming it). Refuses while clones of it exist (they read from its disk) unless --force.`,
   async run({ argv, stdout }) {
     const { values, positionals } = parseCommandArgs('image rm', argv, { force: { type: 'boolean' } });
     if (positionals.length === 0) throw new MacvmError('MACVM_BAD_ARGUMENT', 'macvm image rm: which image?');
     const clones = await listRuntimeDirs();
     for (const name of positionals) {
+      if (isRegistryReference(name)) {
+        const { removePulledImage } = await import('./image-registry.js');
+        stdout.write(`${await removePulledImage(name, Boolean(values.force))}\n`);
+        continue;
+      }
       const dir = homePaths().image(name);
       if (!(await exists(dir))) throw new MacvmError('MACVM_IMAGE_NOT_FOUND', `No image "${name}".`, { hint: 'See `macvm image ls`.' });
       const users = clones.filter((c) => c.record?.image === name);

@@ -69,6 +69,17 @@ export const qemuDefinition: ProviderDefinition = {
     const { derivedImage } = await import('./derived-image.js');
     return (await derivedImage(image, files)).name;
   },
+  registryImages: {
+    kind: 'macvm-qemu',
+    async pushPlan(imageDir) {
+      const { qemuPushPlan } = await import('./registry-push-plan.js');
+      return qemuPushPlan(imageDir);
+    },
+    async prepareInstall(stagingDir) {
+      const { installPulledQemuImage } = await import('./registry-install.js');
+      await installPulledQemuImage(stagingDir);
+    },
+  },
   async describeImage(name, dir) {
     try {
       const manifest = await readQemuManifest(dir, name);

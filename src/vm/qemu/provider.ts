@@ -7,6 +7,7 @@ import { configuredHostKey } from '../credentials.js';
 import { ensurePrivateDir, ensurePrivateHome, macvmHome, homePaths } from '../home.js';
 import { createCloneRuntimeDir, newVmRecord, type VmRecord } from '../runtime-dir.js';
 import type { Clone, CloneOptions, Image, Provider, SshCredentials } from '../types.js';
+import { isRegistryReference } from '../../oci/reference.js';
 import { readQemuManifest, type QemuImageManifest } from './manifest.js';
 import { AUTHORIZED_KEY_FROM_CMDLINE, publicKeyOfClientKey } from './authorized-key.js';
 import { createOverlay, virtualSizeBytes } from './qemu-img.js';
@@ -43,10 +44,7 @@ export function createQemuProvider(options: QemuProviderOptions = {}): Provider 
     // 'none' first: a test guest reaches the host only through what the spec exposes.
     networkModes: ['none', 'nat'],
     async prepare(imageRef: string): Promise<QemuImage> {
-      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(imageRef)) {
-        throw new MacvmError('MACVM_BAD_ARGUMENT', `"${imageRef}" is not an image name (letters, digits, . _ - only).`);
-      }
-      const dir = homePaths(home).image(imageRef);
+      const dir = await imageDir(imageRef, home);
       const manifest = await readQemuManifest(dir, imageRef);
       // Images built by older versions sit in 0755 dirs: keep the keys in them private.
       await ensurePrivateHome(home);
@@ -107,6 +105,24 @@ export function createQemuProvider(options: QemuProviderOptions = {}): Provider 
       return new QemuClone(id, qemuImage, runtimeDir, overlay, record, { settings, home, detached: options.detached });
     },
   };
+}
+
+/**
+ * Where an image's files are: MACVM_HOME/images/<name> for a built one; for a registry
+ * reference (`registry.example:5000/team/linux-test:2026-11`), the pulled image in the cache,
+ * pulled now when it is not there yet.
+ */
+async function imageDir(imageRef: string, home: string): Promise<string> {
+  if (isRegistryReference(imageRef)) {
+    const { registryImage } = await import('../registry-images.js');
+    const { installPulledQemuImage } = await import('./registry-install.js');
+    const pulled = await registryImage(imageRef, { home, kind: 'macvm-qemu', prepareInstall: async (staging) => void (await installPulledQemuImage(staging)) });
+    return pulled.dir;
+  }
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(imageRef)) {
+    throw new MacvmError('MACVM_BAD_ARGUMENT', `"${imageRef}" is not an image name (letters, digits, . _ - only) or a registry reference (host[:port]/repository[:tag]).`);
+  }
+  return homePaths(home).image(imageRef);
 }
 
 class QemuClone implements Clone {

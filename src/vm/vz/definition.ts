@@ -38,6 +38,14 @@ export const vzDefinition: ProviderDefinition = {
     const { vzDoctorChecks } = await import('./doctor.js');
     return vzDoctorChecks(context);
   },
+  // Bundles are Tart's own format, so a pushed one is a Tart image Tart and Orchard can run too.
+  registryImages: {
+    kind: 'tart',
+    async pushPlan(bundleDir) {
+      const { tartPushPlan } = await import('../../oci/push.js');
+      return tartPushPlan(bundleDir);
+    },
+  },
   // A bundle made by `macvm image create` (Tart's config.json, disk.img, nvram.bin).
   async describeImage(name, dir) {
     const configured = await stat(join(dir, BUNDLE_FILES.config)).catch(() => undefined);

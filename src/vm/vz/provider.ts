@@ -14,6 +14,7 @@ import { cloneBundle } from './clone-bundle.js';
 import { randomLocallyAdministeredMac } from './mac-address.js';
 import { ensureVmhostBinary, vmhostCommandLine } from './vmhost-binary.js';
 import { bootVz, type VmhostCommandLine } from './running-vm.js';
+import { isRegistryReference } from '../../oci/reference.js';
 
 /**
  * The vz provider: macOS guests on Apple Silicon through our own Virtualization.framework
@@ -59,12 +60,22 @@ export function resolveBundleDir(imageRef: string, home = macvmHome()): string {
   return homePaths(home).image(imageRef);
 }
 
+/**
+ * A registry reference (`ghcr.io/cirruslabs/macos-sonoma-base:latest`): the Tart bundle in
+ * macvm's cache, or in Tart's own cache when Tart already pulled that digest, pulled now when
+ * neither has it. Clones are clonefile(2) copies of it, like any local bundle.
+ */
+async function pulledBundleDir(reference: string, home: string): Promise<string> {
+  const { registryImage } = await import('../registry-images.js');
+  return (await registryImage(reference, { home, kind: 'tart' })).dir;
+}
+
 export function createVzProvider(options: VzProviderOptions = {}): Provider {
   const home = options.home ?? macvmHome();
   return {
     name: 'vz',
     async prepare(imageRef: string): Promise<VzImage> {
-      const bundle = resolveBundleDir(imageRef, home);
+      const bundle = isRegistryReference(imageRef) ? await pulledBundleDir(imageRef, home) : resolveBundleDir(imageRef, home);
       const config = await readBundleConfig(bundle);
       if (config.os !== 'darwin') {
         throw new MacvmError('MACVM_NOT_SUPPORTED', `${bundle} is a ${config.os} bundle; the vz provider boots macOS bundles.`, {

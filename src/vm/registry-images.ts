@@ -1,0 +1,69 @@
+import { join } from 'node:path';
+import { MacvmError } from '../errors.js';
+import { findCached } from '../oci/image-cache.js';
+import { readImageLayout, type ImageKind } from '../oci/image-layout.js';
+import { pullImage, type PullResult } from '../oci/pull.js';
+import type { TransferProgress } from '../oci/transfer-progress.js';
+import { ensurePrivateHome, homePaths } from './home.js';
+
+/**
+ * Images from OCI registries, as a provider's `prepare` sees them: a reference such as
+ * `ghcr.io/cirruslabs/macos-sonoma-base:latest` in a spec becomes a directory in the cache,
+ * pulled once on first use (the pull engine holds a lock per digest, so runner processes that
+ * start together download it once) and cloned per suite like any local image.
+ */
+
+/** Pulled images live beside the built ones: MACVM_HOME/oci/<registry>/<repository>/<digest>/. */
+export function registryCacheRoot(home: string): string {
+  return join(homePaths(home).home, 'oci');
+}
+
+const KIND_WORDS: Record<ImageKind, { what: string; providers: string }> = {
+  tart: { what: 'a Tart (macOS or Linux bundle) image', providers: 'the vz or tart provider' },
+  'macvm-qemu': { what: "a macvm qemu image", providers: 'the qemu provider' },
+};
+
+export interface RegistryImageOptions {
+  home: string;
+  /** The kind the calling provider boots; another kind is refused before anything is installed. */
+  kind: ImageKind;
+  prepareInstall?: (stagingDir: string) => Promise<void>;
+  onProgress?: (progress: TransferProgress) => void;
+  /** `macvm image pull` asks the registry every time; a spec uses what the cache has (as Testcontainers' default pull policy). */
+  refresh?: boolean;
+  insecure?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The local directory of a registry image: from the cache when present, else pulled now. */
+export async function registryImage(reference: string, options: RegistryImageOptions): Promise<PullResult> {
+  await ensurePrivateHome(options.home);
+  const cacheRoot = registryCacheRoot(options.home);
+  if (!options.refresh) {
+    const cached = await findCached(cacheRoot, reference);
+    if (cached) {
+      refuseOtherKind(reference, cached.metadata.kind, options.kind);
+      return { reference, digest: cached.digest, dir: cached.dir, kind: cached.metadata.kind, fromCache: true, source: 'cache', sizeBytes: cached.metadata.sizeBytes };
+    }
+  }
+  const pulled = await pullImage(reference, {
+    cacheRoot,
+    insecure: options.insecure,
+    env: options.env,
+    onProgress: options.onProgress,
+    prepareInstall: async (stagingDir, manifest) => {
+      // Checked on the manifest, before the hook of the wrong provider can misread the files.
+      refuseOtherKind(reference, readImageLayout(manifest, reference).kind, options.kind);
+      await options.prepareInstall?.(stagingDir);
+    },
+  });
+  refuseOtherKind(reference, pulled.kind, options.kind);
+  return pulled;
+}
+
+function refuseOtherKind(reference: string, found: ImageKind, wanted: ImageKind): void {
+  if (found === wanted) return;
+  throw new MacvmError('MACVM_IMAGE_FORMAT_UNSUPPORTED', `${reference} is ${KIND_WORDS[found].what}; this provider boots ${KIND_WORDS[wanted].what}.`, {
+    hint: `Run it with ${KIND_WORDS[found].providers} (withMacVM({ provider }) or images["<name>"].provider in macvm.config.ts).`,
+  });
+}
