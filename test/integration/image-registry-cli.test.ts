@@ -54,6 +54,22 @@ describe('macvm image push / pull', () => {
     expect(await testHome.leftovers()).toEqual({ runtimeDirs: [], qemuPids: [] });
   }, 300_000);
 
+  it('withMacVM boots a registry reference; two runners starting at once download its blobs once', async () => {
+    const reference = `${registry.host}/team/linux-test:spec`;
+    expect((await macvm(['image', 'push', 'linux-test', reference])).code).toBe(0);
+    const before = registry.stats().blobGetsByDigest;
+    const spec = 'test/fixtures/runner/registry-image.spec.ts';
+    const runs = await Promise.all(
+      [1, 2].map((n) => runMacvm(['test', spec], { env: { ...registry.env, MACVM_HOME: testHome.home, MACVM_TEST_IMAGE: reference, MACVM_REPORTS_DIR: `${testHome.home}/reports-${n}` } }).done),
+    );
+    for (const run of runs) expect(run.code, run.stdout + run.stderr).toBe(0);
+    const after = registry.stats().blobGetsByDigest;
+    const fetched = Object.entries(after).filter(([digest, count]) => count > (before[digest] ?? 0));
+    expect(fetched.length).toBeGreaterThan(0);
+    for (const [digest, count] of fetched) expect(count - (before[digest] ?? 0), digest).toBe(1);
+    expect(await testHome.leftovers()).toEqual({ runtimeDirs: [], qemuPids: [] });
+  }, 300_000);
+
   it('`image pull` shows its progress and says where the image went; a second pull finds it in the cache', async () => {
     const reference = `${registry.host}/team/linux-test:progress`;
     expect((await macvm(['image', 'push', 'linux-test', reference])).code).toBe(0);
