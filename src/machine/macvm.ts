@@ -8,6 +8,7 @@ import { startSimulator, type Simulator, type SimulatorOptions } from '../guest/
 import { consoleTail } from '../vm/console-tail.js';
 import { DEFAULTS } from '../vm/defaults.js';
 import type { Clone, ExitInfo, GuestArch, GuestOS, ProviderName, RunningVM } from '../vm/types.js';
+import type { VcpuTimes } from '../shared/cpu-clock.js';
 
 /** What a spec, a report and a benchmark may want to know about the VM. */
 export interface VmFacts {
@@ -182,6 +183,16 @@ export class MacVM implements AsyncDisposable {
       return { name: `${this.facts.provider} ${this.facts.display ? 'VGA' : 'headless'} (no GPU)`, vendor: 'none', metal: undefined, software: true, displays: [] };
     }
     return this.guard(() => gpu(this.session));
+  }
+
+  /**
+   * The VM's vCPU time as the host counts it — time on a host CPU and time lost waiting for
+   * one (src/shared/cpu-clock.ts) — where the provider can read it (qemu on Linux); else
+   * undefined. Benchmarks use it to take the host's steal out of the guest's CPU times.
+   */
+  async cpuClock(): Promise<VcpuTimes | undefined> {
+    if (this.disposing || this.exit) return undefined;
+    return (await this.running?.cpuClock?.()) ?? undefined;
   }
 
   /** The last lines of the guest's console log (empty where the provider has none). */

@@ -10,6 +10,7 @@
  * Providers implement Provider/Clone/RunningVM; everything above them (SSH session, wait
  * strategies, MacVM) is the facade in src/machine/, the one deadline is src/shared/deadline.ts.
  */
+import type { VcpuTimes } from '../shared/cpu-clock.js';
 import type { Deadline } from '../shared/deadline.js';
 import type { GuestArch, GuestOS, SshCredentials } from '../shared/guest.js';
 
@@ -96,6 +97,11 @@ export interface RunningVM {
   endpoint(deadline: Deadline): Promise<GuestEndpoint>;
   /** The VM display as PNG, where the provider can take it from the host side. */
   screenshot?(): Promise<Buffer>;
+  /**
+   * The vCPU threads' CPU time as the host counts it (src/shared/cpu-clock.ts), where the
+   * provider can see them (qemu on Linux); undefined when it cannot be read.
+   */
+  cpuClock?(): Promise<VcpuTimes | undefined>;
   /**
    * Stops the VM: graceful power-down within `gracefulMs`, then a hard stop.
    * Idempotent; resolves once the VM process is gone.

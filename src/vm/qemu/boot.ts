@@ -16,6 +16,8 @@ import type { QemuImageManifest } from './manifest.js';
 import type { ResolvedQemuSettings } from './settings.js';
 import { QmpClient } from './qmp.js';
 import { waitForConsoleMarker } from './console-watch.js';
+import { readVcpuTimes, vcpuThreadIds } from './vcpu-times.js';
+import type { VcpuTimes } from '../../shared/cpu-clock.js';
 import { DEFAULTS } from '../defaults.js';
 
 export interface QemuBootExtras {
@@ -184,6 +186,7 @@ export class QemuRunningVM implements RunningVM {
   readonly exited: Promise<ExitInfo>;
   private stopping?: Promise<void>;
   private screenshotCount = 0;
+  private vcpuThreads?: Promise<number[]>;
 
   constructor(
     readonly clone: Clone,
@@ -264,6 +267,20 @@ export class QemuRunningVM implements RunningVM {
     } finally {
       await rm(file, { force: true });
     }
+  }
+
+  /**
+   * The vCPU threads' host CPU time (vcpu-times.ts). Their thread ids are asked of QMP once;
+   * each reading is then a few /proc reads (no QMP round trip), cheap enough to bracket
+   * every benchmark round.
+   */
+  async cpuClock(): Promise<VcpuTimes | undefined> {
+    const pid = this.record.pid;
+    if (process.platform !== 'linux' || !pid || this.stopping) return undefined;
+    this.vcpuThreads ??= this.qmpClient()
+      .then((qmp) => qmp.execute('query-cpus-fast'))
+      .then(vcpuThreadIds, () => []);
+    return readVcpuTimes(pid, await this.vcpuThreads);
   }
 
   /** Graceful ACPI power-down, then QMP `quit`, then SIGKILL. Idempotent. */
