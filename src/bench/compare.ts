@@ -30,6 +30,8 @@ function metricSamples(workload: Pick<WorkloadResult, 'host' | 'guest'>, metric:
 /** One run's samples on `clock`, from its basis or from the other clock recorded beside it. */
 function onClock(workload: Compared, clock: TimeBasis): Pick<WorkloadResult, 'host' | 'guest'> | undefined {
   if ((workload.basis ?? 'wall') === clock) return workload;
+  // Time on a host CPU exists only as a basis; the raw clocks are what is recorded beside.
+  if (clock === 'host-cpu') return undefined;
   const host = workload.host[clock]?.samples;
   const guest = workload.guest[clock]?.samples;
   return host && guest ? { host: { ...workload.host, samples: host }, guest: { ...workload.guest, samples: guest } } : undefined;
@@ -37,10 +39,12 @@ function onClock(workload: Compared, clock: TimeBasis): Pick<WorkloadResult, 'ho
 
 /**
  * Both runs on the same clock: the current run's basis when the baseline has it too, else
- * wall time (records before CPU time was measured hold wall time only), else each run's own.
+ * CPU time as each side counted it (a run on host CPU time against one from before the
+ * guest's steal was taken out), else wall time (records before CPU time was measured hold
+ * wall time only), else each run's own.
  */
 function likeForLike(current: Compared, baseline: Compared): [Pick<WorkloadResult, 'host' | 'guest'>, Pick<WorkloadResult, 'host' | 'guest'>] {
-  for (const clock of [current.basis ?? 'wall', 'wall'] as const) {
+  for (const clock of [current.basis ?? 'wall', 'cpu', 'wall'] as const) {
     const now = onClock(current, clock);
     const before = onClock(baseline, clock);
     if (now && before) return [now, before];

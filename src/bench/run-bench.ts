@@ -1,20 +1,22 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { MacvmError, isMacvmError, messageOf } from '../errors.js';
-import { FN_RUNNER_SOURCE, parseFnRunnerOutput } from './fn-runner-source.js';
+import { MacvmError, isMacvmError } from '../errors.js';
+import { MAX_ROUNDS_PER_EXEC, expectedBlockMs, roundsPerExec, type BlockTiming } from './batching.js';
+import { commandBlock } from './command-rounds.js';
+import { functionBlock, installFnRunner } from './function-rounds.js';
 import { guestNode, hostNode, type NodeOnSide } from './node-runtime.js';
 import { ratioOfMedians } from './ratio.js';
 import type { BenchEnvironment, BenchMethod, BenchRun, SampleStats, TimeBasis, WorkloadResult } from '../shared/bench-records.js';
 import { localShell, shellWord, type BenchShell } from './shell.js';
 import { assertSamplingOptions } from './options.js';
 import { RoundSampler, SAMPLING_DEFAULTS, type SamplingOutcome, type SamplingPlan } from './sampling.js';
+import { withoutSteal, type PreparedSide, type Reading, type Side, type SideBlock } from './side.js';
 import { median, summarize } from './stats.js';
-import { chooseCommandTimer, cpuWrapped, parseCpuOutput, parseTimerOutput, probeCommandCpu, type CommandTimer } from './timers.js';
-import type { CommandWorkload, FunctionWorkload, Workload } from './workloads.js';
+import { chooseCommandTimer, probeCommandCpu } from './timers.js';
+import type { FunctionWorkload, Workload } from './workloads.js';
 
 export interface RunBenchOptions {
   suite: string;
@@ -46,16 +48,13 @@ export interface RunBenchOptions {
   gitRef?: string;
   /** One line per round, for progress output. */
   onProgress?: (line: string) => void;
-}
-
-type Side = 'host' | 'guest';
-
-interface PreparedSide {
-  side: Side;
-  shell: BenchShell;
-  dir: string;
-  timer?: CommandTimer;
-  node?: NodeOnSide;
+  /**
+   * For the project's own side-by-side benchmarks: the most rounds per exec (default
+   * MAX_ROUNDS_PER_EXEC; 1 runs one round per exec, as before batching), and whether the
+   * guest's vCPU clock is used (default true).
+   */
+  maxRoundsPerExec?: number;
+  useCpuClock?: boolean;
 }
 
 /**
@@ -77,7 +76,7 @@ export async function runBench(options: RunBenchOptions): Promise<BenchRun> {
   const progress = options.onProgress ?? (() => {});
 
   const host: PreparedSide = { side: 'host', shell: options.host ?? localShell(), dir: await mkdtemp(join(tmpdir(), 'macvm-bench-')) };
-  const guest: PreparedSide = { side: 'guest', shell: options.guest, dir: '' };
+  const guest: PreparedSide = { side: 'guest', shell: options.useCpuClock === false ? withoutCpuClock(options.guest) : options.guest, dir: '' };
   const method: BenchMethod = {
     rounds: plan.rounds,
     warmup: plan.warmup,
@@ -113,11 +112,14 @@ export async function runBench(options: RunBenchOptions): Promise<BenchRun> {
       method.commandTimer = timers.host.kind;
       const [hostCpu, guestCpu] = await Promise.all([probeCommandCpu(host.shell, host.dir), probeCommandCpu(guest.shell, guest.dir)]);
       method.commandCpu = hostCpu && guestCpu;
+      method.guestCpuClock = (await guest.shell.cpuClock?.()) !== undefined;
     }
+    const commandBasis: TimeBasis = method.commandCpu ? (method.guestCpuClock ? 'host-cpu' : 'cpu') : 'wall';
 
     const results: WorkloadResult[] = [];
     for (const [index, workload] of options.workloads.entries()) {
-      results.push(await sampleWorkload(workload, index, host, guest, plan, method.commandCpu === true, progress));
+      const limits = { maxRoundsPerExec: options.maxRoundsPerExec ?? MAX_ROUNDS_PER_EXEC };
+      results.push(await sampleWorkload(workload, index, host, guest, plan, limits, workload.kind === 'command' ? commandBasis : 'wall', progress));
     }
     return {
       schema: 1,
@@ -135,24 +137,23 @@ export async function runBench(options: RunBenchOptions): Promise<BenchRun> {
   }
 }
 
-interface Reading {
-  wallMs: number;
-  cpuMs?: number;
-}
-
 /**
- * Interleaved rounds of one workload until the sampler says stop. Both clocks are read where
- * a side allows; which one the samples and the ratio use:
- * - a command: CPU time when both sides report it — one execution per round, and a host busy
- *   with other work stretches its wall clock but hardly its CPU time (measured here under load
- *   ≈ 10: host wall 44–480 ms, CPU 28–51 ms for the same shell loop). Should a round come back
- *   without CPU time (the command set its own EXIT trap), the workload falls back to wall time.
+ * Interleaved blocks of one workload until the sampler says stop: an exec on the host, an
+ * exec on the guest, each of k rounds (batching.ts picks k from the block before; the first
+ * block is one round), round i of the host paired with round i of the guest. Both clocks are
+ * read where a side allows; which one the samples and the ratio use:
+ * - a command: time on a host CPU ('host-cpu') when both sides report CPU time and the guest
+ *   is a VM whose vCPU clock the host reads (cpuClock: qemu) — the guest's CPU time with the
+ *   steal the host counted taken out (side.ts withoutSteal), beside the host's own CPU time.
+ *   A host busy with other work stretches wall clocks but hardly CPU time (measured here
+ *   under load ≈ 10: host wall 44–480 ms, CPU 28–51 ms for the same shell loop), and a TCG
+ *   guest has no steal accounting of its own, so its CPU time alone would still follow the
+ *   load (load ≈ 7.5: guest CPU varied ±30 %, net of steal ±20 %). Without a vCPU clock:
+ *   CPU time as each side counts it ('cpu'). Should a round come back without CPU time (the
+ *   command set its own EXIT trap), the workload falls back to wall time.
  * - a function: wall time, i.e. tinybench's MEDIAN call time of the round. Calls are short, so
  *   a preemption hits a minority of them and the median skips it; CPU time (process.cpuUsage()
  *   over all calls) is a mean and cannot — it is recorded beside, not used.
- * Caveat for emulated guests (qemu TCG): the guest kernel has no steal-time accounting there,
- *   so time the host takes the vCPU away counts as the guest process's CPU time; on a loaded
- *   host the guest side is as noisy on either clock, and a CPU-time ratio reads high.
  */
 async function sampleWorkload(
   workload: Workload,
@@ -160,47 +161,86 @@ async function sampleWorkload(
   host: PreparedSide,
   guest: PreparedSide,
   plan: SamplingPlan,
-  cpuPossible: boolean,
+  limits: { maxRoundsPerExec: number },
+  startBasis: TimeBasis,
   progress: (line: string) => void,
 ): Promise<WorkloadResult> {
   const readings: Record<Side, Reading[]> = { host: [], guest: [] };
-  let basis: TimeBasis = cpuPossible && workload.kind === 'command' ? 'cpu' : 'wall';
-  const value = (r: Reading) => (basis === 'cpu' ? r.cpuMs! : r.wallMs);
+  /** Per guest round: its CPU time net of steal, where the host read the vCPU clock. */
+  const guestNet: Array<number | undefined> = [];
+  const blockSizes: number[] = [];
+  const vcpuTotal = { runMs: 0, waitMs: 0 };
+  let basis = startBasis;
+  const value = (side: Side, round: number): number => {
+    const r = readings[side][round]!;
+    if (basis === 'wall') return r.wallMs;
+    return basis === 'host-cpu' && side === 'guest' ? guestNet[round]! : r.cpuMs!;
+  };
+  const fits = (round: number): boolean =>
+    basis === 'wall' || (readings.host[round]!.cpuMs !== undefined && readings.guest[round]!.cpuMs !== undefined && (basis === 'cpu' || guestNet[round] !== undefined));
   let sampler = new RoundSampler(plan);
   let outcome: SamplingOutcome | undefined;
+  let last: BlockTiming | undefined;
   const started = performance.now();
   while (!outcome) {
-    const roundStart = performance.now();
+    const timeLeft = plan.rounds === 'auto' ? plan.maxTimeMs - (performance.now() - started) : Number.POSITIVE_INFINITY;
+    const wanted = () => Math.min(limits.maxRoundsPerExec, sampler.roundsLeft);
+    const k = last ? roundsPerExec(last, wanted(), timeLeft) : 1;
+    const blocks: SideBlock[] = [];
     for (const side of [host, guest]) {
-      readings[side.side].push(workload.kind === 'command' ? await commandRound(side, workload) : await functionRound(side, workload, index));
+      blocks.push(workload.kind === 'command' ? await commandBlock(side, workload, k) : await functionBlock(side, workload, index, k));
     }
-    const now = performance.now();
-    const last = readings.host.length - 1;
-    if (basis === 'cpu' && (readings.host[last]!.cpuMs === undefined || readings.guest[last]!.cpuMs === undefined)) {
-      basis = 'wall';
+    const [hostBlock, guestBlock] = blocks as [SideBlock, SideBlock];
+    const first = readings.host.length;
+    readings.host.push(...hostBlock.rounds);
+    readings.guest.push(...guestBlock.rounds);
+    for (const r of guestBlock.rounds) guestNet.push(guestBlock.vcpu && r.cpuMs !== undefined ? withoutSteal(r.cpuMs, guestBlock.vcpu) : undefined);
+    if (guestBlock.vcpu) {
+      vcpuTotal.runMs += guestBlock.vcpu.runMs;
+      vcpuTotal.waitMs += guestBlock.vcpu.waitMs;
+    }
+    blockSizes.push(k);
+    last = { rounds: k, guestExecMs: guestBlock.execMs, guestRoundsMs: guestBlock.roundsMs, hostExecMs: hostBlock.execMs, hostRoundsMs: hostBlock.roundsMs };
+    const rounds = Array.from({ length: k }, (_, i) => first + i);
+    if (!rounds.every(fits)) {
+      // A clock went missing: the next clock down for the whole workload, its rounds fed again.
+      basis = basis === 'host-cpu' && rounds.every((round) => readings.host[round]!.cpuMs !== undefined && readings.guest[round]!.cpuMs !== undefined) ? 'cpu' : 'wall';
       sampler = new RoundSampler(plan);
-      for (let i = 0; i < last; i++) sampler.add(value(readings.host[i]!), value(readings.guest[i]!), 0, 0);
+      let round = 0;
+      for (const size of blockSizes.slice(0, -1)) {
+        const ids = Array.from({ length: size }, (_, i) => round + i);
+        sampler.addBlock(ids.map((i) => value('host', i)), ids.map((i) => value('guest', i)), 0, 0);
+        round += size;
+      }
     }
-    outcome = sampler.add(value(readings.host[last]!), value(readings.guest[last]!), now - started, now - roundStart);
-    progress(`${workload.name}: ${sampler.warmingUp ? `warm-up round ${sampler.host.length}` : `round ${sampler.measured}`}`);
+    const elapsed = performance.now() - started;
+    const nextK = roundsPerExec(last, wanted(), plan.maxTimeMs - elapsed);
+    outcome = sampler.addBlock(rounds.map((i) => value('host', i)), rounds.map((i) => value('guest', i)), elapsed, expectedBlockMs(last, nextK));
+    progress(`${workload.name}: ${sampler.warmingUp ? `warm-up round ${sampler.host.length}` : `round ${sampler.measured}`}${k > 1 ? ` (${k} per exec)` : ''}`);
   }
   const elapsedMs = performance.now() - started;
+  const kept = sampler.host.length;
   const side = (name: Side): SampleStats => {
     const stats: SampleStats = { ...summarize(sampler.measuredSamples(name)), warmup: sampler.warmupSamples(name) };
-    const other = basis === 'cpu' ? 'wall' : 'cpu';
-    const values = readings[name].map((r) => (other === 'wall' ? r.wallMs : r.cpuMs));
-    if (values.every((v): v is number => v !== undefined)) {
-      const measured = values.slice(outcome!.warmupRounds);
-      stats[other] = { samples: measured, warmup: values.slice(0, outcome!.warmupRounds), medianMs: median(measured) };
-    }
+    const beside = (clock: 'wall' | 'cpu', pick: (r: Reading) => number | undefined) => {
+      if (basis === clock) return;
+      const values = readings[name].slice(0, kept).map(pick);
+      if (values.every((v): v is number => v !== undefined)) {
+        const measured = values.slice(outcome!.warmupRounds);
+        stats[clock] = { samples: measured, warmup: values.slice(0, outcome!.warmupRounds), medianMs: median(measured) };
+      }
+    };
+    beside('wall', (r) => r.wallMs);
+    beside('cpu', (r) => r.cpuMs);
     return stats;
   };
+  const measuredBlocks = sampler.measuredBlocks();
   return {
     name: workload.name,
     kind: workload.kind,
     host: side('host'),
     guest: side('guest'),
-    ratio: ratioOfMedians(sampler.measuredSamples('host'), sampler.measuredSamples('guest')),
+    ratio: ratioOfMedians(sampler.measuredSamples('host'), sampler.measuredSamples('guest'), { blocks: measuredBlocks }),
     basis,
     sampling: {
       rounds: sampler.measured,
@@ -209,7 +249,19 @@ async function sampleWorkload(
       endedBy: outcome.endedBy,
       halfWidth: outcome.halfWidth,
       elapsedMs,
+      blocks: new Set(measuredBlocks).size,
+      roundsPerExec: Math.max(...blockSizes),
+      ...(vcpuTotal.runMs + vcpuTotal.waitMs > 0 ? { guestSteal: vcpuTotal.waitMs / (vcpuTotal.runMs + vcpuTotal.waitMs) } : {}),
     },
+  };
+}
+
+/** The same shell without its vCPU clock (useCpuClock: false). */
+function withoutCpuClock(shell: BenchShell): BenchShell {
+  return {
+    exec: (command, options) => shell.exec(command, options),
+    upload: (localPath, remotePath) => shell.upload(localPath, remotePath),
+    writeFile: (remotePath, data, options) => shell.writeFile(remotePath, data, options),
   };
 }
 
@@ -222,71 +274,4 @@ async function makeGuestDir(guest: BenchShell, base: string): Promise<string> {
     });
   }
   return dir;
-}
-
-async function installFnRunner(side: PreparedSide): Promise<void> {
-  const tinybench = createRequire(import.meta.url).resolve('tinybench');
-  await side.shell.writeFile(`${side.dir}/fn-runner.mjs`, FN_RUNNER_SOURCE);
-  await side.shell.upload(tinybench, `${side.dir}/tinybench.mjs`);
-}
-
-async function commandRound(side: PreparedSide, workload: CommandWorkload): Promise<Reading> {
-  const log = `${side.dir}/out.log`;
-  const cpuFile = `${side.dir}/cpu`;
-  const cwd = side.side === 'guest' ? (workload.guest?.cwd ?? workload.cwd) : workload.cwd;
-  const env = side.side === 'guest' ? { ...workload.env, ...workload.guest?.env } : workload.env;
-  // The CPU figure is read after the timer's window closes, in the same exec.
-  const script = `rm -f ${shellWord(cpuFile)}; ${side.timer!.script(cpuWrapped(workload.command, cpuFile), log)}; cat ${shellWord(cpuFile)} 2>/dev/null`;
-  const result = await side.shell.exec(script, {
-    ...(cwd !== undefined ? { cwd } : {}),
-    ...(env && Object.keys(env).length > 0 ? { env } : {}),
-    timeoutMs: workload.timeoutMs ?? 600_000,
-    reject: false,
-  });
-  const timed = parseTimerOutput(result.stdout);
-  if (!timed) {
-    throw new MacvmError('MACVM_BENCH_INVALID', `Workload "${workload.name}": the ${side.timer!.kind} timer printed no measurement on the ${side.side} (exit ${result.exitCode}).`, {
-      details: { side: side.side, stdout: result.stdout.slice(-1000), stderr: result.stderr.slice(-1000) },
-      hint: result.stderr.trim() ? `It said: ${result.stderr.trim().slice(-300)}` : undefined,
-    });
-  }
-  if (timed.exitCode !== 0) {
-    const tail = await side.shell.exec(`tail -c 1500 ${shellWord(log)}`, { reject: false, timeoutMs: 30_000 }).catch(() => undefined);
-    throw new MacvmError('MACVM_EXEC_FAILED', `Workload "${workload.name}" failed on the ${side.side} (exit ${timed.exitCode}): ${workload.command}`, {
-      details: { side: side.side, output: tail?.stdout ?? '' },
-      hint: tail?.stdout.trim() ? `Its output ended with:\n${tail.stdout.trim()}` : 'It printed nothing.',
-    });
-  }
-  const cpuMs = parseCpuOutput(result.stdout);
-  return cpuMs === undefined ? { wallMs: timed.ms } : { wallMs: timed.ms, cpuMs };
-}
-
-async function functionRound(side: PreparedSide, workload: FunctionWorkload, index: number): Promise<Reading> {
-  const job = `${side.dir}/job-${index}.json`;
-  await side.shell.writeFile(
-    job,
-    JSON.stringify({
-      name: workload.name,
-      source: workload.source,
-      tinybench: `${side.dir}/tinybench.mjs`,
-      timeMs: workload.timeMs,
-      minIterations: workload.minIterations,
-      warmupTimeMs: Math.min(100, workload.timeMs / 5),
-      warmupIterations: 5,
-    }),
-  );
-  let result;
-  try {
-    result = await side.shell.exec(`${side.node!.command} ${shellWord(`${side.dir}/fn-runner.mjs`)} ${shellWord(job)}`, { reject: false, timeoutMs: 600_000 });
-  } catch (error) {
-    throw new MacvmError('MACVM_EXEC_FAILED', `Workload "${workload.name}" could not run on the ${side.side}: ${messageOf(error)}`, { cause: error });
-  }
-  const round = parseFnRunnerOutput(result.stdout);
-  if (!round || result.exitCode !== 0) {
-    throw new MacvmError('MACVM_EXEC_FAILED', `Function workload "${workload.name}" failed on the ${side.side} (exit ${result.exitCode}).`, {
-      details: { side: side.side, stderr: result.stderr.slice(-2000) },
-      hint: result.stderr.trim() ? result.stderr.trim().split('\n').slice(0, 6).join('\n') : undefined,
-    });
-  }
-  return round.cpuMs === undefined ? { wallMs: round.medianMs } : { wallMs: round.medianMs, cpuMs: round.cpuMs };
 }

@@ -1,3 +1,4 @@
+import { MacvmError } from '../errors.js';
 import { normalCdf } from './normal.js';
 import { ratioOfMedians } from './ratio.js';
 
@@ -22,13 +23,15 @@ import { ratioOfMedians } from './ratio.js';
  * The discarded rounds are returned (marked), never silently dropped. The α is generous on
  * purpose: warming one round too long costs a round, measuring a trend costs accuracy.
  *
- * Measuring ('auto' rounds): after each round, once `minRounds` are in, the guest/host ratio's
- * 95 % bootstrap CI (the very interval the table reports, ratio.ts) is computed; its relative
- * half-width (high − low) / 2 / median at or below `precision` ends the run ('precision').
- * Otherwise the run ends before the next round would overrun `maxTimeMs` ('maxTime'). Stopping
- * at the first narrow-enough interval is optional stopping; with the ≥ `minRounds` floor and a
- * median-based interval its effect on coverage is small next to the machine's own drift.
- * Fixed `rounds: N` ends after N measured rounds ('rounds').
+ * Measuring ('auto' rounds): after each block of rounds (one exec per side: one round, or
+ * several where batching.ts runs several per exec), once `minRounds` rounds in at least
+ * `minBlocks` blocks are in, the guest/host ratio's 95 % bootstrap CI (the very interval the
+ * table reports: ratio.ts, blocks resampled whole) is computed; its relative half-width
+ * (high − low) / 2 / median at or below `precision` ends the run ('precision'). Otherwise the
+ * run ends before the next block would overrun `maxTimeMs` ('maxTime'). Stopping at the first
+ * narrow-enough interval is optional stopping; the floors keep its effect on coverage small
+ * (the unit tests measure it on synthetic streams). Fixed `rounds: N` ends after N measured
+ * rounds ('rounds').
  */
 export type RoundsSetting = number | 'auto';
 export type WarmupSetting = number | 'auto';
@@ -42,6 +45,8 @@ export interface SamplingPlan {
   maxTimeMs: number;
   /** Measured rounds before the precision check may stop a run (auto rounds). */
   minRounds: number;
+  /** Blocks (execs per side) the measured rounds must span before the precision check may stop a run. */
+  minBlocks: number;
   /** Samples per side the warm-up trend test looks at. */
   trendWindow: number;
   /** Most rounds auto warm-up may discard. */
@@ -54,6 +59,7 @@ export const SAMPLING_DEFAULTS = {
   precision: 0.02,
   maxTimeMs: 60_000,
   minRounds: 10,
+  minBlocks: 5,
   trendWindow: 6,
   maxWarmup: 10,
 } as const satisfies SamplingPlan;
@@ -126,18 +132,21 @@ export function settled(window: readonly number[]): boolean {
 }
 
 /** The relative half-width of the ratio's 95 % CI: (high − low) / 2 / median. */
-export function ratioHalfWidth(host: readonly number[], guest: readonly number[]): number {
-  const ratio = ratioOfMedians(host, guest);
+export function ratioHalfWidth(host: readonly number[], guest: readonly number[], blocks?: readonly number[]): number {
+  const ratio = ratioOfMedians(host, guest, blocks ? { blocks } : {});
   return (ratio.ciHigh - ratio.ciLow) / 2 / ratio.median;
 }
 
 export class RoundSampler {
   readonly host: number[] = [];
   readonly guest: number[] = [];
+  /** The block (exec) each round came from. */
+  readonly blocks: number[] = [];
   private warmupRounds: number | undefined;
   private warmupEndedBy: WarmupEnd | undefined;
   private outcome: SamplingOutcome | undefined;
   private halfWidth = Number.NaN;
+  private blockCount = 0;
 
   constructor(readonly plan: SamplingPlan) {
     if (plan.warmup !== 'auto' && plan.warmup === 0) this.endWarmup(0, 'fixed');
@@ -152,31 +161,58 @@ export class RoundSampler {
     return this.warmupRounds === undefined ? 0 : this.host.length - this.warmupRounds;
   }
 
+  /** Rounds still wanted before a fixed count is reached (Infinity for auto rounds), warm-up not counted. */
+  get roundsLeft(): number {
+    return this.plan.rounds === 'auto' ? Number.POSITIVE_INFINITY : Math.max(0, this.plan.rounds - this.measured);
+  }
+
   /**
-   * Adds one interleaved round. `elapsedMs` is the time since the workload's first round
-   * started, `roundMs` how long this round took (to judge whether another one fits the budget).
-   * Returns the outcome when the run should stop, undefined to go on.
+   * Adds one interleaved round, a block of its own. `elapsedMs` is the time since the
+   * workload's first round started, `roundMs` how long this round took (to judge whether
+   * another one fits the budget). Returns the outcome when the run should stop, undefined to go on.
    */
   add(host: number, guest: number, elapsedMs: number, roundMs: number): SamplingOutcome | undefined {
+    return this.addBlock([host], [guest], elapsedMs, roundMs);
+  }
+
+  /**
+   * Adds the rounds of one block — the k rounds each side ran in one exec, round i of the
+   * host paired with round i of the guest. `nextBlockMs` is what the next block is expected
+   * to take. Warm-up is judged round by round; the stopping rule once per block. Rounds past
+   * a fixed count are not kept.
+   */
+  addBlock(hosts: readonly number[], guests: readonly number[], elapsedMs: number, nextBlockMs: number): SamplingOutcome | undefined {
     if (this.outcome) return this.outcome;
-    this.host.push(host);
-    this.guest.push(guest);
+    if (hosts.length !== guests.length || hosts.length === 0) {
+      throw new MacvmError('MACVM_BENCH_INVALID', `A block needs as many host rounds as guest rounds, at least one (host ${hosts.length}, guest ${guests.length}).`);
+    }
+    const block = this.blockCount++;
+    const plan = this.plan;
+    for (let i = 0; i < hosts.length; i++) {
+      this.host.push(hosts[i]!);
+      this.guest.push(guests[i]!);
+      this.blocks.push(block);
+      if (this.warmupRounds === undefined) this.judgeWarmup(elapsedMs, nextBlockMs);
+      if (this.warmupRounds === undefined) continue;
+      // Fixed rounds: a settled window longer than the rounds asked for gives its oldest to warm-up.
+      if (plan.rounds !== 'auto' && this.measured > plan.rounds) this.warmupRounds = this.host.length - plan.rounds;
+      if (plan.rounds !== 'auto' && this.measured >= plan.rounds) return (this.outcome = this.stopReason(elapsedMs, nextBlockMs));
+    }
+    if (this.warmupRounds === undefined) return undefined;
+    return (this.outcome = this.stopReason(elapsedMs, nextBlockMs));
+  }
+
+  private judgeWarmup(elapsedMs: number, nextBlockMs: number): void {
     const plan = this.plan;
     const count = this.host.length;
-    if (this.warmupRounds === undefined) {
-      if (plan.warmup !== 'auto') {
-        if (count >= plan.warmup) this.endWarmup(plan.warmup, 'fixed');
-      } else if (count > plan.trendWindow && settled(this.host.slice(-plan.trendWindow)) && settled(this.guest.slice(-plan.trendWindow))) {
-        this.endWarmup(count - plan.trendWindow, 'trend');
-      } else if (count - plan.trendWindow >= plan.maxWarmup || (plan.rounds === 'auto' && elapsedMs + roundMs > plan.maxTimeMs / 2)) {
-        // Still trending after the cap (or half the budget): measure anyway, and say so.
-        this.endWarmup(Math.max(1, Math.min(plan.maxWarmup, count - 1)), 'cap');
-      }
-      if (this.warmupRounds === undefined) return undefined;
+    if (plan.warmup !== 'auto') {
+      if (count >= plan.warmup) this.endWarmup(plan.warmup, 'fixed');
+    } else if (count > plan.trendWindow && settled(this.host.slice(-plan.trendWindow)) && settled(this.guest.slice(-plan.trendWindow))) {
+      this.endWarmup(count - plan.trendWindow, 'trend');
+    } else if (count - plan.trendWindow >= plan.maxWarmup || (plan.rounds === 'auto' && elapsedMs + nextBlockMs > plan.maxTimeMs / 2)) {
+      // Still trending after the cap (or half the budget): measure anyway, and say so.
+      this.endWarmup(Math.max(1, Math.min(plan.maxWarmup, count - 1)), 'cap');
     }
-    // Fixed rounds: a settled window longer than the rounds asked for gives its oldest to warm-up.
-    if (plan.rounds !== 'auto' && this.measured > plan.rounds) this.warmupRounds = count - plan.rounds;
-    return (this.outcome = this.stopReason(elapsedMs, roundMs));
   }
 
   private endWarmup(rounds: number, by: WarmupEnd): void {
@@ -184,26 +220,35 @@ export class RoundSampler {
     this.warmupEndedBy = by;
   }
 
-  private stopReason(elapsedMs: number, roundMs: number): SamplingOutcome | undefined {
+  private stopReason(elapsedMs: number, nextBlockMs: number): SamplingOutcome | undefined {
     const plan = this.plan;
     const n = this.measured;
     const done = (endedBy: StopReason): SamplingOutcome => {
-      if (Number.isNaN(this.halfWidth) && n > 0) this.halfWidth = ratioHalfWidth(this.measuredSamples('host'), this.measuredSamples('guest'));
+      if (Number.isNaN(this.halfWidth) && n > 0) this.halfWidth = this.currentHalfWidth();
       return { warmupRounds: this.warmupRounds!, warmupEndedBy: this.warmupEndedBy!, endedBy, halfWidth: this.halfWidth };
     };
     if (plan.rounds !== 'auto') return n >= plan.rounds ? done('rounds') : undefined;
     this.halfWidth = Number.NaN;
-    if (n >= plan.minRounds) {
-      this.halfWidth = ratioHalfWidth(this.measuredSamples('host'), this.measuredSamples('guest'));
+    if (n >= plan.minRounds && new Set(this.measuredBlocks()).size >= plan.minBlocks) {
+      this.halfWidth = this.currentHalfWidth();
       if (this.halfWidth <= plan.precision) return done('precision');
     }
-    if (n > 0 && elapsedMs + roundMs > plan.maxTimeMs) return done('maxTime');
+    if (n > 0 && elapsedMs + nextBlockMs > plan.maxTimeMs) return done('maxTime');
     return undefined;
+  }
+
+  private currentHalfWidth(): number {
+    return ratioHalfWidth(this.measuredSamples('host'), this.measuredSamples('guest'), this.measuredBlocks());
   }
 
   /** The measured (post-warm-up) samples of one side. */
   measuredSamples(side: 'host' | 'guest'): number[] {
     return this[side].slice(this.warmupRounds ?? this[side].length);
+  }
+
+  /** The block of each measured round. */
+  measuredBlocks(): number[] {
+    return this.blocks.slice(this.warmupRounds ?? this.blocks.length);
   }
 
   /** The discarded warm-up samples of one side. */

@@ -1,5 +1,6 @@
 import { copyFile, cp, writeFile, chmod } from 'node:fs/promises';
 import { execa } from 'execa';
+import type { VcpuTimes } from '../shared/cpu-clock.js';
 
 /**
  * What the bench runner needs from each side: run a shell command, put files there.
@@ -14,6 +15,11 @@ export interface BenchShell {
   ): Promise<{ stdout: string; stderr: string; exitCode: number | null }>;
   upload(localPath: string, remotePath: string): Promise<void>;
   writeFile(remotePath: string, data: string | Buffer, options?: { mode?: number }): Promise<void>;
+  /**
+   * The VM's vCPU time as the host counts it (src/shared/cpu-clock.ts), where the side is a
+   * VM whose threads this host can see (a MacVM on qemu); absent or undefined elsewhere.
+   */
+  cpuClock?(): Promise<VcpuTimes | undefined>;
 }
 
 /** The host as a BenchShell: `sh -c` through execa, files through node:fs. */

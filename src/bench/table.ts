@@ -69,16 +69,20 @@ export function formatBenchTable(run: BenchRun): string {
 }
 
 /**
- * How one workload was sampled, e.g. "shell loop: CPU time · ±1.8 % after 84 rounds, 41.2 s
- * (precision reached) · warm-up 3 rounds (stopped trending)".
+ * How one workload was sampled, e.g. "shell loop: time on a host CPU (guest's 12 % steal taken
+ * out) · ±1.8 % after 84 rounds, 41.2 s (precision reached) · warm-up 3 rounds (stopped
+ * trending)"; batched rounds add "in 9 execs of up to 5".
  */
 export function samplingLine(w: WorkloadResult, run: Pick<BenchRun, 'method'>): string {
-  const parts = [`${w.name}: ${w.basis === 'cpu' ? 'CPU time' : 'wall time'}`];
   const s = w.sampling;
+  const clock = { cpu: 'CPU time', wall: 'wall time', 'host-cpu': 'time on a host CPU' }[w.basis ?? 'wall'];
+  const steal = s?.guestSteal !== undefined && w.basis === 'host-cpu' ? ` (guest's ${(s.guestSteal * 100).toFixed(0)} % steal taken out)` : '';
+  const parts = [`${w.name}: ${clock}${steal}`];
   if (s) {
     const width = Number.isFinite(s.halfWidth) ? `±${(s.halfWidth * 100).toFixed(1)} %` : '±?';
     const why = { precision: `target ±${((run.method?.precision ?? 0) * 100).toFixed(1)} % reached`, maxTime: 'time budget spent', rounds: 'fixed rounds' }[s.endedBy];
-    parts.push(`${width} after ${s.rounds} rounds, ${formatDuration(s.elapsedMs)} (${why})`);
+    const batched = s.roundsPerExec !== undefined && s.roundsPerExec > 1 ? ` in ${s.blocks} execs of up to ${s.roundsPerExec}` : '';
+    parts.push(`${width} after ${s.rounds} rounds${batched}, ${formatDuration(s.elapsedMs)} (${why})`);
     const warm = { fixed: 'fixed', trend: 'stopped trending', cap: 'still trending at the cap' }[s.warmupEndedBy];
     parts.push(`warm-up ${s.warmupRounds} round${s.warmupRounds === 1 ? '' : 's'} (${warm})`);
   }

@@ -22,8 +22,16 @@ export interface SampleStats {
   cpu?: { samples: number[]; warmup: number[]; medianMs: number };
 }
 
-/** Which clock a workload's samples (and so its ratio) are on. */
-export type TimeBasis = 'cpu' | 'wall';
+/**
+ * Which clock a workload's samples (and so its ratio) are on:
+ * - 'wall': wall time (a function workload: its median call);
+ * - 'cpu': CPU time as each side counts it — a TCG guest's includes the time the host took
+ *   its vCPU away, which it cannot see;
+ * - 'host-cpu': time on a host CPU — the host's own CPU time, and the guest's CPU time with
+ *   the steal the host counted for its vCPU taken out (src/shared/cpu-clock.ts); the raw
+ *   CPU and wall times are recorded beside.
+ */
+export type TimeBasis = 'cpu' | 'wall' | 'host-cpu';
 
 /** How a workload's sampling went: why warm-up and measuring ended. */
 export interface SamplingSummary {
@@ -38,6 +46,15 @@ export interface SamplingSummary {
   halfWidth: number;
   /** Wall time of the workload, warm-up included, ms. */
   elapsedMs: number;
+  /** Measured blocks: execs per side, each of one or more rounds (see roundsPerExec). */
+  blocks?: number;
+  /** The most rounds one exec ran (1: no batching). */
+  roundsPerExec?: number;
+  /**
+   * Of the time the guest's vCPU was busy during the workload, the share it waited for a host
+   * CPU (steal: 0.25 = a quarter), where the provider has a cpuClock.
+   */
+  guestSteal?: number;
 }
 
 export interface BaselineComparison {
@@ -98,6 +115,8 @@ export interface BenchMethod {
   maxTimeMs?: number;
   /** Whether both sides could measure a command's CPU time (/proc/<pid>/schedstat and stat). */
   commandCpu?: boolean;
+  /** Whether the guest's vCPU time was read from the host (a cpuClock), so steal could be taken out. */
+  guestCpuClock?: boolean;
   /** How commands were timed, the same way on both sides: 'perl' | 'date-ns' | 'node'. */
   commandTimer?: string;
   /** Where function workloads ran in the guest: 'guest-node' (its own node of the same version) or 'uploaded-node'. */

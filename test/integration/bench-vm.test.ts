@@ -48,6 +48,17 @@ describe.skipIf(!haveImage)('bench against the qemu linux-test guest', () => {
         expect(w.ratio.ciLow).toBeLessThanOrEqual(w.ratio.median);
         expect(w.ratio.ciHigh).toBeGreaterThanOrEqual(w.ratio.median);
       }
+      // The guest's vCPU clock was read from the host: the loop is on time on a host CPU (steal
+      // taken out), its raw in-guest CPU time kept beside; the function ran batched rounds.
+      expect(run.method).toMatchObject({ commandCpu: true, guestCpuClock: true });
+      const shLoop = run.workloads.find((w) => w.name === 'sh loop')!;
+      expect(shLoop.basis).toBe('host-cpu');
+      expect(shLoop.sampling!.guestSteal).toBeGreaterThanOrEqual(0);
+      expect(shLoop.guest.cpu!.samples).toHaveLength(6);
+      shLoop.guest.samples.forEach((net, i) => expect(net).toBeLessThanOrEqual(shLoop.guest.cpu!.samples[i]! + 1e-9));
+      const fn = run.workloads.find((w) => w.name === 'json round trip')!;
+      expect(fn.sampling!.roundsPerExec).toBeGreaterThan(1);
+      expect(fn.sampling!.blocks).toBeLessThan(6);
       expect(first.table).toMatch(/^json round trip\s/m);
       console.log(first.table); // the figures, for the CI log
 
