@@ -9,7 +9,7 @@ import { buildLinuxTestImage, LINUX_TEST_RECIPE } from '../../src/vm/qemu/image/
 import { cpioNewc } from '../../src/vm/qemu/image/cpio.js';
 import { parseControlStanzas } from '../../src/vm/qemu/image/debs.js';
 import { neededLibraries } from '../../src/vm/qemu/image/elf.js';
-import { initrdInit, inittab, HOST_KEY_PATH, kernelAppend, READY_MARKER, announceReady } from '../../src/vm/qemu/image/guest-files.js';
+import { initrdInit, inittab, HOST_KEY_PATH, kernelAppend, READY_MARKER, WARM_UP_IDENT, announceReady } from '../../src/vm/qemu/image/guest-files.js';
 import { normalizeModuleName } from '../../src/vm/qemu/image/kernel-modules.js';
 import { withBuildLock } from '../../src/vm/qemu/image/build-lock.js';
 import { decodeLz4Block, decompressLz4Legacy, hasPvhNote } from '../../src/vm/qemu/image/vmlinux.js';
@@ -85,6 +85,13 @@ describe('guest files', () => {
   it('inittab starts dropbear with the pinned host key and announces readiness', () => {
     expect(inittab()).toContain(`dropbear -F -s -p 22 -r ${HOST_KEY_PATH}`);
     expect(announceReady()).toContain(`${READY_MARKER} uptime=`);
+  });
+
+  it('the marker comes after one bounded local connection has warmed dropbear', () => {
+    const script = announceReady();
+    const warmUp = script.indexOf(`printf '${WARM_UP_IDENT}\\r\\n' | timeout 5 nc 127.0.0.1 22 >/dev/null 2>&1`);
+    expect(warmUp).toBeGreaterThan(script.indexOf('until listening'));
+    expect(warmUp).toBeLessThan(script.indexOf(READY_MARKER));
   });
 
   it('the kernel command line carries tsc_early_khz only when the host speed is known, never console=', () => {

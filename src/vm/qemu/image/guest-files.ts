@@ -150,7 +150,24 @@ fi`;
 /** Where the guest reads its command line and keeps root's authorized keys. */
 export const GUEST_KEY_PATHS = { cmdline: '/proc/cmdline', authorizedKeys: '/root/.ssh/authorized_keys', console: '/dev/console' } as const;
 
-/** Waits (briefly, polling /proc/net) until dropbear listens on port 22, then prints the marker. */
+/** The version line the warm-up connection sends: a valid one, so dropbear's log says "Exited normally". */
+export const WARM_UP_IDENT = 'SSH-2.0-macvm-warm-up';
+
+/**
+ * Waits (briefly, polling /proc/net) until dropbear listens on port 22, warms it with one
+ * local connection, then prints the marker.
+ *
+ * Why the warm-up: dropbear re-executes itself for every connection (`dropbear ... -2 <fd>`),
+ * and the first one in a fresh guest runs that path cold — code never executed yet, so
+ * under TCG never translated, pages never touched. Measured on the host as the vCPU's own
+ * CPU time (steal excluded), the first login cost 330–430 ms of guest CPU against 170–300 ms
+ * for the ones after it; a connection that only trades version lines cost 110–175 ms and
+ * left the next login no dearer than later ones, while a warm-up that also ran the key
+ * exchange (with a client that then gave up) saved no more. So nc sends a version line and
+ * closes its side; dropbear's child reads EOF and exits ("Exited normally" in its log), and
+ * the host's first login, which the readiness lag is measured on, costs what every later one
+ * does. It moves that cost before the marker rather than removing it; `timeout` bounds it.
+ */
 export function announceReady(): string {
   return `#!/bin/sh
 # macvm linux-test: tell the host (serial console) the moment sshd listens
@@ -164,6 +181,8 @@ until listening; do
   [ "$tries" -gt 3000 ] && { echo "MACVM-NOT-READY sshd did not listen within 60 s" > /dev/console; exit 1; }
   usleep 20000
 done
+# One local connection first, so the host's first login is not dropbear's first (see guest-files.ts).
+printf '${WARM_UP_IDENT}\\r\\n' | timeout 5 nc 127.0.0.1 22 >/dev/null 2>&1
 read uptime idle < /proc/uptime
 echo "${READY_MARKER} uptime=$uptime" > /dev/console
 `;
