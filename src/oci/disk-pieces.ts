@@ -29,7 +29,10 @@ export function pieceRanges(diskSize: number, pieceSize = PIECE_SIZE): PieceRang
   return ranges;
 }
 
-const zeroDigests = new Map<number, Promise<string>>();
+/** sha256 of 512 MiB of zeros: every all-zero piece but a disk's last has it (checked by a test). */
+export const ZERO_PIECE_DIGEST = 'sha256:9acca8e8c22201155389f65abbf6bc9723edc7384ead80503839f49dcc56d767';
+
+const zeroDigests = new Map<number, Promise<string>>([[PIECE_SIZE, Promise.resolve(ZERO_PIECE_DIGEST)]]);
 
 /**
  * sha256 of `size` zero bytes: a piece with this uncompressed-content-digest is all zeros, so a
@@ -52,6 +55,16 @@ export function zeroDigest(size: number): Promise<string> {
     zeroDigests.set(size, digest);
   }
   return digest;
+}
+
+/**
+ * Whether a disk piece is all zeros, by its annotated digest, without hashing: any LZ4 encoder
+ * shrinks zeros well over a hundredfold, so a blob bigger than 1/32 of the piece cannot be
+ * zeros, and its size is not worth hashing a run of zeros for.
+ */
+export async function isZeroPiece(piece: { size: number; contentDigest: string; layer: { size: number } }): Promise<boolean> {
+  if (piece.layer.size * 32 > piece.size) return false;
+  return piece.contentDigest === (await zeroDigest(piece.size));
 }
 
 /** Whether `data` (any length) holds only zero bytes; memcmp against a zero chunk, not a byte loop. */

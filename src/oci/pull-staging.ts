@@ -4,16 +4,14 @@
  * pull of the same digest resumes. Inside:
  *
  *   bundle/                  the image's files, renamed into the cache as a whole at install
- *   journal                  one line per layer verified (its digest checked, its file written)
+ *   journal                  one line per layer verified and written through to the disk
  *   layer-<n>.partial        the compressed bytes of layer n received so far
  *
- * A journal line is trusted as is within the same boot: what a killed process wrote sits in the
- * page cache for the next one. After a reboot the data may not have reached the disk, so the
- * caller re-hashes such pieces instead (as Tart does for every piece of a resumed pull).
+ * A layer is journaled only after its bytes were synced, so a journal line holds even after a
+ * power cut, and a resumed pull skips those layers without hashing them again (Tart re-hashes
+ * every piece of a resumed pull instead).
  */
-import { readFileSync } from 'node:fs';
 import { appendFile, chmod, mkdir, readFile, rm, stat } from 'node:fs/promises';
-import { uptime } from 'node:os';
 import { join } from 'node:path';
 
 export interface Staging {
@@ -34,16 +32,25 @@ export async function openStaging(cacheRoot: string, digest: string): Promise<St
   await mkdir(parent, { recursive: true, mode: 0o700 });
   await chmod(parent, 0o700);
   const root = join(parent, digest.replace(/^sha256:/, ''));
-  const resumed = await stat(root).then(
-    () => true,
-    () => false,
-  );
   const bundle = join(root, 'bundle');
+  let resumed = await exists(root);
+  if (resumed && !(await exists(bundle))) {
+    // Its bundle was installed (or removed) after all: the journal speaks of files that are gone.
+    await rm(root, { recursive: true, force: true });
+    resumed = false;
+  }
   await mkdir(bundle, { recursive: true, mode: 0o700 });
   await chmod(root, 0o700);
   await chmod(bundle, 0o700);
   const journal = await Journal.load(join(root, 'journal'));
   return { root, bundle, resumed, journal, partialPath: (index) => join(root, `layer-${index}.partial`) };
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 export async function removeStaging(staging: Staging): Promise<void> {
@@ -53,23 +60,22 @@ export async function removeStaging(staging: Staging): Promise<void> {
 interface JournalLine {
   layer: number;
   digest: string;
-  boot: string;
 }
 
 export class Journal {
   private constructor(
     private readonly path: string,
-    private readonly lines: Map<number, JournalLine>,
+    private readonly lines: Map<number, string>,
   ) {}
 
   static async load(path: string): Promise<Journal> {
-    const lines = new Map<number, JournalLine>();
+    const lines = new Map<number, string>();
     const text = await readFile(path, 'utf8').catch(() => '');
     for (const raw of text.split('\n')) {
       try {
         // A line cut short by a kill does not parse and is ignored: that layer is simply redone.
         const line = JSON.parse(raw) as JournalLine;
-        if (Number.isInteger(line.layer) && typeof line.digest === 'string' && typeof line.boot === 'string') lines.set(line.layer, line);
+        if (Number.isInteger(line.layer) && typeof line.digest === 'string') lines.set(line.layer, line.digest);
       } catch {
         // see above
       }
@@ -77,39 +83,13 @@ export class Journal {
     return new Journal(path, lines);
   }
 
-  /**
-   * 'same-boot' when layer `index` with `digest` was verified since the last boot, 'earlier-boot'
-   * when before it (re-check the bytes), undefined when it was not.
-   */
-  state(index: number, digest: string): 'same-boot' | 'earlier-boot' | undefined {
-    const line = this.lines.get(index);
-    if (!line || line.digest !== digest) return undefined;
-    return sameBoot(line.boot, bootMark()) ? 'same-boot' : 'earlier-boot';
+  /** Whether layer `index`, with this digest, is already on disk and verified. */
+  has(index: number, digest: string): boolean {
+    return this.lines.get(index) === digest;
   }
 
   async record(index: number, digest: string): Promise<void> {
-    const line: JournalLine = { layer: index, digest, boot: bootMark() };
-    this.lines.set(index, line);
-    await appendFile(this.path, `${JSON.stringify(line)}\n`, { mode: 0o600 });
+    this.lines.set(index, digest);
+    await appendFile(this.path, `${JSON.stringify({ layer: index, digest } satisfies JournalLine)}\n`, { mode: 0o600 });
   }
-}
-
-let mark: string | undefined;
-
-/** Names this boot: Linux's boot id, elsewhere the boot time in seconds (from the uptime). */
-export function bootMark(): string {
-  if (mark) return mark;
-  try {
-    mark = `id:${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}`;
-  } catch {
-    mark = `t:${Math.round(Date.now() / 1000 - uptime())}`;
-  }
-  return mark;
-}
-
-function sameBoot(a: string, b: string): boolean {
-  if (a === b) return true;
-  // A boot time derived from the uptime wobbles by a second or so between processes.
-  if (a.startsWith('t:') && b.startsWith('t:')) return Math.abs(Number(a.slice(2)) - Number(b.slice(2))) <= 5;
-  return false;
 }

@@ -1,120 +1,81 @@
 /**
  * Writes a decoded disk piece at its offset, leaving zero runs as holes: the file was sized with
  * truncate, so a region never written reads as zeros and takes no blocks. Tart does the same at
- * 4 MiB granularity; this writer checks 64 KiB blocks inside each 4 MiB chunk, so a chunk with a
- * little data allocates little more than that data.
+ * 4 MiB granularity; this writer checks 64 KiB blocks, so a region with a little data allocates
+ * little more than that data.
  *
  * `careful` is for a region that may hold bytes from an earlier attempt (a resumed pull, a retry
  * after the server ignored Range): skipping a zero block there could keep stale data that no
  * digest would notice, since the digests cover the decoded stream, not the file. So a careful
  * writer reads each zero block back and overwrites it with zeros if it is not zero already.
+ *
+ * The writes are synchronous (pwrite on a file descriptor): the writer runs inside a decode
+ * worker thread, whose whole job is this, or on the main thread for small pulls.
  */
-import type { FileHandle } from 'node:fs/promises';
-import { ZERO_CHUNK_SIZE, isAllZero } from './disk-pieces.js';
+import { readSync, writeSync } from 'node:fs';
+import { isAllZero } from './disk-pieces.js';
 
 export const HOLE_GRANULARITY = 64 * 1024;
 
 const ZERO_BLOCK = Buffer.alloc(HOLE_GRANULARITY);
-/** Writes in flight before drain() makes the producer wait. */
-const MAX_PENDING = 4;
 
 export class SparseWriter {
-  private chunk: Buffer;
-  private fill = 0;
-  /** File offset of the current chunk's first byte. */
+  /** File offset of the next byte pushed. */
   private position: number;
-  private readonly spare: Buffer[] = [];
-  private readonly pending = new Set<Promise<void>>();
-  private failure: unknown;
   /** Bytes that were not zero and so were written. */
   nonZeroBytes = 0;
 
   constructor(
-    private readonly disk: FileHandle,
+    private readonly fd: number,
     offset: number,
     private readonly options: { careful: boolean },
   ) {
     this.position = offset;
-    this.chunk = Buffer.allocUnsafe(ZERO_CHUNK_SIZE);
   }
 
-  /** Takes decoded bytes (copied, so the caller may reuse its buffer at once). */
+  /**
+   * Takes the next decoded bytes and writes their non-zero parts before returning, straight from
+   * `data` (no copy), so a decoder may reuse its buffer at once. Zero detection works on 64 KiB
+   * blocks aligned to the file, cut where `data` begins and ends: a block split over two calls is
+   * judged in two parts, which can only make the holes finer.
+   */
   push(data: Uint8Array): void {
-    let at = 0;
-    while (at < data.length) {
-      const take = Math.min(ZERO_CHUNK_SIZE - this.fill, data.length - at);
-      this.chunk.set(data.subarray(at, at + take), this.fill);
-      this.fill += take;
-      at += take;
-      if (this.fill === ZERO_CHUNK_SIZE) this.emit();
-    }
-  }
-
-  /** Waits until few enough writes are in flight; rethrows a write's failure. */
-  async drain(limit = MAX_PENDING): Promise<void> {
-    while (this.pending.size > limit) await Promise.race(this.pending);
-    if (this.failure !== undefined) throw this.failure;
-  }
-
-  /** Writes what is left and waits for every write. */
-  async end(): Promise<void> {
-    if (this.fill > 0) this.emit();
-    await this.drain(0);
-  }
-
-  private emit(): void {
-    const chunk = this.chunk;
-    const length = this.fill;
-    const position = this.position;
-    this.position += length;
-    this.fill = 0;
-    this.chunk = this.spare.pop() ?? Buffer.allocUnsafe(ZERO_CHUNK_SIZE);
-    const done = this.writeChunk(chunk.subarray(0, length), position)
-      .catch((error: unknown) => {
-        this.failure ??= error;
-      })
-      .finally(() => {
-        this.spare.push(chunk);
-        this.pending.delete(done);
-      });
-    this.pending.add(done);
-  }
-
-  private async writeChunk(chunk: Buffer, position: number): Promise<void> {
-    if (!this.options.careful && isAllZero(chunk)) return;
-    const old = this.options.careful ? await this.readBack(chunk.length, position) : undefined;
-    // Runs of non-zero 64 KiB blocks become one write each.
+    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const start = this.position;
+    this.position += bytes.length;
     let runStart = -1;
-    for (let at = 0; at <= chunk.length; at += HOLE_GRANULARITY) {
-      const end = Math.min(at + HOLE_GRANULARITY, chunk.length);
-      const zero = at === chunk.length || isAllZero(chunk.subarray(at, end));
+    for (let at = 0; at <= bytes.length; ) {
+      const end = at === bytes.length ? at : Math.min(bytes.length, at + HOLE_GRANULARITY - ((start + at) % HOLE_GRANULARITY));
+      const zero = at === bytes.length || isAllZero(bytes.subarray(at, end));
       if (!zero && runStart < 0) runStart = at;
       if (zero && runStart >= 0) {
-        await this.writeFully(chunk.subarray(runStart, at), position + runStart);
+        // Runs of non-zero blocks become one write each.
+        this.writeFully(bytes.subarray(runStart, at), start + runStart);
         this.nonZeroBytes += at - runStart;
         runStart = -1;
       }
-      if (zero && old && at < chunk.length && !isAllZero(old.subarray(at, end))) {
-        await this.writeFully(ZERO_BLOCK.subarray(0, end - at), position + at);
-      }
+      if (zero && at < bytes.length && this.options.careful) this.clearIfStale(end - at, start + at);
+      if (at === bytes.length) break;
+      at = end;
     }
   }
 
-  /** What the file holds there now (zeros past its end). */
-  private async readBack(length: number, position: number): Promise<Buffer> {
+  /** Nothing is held back; kept so callers say where a piece ends. */
+  end(): void {}
+
+  /** A block that should be zero but holds an earlier attempt's bytes is zeroed. */
+  private clearIfStale(length: number, position: number): void {
     const old = Buffer.alloc(length);
-    for (let at = 0; at < length; ) {
-      const { bytesRead } = await this.disk.read(old, at, length - at, position + at);
-      if (bytesRead === 0) break;
-      at += bytesRead;
+    let read = 0;
+    while (read < length) {
+      const n = readSync(this.fd, old, read, length - read, position + read);
+      if (n === 0) break;
+      read += n;
     }
-    return old;
+    if (!isAllZero(old.subarray(0, read))) this.writeFully(ZERO_BLOCK.subarray(0, length), position);
   }
 
-  private async writeFully(data: Buffer, position: number): Promise<void> {
-    for (let at = 0; at < data.length; ) {
-      const { bytesWritten } = await this.disk.write(data, at, data.length - at, position + at);
-      at += bytesWritten;
-    }
+  private writeFully(data: Buffer, position: number): void {
+    for (let at = 0; at < data.length; ) at += writeSync(this.fd, data, at, data.length - at, position + at);
   }
 }

@@ -1,0 +1,210 @@
+/**
+ * Where disk pieces are decoded: in worker threads for a pull of real size, so keeping,
+ * decoding and hashing (about a second per GiB on one core) run on every core while the main
+ * thread keeps the network busy; on the main thread for a small pull, where starting workers
+ * would cost more than it saves.
+ *
+ * A sink takes one piece's bytes in order. start() says how much of the blob an earlier pull
+ * left in its .partial file; finish() resolves when every size and digest checked out, and a
+ * wrong piece rejects with MACVM_IMAGE_CORRUPT naming the layer. write() applies back-pressure:
+ * it waits while too many bytes are on their way to the worker.
+ */
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { siblingEntry } from '../util/sibling-entry.js';
+import type { FromWorker, ToWorker } from './piece-decode-worker.js';
+import { PieceCheckError, PieceJob, type PieceJobSpec, corruptLayer } from './piece-job.js';
+
+export interface PieceSink {
+  /** Replays the piece's .partial file; resolves with how many bytes of the blob that was. */
+  start(): Promise<number>;
+  write(chunk: Uint8Array): Promise<void>;
+  /** The server sent the blob from its first byte: drop what was had, distrust the region. */
+  restart(): Promise<void>;
+  /** Resolves when the piece is written and every size and digest checked. */
+  finish(): Promise<void>;
+  /** Stops the job (after a failure) and resolves once it writes nothing more; what it wrote stays. */
+  abort(): Promise<void>;
+}
+
+/** Bytes gathered into one message to a worker, and bytes in flight before write() waits. */
+const BATCH_BYTES = 512 * 1024;
+const IN_FLIGHT_BYTES = 8 * 1024 * 1024;
+
+export class DecodePool {
+  private readonly slots: WorkerSlot[];
+  private nextId = 1;
+
+  /** `threads` 0 decodes on the calling thread. Workers start at once, so they load while the pull gets going. */
+  constructor(threads: number) {
+    this.slots = Array.from({ length: threads }, () => new WorkerSlot(startWorker()));
+  }
+
+  open(spec: PieceJobSpec, describe: string): PieceSink {
+    if (this.slots.length === 0) return new InThreadSink(spec, describe);
+    const slot = this.slots.reduce((best, slot) => (slot.jobs.size < best.jobs.size ? slot : best));
+    return slot.open(this.nextId++, spec, describe);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
+  }
+}
+
+function startWorker(): Worker {
+  const { file, nodeArgs } = siblingEntry(import.meta.url, 'piece-decode-worker');
+  if (nodeArgs.length === 0) return new Worker(file);
+  // From the TypeScript sources: a worker does not inherit the --import hooks, so tsx's API loads its module graph.
+  const tsx = import.meta.resolve('tsx/esm/api');
+  return new Worker(`import(${JSON.stringify(tsx)}).then((api) => api.tsImport(${JSON.stringify(pathToFileURL(file).href)}, ${JSON.stringify(import.meta.url)}))`, { eval: true });
+}
+
+function mapError(error: unknown, describe: string): unknown {
+  return error instanceof PieceCheckError ? corruptLayer(describe, error.why, error) : error;
+}
+
+class InThreadSink implements PieceSink {
+  private readonly job: PieceJob;
+
+  constructor(
+    spec: PieceJobSpec,
+    private readonly describe: string,
+  ) {
+    this.job = new PieceJob(spec);
+  }
+
+  private run<T>(work: () => T): Promise<T> {
+    try {
+      return Promise.resolve(work());
+    } catch (error) {
+      this.job.close();
+      return Promise.reject(mapError(error, this.describe));
+    }
+  }
+
+  start = () => this.run(() => this.job.resume());
+  write = (chunk: Uint8Array) => this.run(() => this.job.write(chunk));
+  restart = () => this.run(() => this.job.restart());
+  finish = () =>
+    this.run(() => {
+      this.job.finish();
+      this.job.close();
+    });
+  abort = async () => this.job.close();
+}
+
+interface JobState {
+  /** "disk layer 3 (sha256:…) of host/repo:tag", for a failure's message. */
+  describe: string;
+  inFlight: number;
+  wake?: () => void;
+  failure?: Error;
+  /** The answer awaited now (started, restarted, done, dropped). */
+  waiting?: { type: FromWorker['type']; resolve: (reply: FromWorker) => void; reject: (error: Error) => void };
+}
+
+class WorkerSlot {
+  readonly jobs = new Map<number, JobState>();
+  private dead: Error | undefined;
+
+  constructor(readonly worker: Worker) {
+    worker.unref();
+    worker.on('message', (reply: FromWorker) => this.receive(reply));
+    worker.on('error', (error) => this.die(error));
+    worker.on('exit', (code) => this.die(new Error(`the decode worker exited (code ${code})`)));
+  }
+
+  open(id: number, spec: PieceJobSpec, describe: string): PieceSink {
+    const state: JobState = { describe, inFlight: 0 };
+    this.jobs.set(id, state);
+    let batch = new Uint8Array(BATCH_BYTES);
+    let batched = 0;
+    const check = () => {
+      if (state.failure) throw state.failure;
+    };
+    const ask = (message: ToWorker, type: FromWorker['type']) =>
+      new Promise<FromWorker>((resolve, reject) => {
+        check();
+        state.waiting = { type, resolve, reject };
+        this.post(message);
+      });
+    const flush = () => {
+      if (batched === 0) return;
+      const chunk = batch.subarray(0, batched);
+      state.inFlight += batched;
+      this.post({ type: 'data', id, chunk }, [batch.buffer]);
+      batch = new Uint8Array(BATCH_BYTES);
+      batched = 0;
+    };
+    return {
+      start: async () => ((await ask({ type: 'start', id, spec }, 'started')) as Extract<FromWorker, { type: 'started' }>).have,
+      write: async (chunk) => {
+        check();
+        // Copied into the batch (the caller may reuse its buffer); the batch is transferred, not cloned.
+        for (let at = 0; at < chunk.length; ) {
+          const take = Math.min(BATCH_BYTES - batched, chunk.length - at);
+          batch.set(chunk.subarray(at, at + take), batched);
+          batched += take;
+          at += take;
+          if (batched === BATCH_BYTES) flush();
+        }
+        while (state.inFlight > IN_FLIGHT_BYTES && !state.failure) await new Promise<void>((resolve) => (state.wake = resolve));
+        check();
+      },
+      restart: async () => {
+        batched = 0;
+        await ask({ type: 'restart', id }, 'restarted');
+      },
+      finish: async () => {
+        flush();
+        await ask({ type: 'finish', id }, 'done');
+        this.jobs.delete(id);
+      },
+      abort: async () => {
+        if (!this.dead && this.jobs.has(id)) {
+          // What arrived still goes to the .partial file, for the next pull to resume from.
+          if (!state.failure) flush();
+          state.failure = undefined;
+          await ask({ type: 'drop', id }, 'dropped').catch(() => undefined);
+        }
+        this.jobs.delete(id);
+      },
+    };
+  }
+
+  private post(message: ToWorker, transfer: ArrayBuffer[] = []): void {
+    this.worker.postMessage(message, transfer);
+  }
+
+  private receive(reply: FromWorker): void {
+    const state = this.jobs.get(reply.id);
+    if (!state) return;
+    if (reply.type === 'ack') {
+      state.inFlight -= reply.bytes;
+      state.wake?.();
+      state.wake = undefined;
+    } else if (reply.type === 'failed') {
+      const error = reply.check !== undefined ? corruptLayer(state.describe, reply.check) : Object.assign(new Error(reply.message ?? 'the decode worker failed'), reply.code ? { code: reply.code } : {});
+      this.fail(state, error);
+    } else if (state.waiting?.type === reply.type) {
+      const waiting = state.waiting;
+      state.waiting = undefined;
+      waiting.resolve(reply);
+    }
+  }
+
+  private fail(state: JobState, error: Error): void {
+    state.failure ??= error;
+    state.wake?.();
+    state.wake = undefined;
+    const waiting = state.waiting;
+    state.waiting = undefined;
+    waiting?.reject(state.failure);
+  }
+
+  private die(error: Error): void {
+    if (this.dead) return;
+    this.dead = error;
+    for (const state of this.jobs.values()) this.fail(state, error);
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * A decode worker thread: runs PieceJobs (keep, hash, decode, hash, sparse write) for the main
+ * thread, which keeps only the network. Several jobs may interleave on one worker; each message
+ * names its job, and messages are handled in order, so an answer to one covers every earlier
+ * message of that job.
+ *
+ *   main → worker  start {spec} | data {chunk} | restart | finish | drop
+ *   worker → main  started {have} | ack {bytes} | restarted | done | dropped | failed {check | message, code}
+ */
+import { parentPort } from 'node:worker_threads';
+import { messageOf } from '../errors.js';
+import { PieceCheckError, PieceJob, type PieceJobSpec } from './piece-job.js';
+
+export type ToWorker =
+  | { type: 'start'; id: number; spec: PieceJobSpec }
+  | { type: 'data'; id: number; chunk: Uint8Array }
+  | { type: 'restart'; id: number }
+  | { type: 'finish'; id: number }
+  | { type: 'drop'; id: number };
+
+export type FromWorker =
+  | { type: 'started'; id: number; have: number }
+  | { type: 'ack'; id: number; bytes: number }
+  | { type: 'restarted'; id: number }
+  | { type: 'done'; id: number }
+  | { type: 'dropped'; id: number }
+  | { type: 'failed'; id: number; check?: string; message?: string; code?: string };
+
+const jobs = new Map<number, PieceJob>();
+const port = parentPort!;
+
+function fail(id: number, error: unknown): void {
+  jobs.get(id)?.close();
+  jobs.delete(id);
+  const reply: FromWorker =
+    error instanceof PieceCheckError ? { type: 'failed', id, check: error.why } : { type: 'failed', id, message: messageOf(error), code: (error as NodeJS.ErrnoException)?.code };
+  port.postMessage(reply);
+}
+
+function handle(message: ToWorker): FromWorker | undefined {
+  const { id } = message;
+  if (message.type === 'start') {
+    const job = new PieceJob(message.spec);
+    jobs.set(id, job);
+    return { type: 'started', id, have: job.resume() };
+  }
+  if (message.type === 'drop') {
+    jobs.get(id)?.close();
+    jobs.delete(id);
+    return { type: 'dropped', id };
+  }
+  // A job that failed already said so; what was still on its way is dropped quietly.
+  const job = jobs.get(id);
+  if (!job) return undefined;
+  if (message.type === 'data') {
+    job.write(message.chunk);
+    return { type: 'ack', id, bytes: message.chunk.byteLength };
+  }
+  if (message.type === 'restart') {
+    job.restart();
+    return { type: 'restarted', id };
+  }
+  job.finish();
+  job.close();
+  jobs.delete(id);
+  return { type: 'done', id };
+}
+
+port.on('message', (message: ToWorker) => {
+  try {
+    const reply = handle(message);
+    if (reply) port.postMessage(reply);
+  } catch (error) {
+    fail(message.id, error);
+  }
+});

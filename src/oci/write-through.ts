@@ -1,0 +1,53 @@
+/**
+ * Making a pull's layers durable without stalling it: a verified piece is journaled only once its
+ * bytes are synced to the disk (so a journal line survives a power cut, and a resumed pull can
+ * trust it without hashing the piece again), but the sync runs in the background while the next
+ * pieces download and decode. Syncs of one file coalesce: at most one runs, and every piece
+ * finished meanwhile rides on the next one, instead of a flush per piece.
+ */
+import type { FileHandle } from 'node:fs/promises';
+
+export class WriteThrough {
+  private readonly syncers = new Map<FileHandle, Syncer>();
+  private readonly pending: Promise<void>[] = [];
+
+  /** Runs `then` (the journal line) once everything written to `file` so far is on the disk. */
+  after(file: FileHandle, then: () => Promise<void>): void {
+    let syncer = this.syncers.get(file);
+    if (!syncer) this.syncers.set(file, (syncer = new Syncer(file)));
+    const done = syncer.sync().then(then);
+    // Failures surface in settle(); until then nobody awaits this promise.
+    done.catch(() => undefined);
+    this.pending.push(done);
+  }
+
+  /** Waits for every sync and journal line so far; rethrows the first failure. */
+  async settle(): Promise<void> {
+    await Promise.all(this.pending);
+  }
+}
+
+class Syncer {
+  private running: Promise<void> | undefined;
+  private queued: Promise<void> | undefined;
+
+  constructor(private readonly file: FileHandle) {}
+
+  /** Resolves after a datasync that started after this call. */
+  sync(): Promise<void> {
+    if (this.queued) return this.queued;
+    if (!this.running) {
+      this.running = this.file.datasync().finally(() => {
+        this.running = undefined;
+      });
+      return this.running;
+    }
+    this.queued = this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.queued = undefined;
+        return this.sync();
+      });
+    return this.queued;
+  }
+}
