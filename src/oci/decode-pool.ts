@@ -9,11 +9,10 @@
  * wrong piece rejects with MACVM_IMAGE_CORRUPT naming the layer. write() applies back-pressure:
  * it waits while too many bytes are on their way to the worker.
  */
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
-import { siblingEntry } from '../util/sibling-entry.js';
+import type { Worker } from 'node:worker_threads';
 import type { FromWorker, ToWorker } from './piece-decode-worker.js';
 import { PieceCheckError, PieceJob, type PieceJobSpec, corruptLayer } from './piece-job.js';
+import { startOciWorker } from './worker-thread.js';
 
 export interface PieceSink {
   /** Replays the piece's .partial file; resolves with how many bytes of the blob that was. */
@@ -37,7 +36,7 @@ export class DecodePool {
 
   /** `threads` 0 decodes on the calling thread. Workers start at once, so they load while the pull gets going. */
   constructor(threads: number) {
-    this.slots = Array.from({ length: threads }, () => new WorkerSlot(startWorker()));
+    this.slots = Array.from({ length: threads }, () => new WorkerSlot(startOciWorker('piece-decode-worker')));
   }
 
   open(spec: PieceJobSpec, describe: string): PieceSink {
@@ -49,14 +48,6 @@ export class DecodePool {
   async close(): Promise<void> {
     await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
   }
-}
-
-function startWorker(): Worker {
-  const { file, nodeArgs } = siblingEntry(import.meta.url, 'piece-decode-worker');
-  if (nodeArgs.length === 0) return new Worker(file);
-  // From the TypeScript sources: a worker does not inherit the --import hooks, so tsx's API loads its module graph.
-  const tsx = import.meta.resolve('tsx/esm/api');
-  return new Worker(`import(${JSON.stringify(tsx)}).then((api) => api.tsImport(${JSON.stringify(pathToFileURL(file).href)}, ${JSON.stringify(import.meta.url)}))`, { eval: true });
 }
 
 function mapError(error: unknown, describe: string): unknown {
@@ -108,7 +99,6 @@ class WorkerSlot {
   private dead: Error | undefined;
 
   constructor(readonly worker: Worker) {
-    worker.unref();
     worker.on('message', (reply: FromWorker) => this.receive(reply));
     worker.on('error', (error) => this.die(error));
     worker.on('exit', (code) => this.die(new Error(`the decode worker exited (code ${code})`)));

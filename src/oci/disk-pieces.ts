@@ -3,7 +3,6 @@
  * compressed on its own, each annotated with its decoded size and sha256.
  */
 import { createHash } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
 import { MacvmError } from '../errors.js';
 
 /** DiskV2.layerLimitBytes. */
@@ -75,27 +74,4 @@ export function isAllZero(data: Uint8Array): boolean {
     if (bytes.compare(ZERO_CHUNK, 0, end - at, at, end) !== 0) return false;
   }
   return true;
-}
-
-export interface ReadPiece {
-  data: Buffer;
-  contentDigest: string;
-  allZero: boolean;
-}
-
-/** Reads one piece of an open disk, with its sha256 and whether it is all zeros. */
-export async function readPiece(disk: FileHandle, range: PieceRange): Promise<ReadPiece> {
-  const data = Buffer.allocUnsafe(range.size);
-  const hash = createHash('sha256');
-  let allZero = true;
-  for (let at = 0; at < range.size; ) {
-    const want = Math.min(ZERO_CHUNK_SIZE, range.size - at);
-    const { bytesRead } = await disk.read(data, at, want, range.offset + at);
-    if (bytesRead === 0) throw new MacvmError('MACVM_IMAGE_CORRUPT', `The disk ended at byte ${range.offset + at} while reading a piece that should reach ${range.offset + range.size}; was it changed during the push?`);
-    const chunk = data.subarray(at, at + bytesRead);
-    hash.update(chunk);
-    if (allZero && !isAllZero(chunk)) allZero = false;
-    at += bytesRead;
-  }
-  return { data, contentDigest: `sha256:${hash.digest('hex')}`, allZero };
 }

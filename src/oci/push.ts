@@ -11,9 +11,9 @@ import { open, readFile, stat } from 'node:fs/promises';
 import { arch } from 'node:os';
 import { join } from 'node:path';
 import { MacvmError } from '../errors.js';
-import { encodeAppleLz4 } from './apple-lz4.js';
-import { PIECE_SIZE, pieceRanges, readPiece } from './disk-pieces.js';
+import { PIECE_SIZE, pieceRanges } from './disk-pieces.js';
 import { type ImageKind, KIND_RULES, isSafeFileName, readImageLayout } from './image-layout.js';
+import { EncodePool } from './piece-encode.js';
 import { parseImageReference } from './reference.js';
 import { type OciDescriptor, RegistryClient } from './registry-client.js';
 import {
@@ -53,7 +53,7 @@ export interface PushOptions {
   insecure?: boolean;
   env?: NodeJS.ProcessEnv;
   dockerConfigPath?: string;
-  /** Disk pieces read, compressed and uploaded at once; default 2 (each holds a piece in memory). */
+  /** Disk pieces read, compressed and uploaded at once, each on its own core when there are enough; default 2 (each holds a piece in memory). */
   concurrency?: number;
   onProgress?: (progress: TransferProgress) => void;
   /** For tests only: pieces smaller than Tart's 512 MiB. */
@@ -123,8 +123,8 @@ interface Blob {
   size: number;
 }
 
-async function pushBytes(client: RegistryClient, data: Buffer): Promise<Blob> {
-  const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+async function pushBytes(client: RegistryClient, data: Buffer, known?: string): Promise<Blob> {
+  const digest = known ?? `sha256:${createHash('sha256').update(data).digest('hex')}`;
   if (!(await client.blobExists(digest))) await client.pushBlob(digest, data.length, data);
   return { digest, size: data.length };
 }
@@ -146,8 +146,11 @@ async function pushFile(client: RegistryClient, layer: Extract<PushLayer, { type
 
 async function pushDisk(client: RegistryClient, layer: Extract<PushLayer, { type: 'disk' }>, title: Record<string, string>, options: PushOptions, meter: ProgressMeter): Promise<OciDescriptor[]> {
   const disk = await open(layer.path, 'r');
+  const size = (await disk.stat()).size;
+  const concurrency = Math.max(1, options.concurrency ?? 2);
+  const encoder = new EncodePool(EncodePool.threadsFor(size, concurrency));
   try {
-    const ranges = pieceRanges((await disk.stat()).size, options.pieceSize ?? PIECE_SIZE);
+    const ranges = pieceRanges(size, options.pieceSize ?? PIECE_SIZE);
     const byContent = new Map<string, Promise<Blob>>();
     const descriptors: OciDescriptor[] = new Array(ranges.length);
     let next = 0;
@@ -155,21 +158,22 @@ async function pushDisk(client: RegistryClient, layer: Extract<PushLayer, { type
       while (next < ranges.length) {
         const index = next++;
         const range = ranges[index]!;
-        const piece = await readPiece(disk, range);
-        // Identical pieces (above all the all-zero ones) are compressed and uploaded once.
+        const piece = await encoder.encode(disk.fd, range.offset, range.size);
+        // Identical pieces (above all the all-zero ones) are uploaded once.
         let blob = byContent.get(piece.contentDigest);
         if (!blob) {
-          blob = pushBytes(client, encodeAppleLz4(piece.data));
+          blob = pushBytes(client, Buffer.from(piece.compressed.buffer, piece.compressed.byteOffset, piece.compressed.byteLength), piece.digest);
           byContent.set(piece.contentDigest, blob);
         }
-        const { digest, size } = await blob;
-        descriptors[index] = layerDescriptor(layer.mediaType, digest, size, { ...pieceAnnotations(range.size, piece.contentDigest), ...title });
+        const { digest, size: blobSize } = await blob;
+        descriptors[index] = layerDescriptor(layer.mediaType, digest, blobSize, { ...pieceAnnotations(range.size, piece.contentDigest), ...title });
         meter.add(range.size);
       }
     };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 2, ranges.length)) }, worker));
+    await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, ranges.length)) }, worker));
     return descriptors;
   } finally {
+    await encoder.close();
     await disk.close();
   }
 }

@@ -3,8 +3,11 @@ import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ZERO_PIECE_DIGEST, isAllZero, isZeroPiece, pieceRanges, readPiece, zeroDigest } from '../../src/oci/disk-pieces.js';
+import { decodeAppleLz4 } from '../../src/oci/apple-lz4.js';
+import { ZERO_PIECE_DIGEST, isAllZero, isZeroPiece, pieceRanges, zeroDigest } from '../../src/oci/disk-pieces.js';
+import { EncodePool, encodePiece } from '../../src/oci/piece-encode.js';
 import { SparseWriter } from '../../src/oci/sparse-writer.js';
+import { macvmErrorOf } from '../support/macvm-error.js';
 
 const MiB = 1024 * 1024;
 let dir: string;
@@ -47,20 +50,45 @@ describe('cutting a disk into pieces', () => {
     expect(isAllZero(one)).toBe(false);
   });
 
-  it('reads a piece with its digest and zero-ness', async () => {
+  it('encodes a piece as Apple LZ4 with its digests, and compresses each size of zeros once', async () => {
     const path = join(dir, 'disk.raw');
     const data = Buffer.concat([Buffer.alloc(2 * MiB), randomBytes(100), Buffer.alloc(3 * MiB)]);
     await writeFile(path, data);
     const disk = await open(path, 'r');
     try {
-      const first = await readPiece(disk, { offset: 0, size: 2 * MiB });
-      expect(first.allZero).toBe(true);
+      const zeroBlobs = new Map();
+      const first = encodePiece(disk.fd, 0, 2 * MiB, zeroBlobs);
       expect(first.contentDigest).toBe(await zeroDigest(2 * MiB));
-      const second = await readPiece(disk, { offset: 2 * MiB, size: data.length - 2 * MiB });
-      expect(second.allZero).toBe(false);
-      expect(second.data.equals(data.subarray(2 * MiB))).toBe(true);
+      expect(decodeAppleLz4(first.compressed).equals(Buffer.alloc(2 * MiB))).toBe(true);
+      expect(first.digest).toBe(`sha256:${createHash('sha256').update(first.compressed).digest('hex')}`);
+      expect(zeroBlobs.size).toBe(1);
+      const again = encodePiece(disk.fd, 2 * MiB + 100 + MiB, 2 * MiB, zeroBlobs);
+      expect([again.contentDigest, again.digest]).toEqual([first.contentDigest, first.digest]);
+      expect(Buffer.from(again.compressed).equals(first.compressed)).toBe(true);
+      const second = encodePiece(disk.fd, 2 * MiB, data.length - 2 * MiB, zeroBlobs);
+      expect(decodeAppleLz4(second.compressed).equals(data.subarray(2 * MiB))).toBe(true);
       expect(second.contentDigest).toBe(`sha256:${createHash('sha256').update(data.subarray(2 * MiB)).digest('hex')}`);
+      const error = await macvmErrorOf(() => encodePiece(disk.fd, 4 * MiB, 2 * MiB, zeroBlobs));
+      expect(error.code).toBe('MACVM_IMAGE_CORRUPT');
     } finally {
+      await disk.close();
+    }
+  });
+
+  it('encodes in worker threads the same as on the calling thread', { timeout: 30_000 }, async () => {
+    const path = join(dir, 'threads.raw');
+    const data = Buffer.concat([randomBytes(3 * MiB), Buffer.alloc(2 * MiB)]);
+    await writeFile(path, data);
+    const disk = await open(path, 'r');
+    const pool = new EncodePool(2);
+    try {
+      const [a, b] = await Promise.all([pool.encode(disk.fd, 0, 3 * MiB), pool.encode(disk.fd, 3 * MiB, 2 * MiB)]);
+      const here = encodePiece(disk.fd, 0, 3 * MiB, new Map());
+      expect([a.contentDigest, a.digest]).toEqual([here.contentDigest, here.digest]);
+      expect(Buffer.from(a.compressed).equals(here.compressed)).toBe(true);
+      expect(decodeAppleLz4(b.compressed).equals(Buffer.alloc(2 * MiB))).toBe(true);
+    } finally {
+      await pool.close();
       await disk.close();
     }
   });
