@@ -14,7 +14,7 @@
  *
  * A failure anywhere leaves the cache as it was; the staging dir stays for the next pull to resume.
  */
-import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { MacvmError, isMacvmError } from '../errors.js';
@@ -194,8 +194,13 @@ async function pullLocked(job: PullJob): Promise<string> {
       else actions.push({ piece, disk: disk.name, kind: 'download' });
     }
   }
-  const downloadBytes =
-    files.reduce((sum, action) => sum + (action.source ? 0 : action.file.layer.size), 0) + actions.reduce((sum, action) => sum + (action.kind === 'download' ? action.piece.layer.size : 0), 0);
+  // What crosses the network: not what an earlier pull left in .partial files.
+  let downloadBytes = files.reduce((sum, action) => sum + (action.source ? 0 : action.file.layer.size), 0);
+  for (const action of actions) {
+    if (action.kind !== 'download') continue;
+    const partial = (await stat(staging.partialPath(action.piece.index)).catch(() => undefined))?.size ?? 0;
+    downloadBytes += action.piece.layer.size - (partial <= action.piece.layer.size ? partial : 0);
+  }
   const writeBytes = files.reduce((sum, action) => sum + action.file.layer.size, 0) + actions.reduce((sum, action) => sum + action.piece.size, 0);
   const concurrency = Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY);
   // The .partial files live only while their piece downloads.

@@ -19,6 +19,7 @@ import { pullImage, type PullOptions } from '../../src/oci/pull.js';
 import { pushImage, tartPushPlan } from '../../src/oci/push.js';
 import { RegistryClient, type OciManifest } from '../../src/oci/registry-client.js';
 import { tartManifestJson } from '../../src/oci/tart-format.js';
+import type { TransferProgress } from '../../src/oci/transfer-progress.js';
 import { macvmErrorOf } from '../support/macvm-error.js';
 import { startRegistry, type TestRegistry } from '../support/registry-server.js';
 
@@ -323,7 +324,12 @@ describe.each([
     expect(await findCached(cacheRoot, reference)).toBeUndefined();
 
     const since = requestCount();
-    const pulled = await pullImage(reference, pullOptions(cacheRoot, { concurrency: 1, decodeThreads }));
+    const progress: TransferProgress[] = [];
+    const pulled = await pullImage(reference, pullOptions(cacheRoot, { concurrency: 1, decodeThreads, onProgress: (p) => progress.push(p) }));
+    // The progress counts what crossed the network this time, and reaches its total.
+    const verify = progress.find((p) => p.phase === 'verify')!;
+    expect(verify.doneBytes).toBe(verify.totalBytes);
+    expect(verify.totalBytes).toBeLessThan(pieces.slice(2).reduce((sum, piece) => sum + piece.size, 0));
     expect(await sameFile(join(pulled.dir, 'disk.img'), join(bundle, 'disk.img'))).toBe(true);
     const gets = blobGets(since);
     // Pieces 0 and 1 (and the config and NVRAM) finished before the cut: not fetched again.
