@@ -60,6 +60,8 @@ export interface PullOptions {
   onProgress?: (progress: TransferProgress) => void;
   /** Runs on the complete staging dir just before it is renamed into the cache. */
   prepareInstall?: (stagingDir: string, manifest: OciManifest) => Promise<unknown>;
+  /** Refuse the image before anything is downloaded when its kind is another (a provider boots one kind). */
+  checkKind?: (kind: ImageKind) => void;
   signal?: AbortSignal;
   /** How often a dropped blob transfer is resumed within this pull; default 4. */
   retries?: number;
@@ -108,6 +110,7 @@ export async function pullImage(reference: string, options: PullOptions): Promis
   }
   const digest = resolved.digest;
   const layout = readImageLayout(resolved.manifest, name, resolved.mediaType);
+  options.checkKind?.(layout.kind);
 
   const installed = await findInstalled(options.cacheRoot, ref.registry, ref.repository, digest);
   if (installed) {

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { MacvmError } from '../errors.js';
 import { findCached } from '../oci/image-cache.js';
-import { readImageLayout, type ImageKind } from '../oci/image-layout.js';
+import type { ImageKind } from '../oci/image-layout.js';
 import { pullImage, type PullResult } from '../oci/pull.js';
 import type { TransferProgress } from '../oci/transfer-progress.js';
 import { ensurePrivateHome, homePaths } from './home.js';
@@ -51,11 +51,9 @@ export async function registryImage(reference: string, options: RegistryImageOpt
     insecure: options.insecure,
     env: options.env,
     onProgress: options.onProgress,
-    prepareInstall: async (stagingDir, manifest) => {
-      // Checked on the manifest, before the hook of the wrong provider can misread the files.
-      refuseOtherKind(reference, readImageLayout(manifest, reference).kind, options.kind);
-      await options.prepareInstall?.(stagingDir);
-    },
+    // Checked on the manifest, before any blob is downloaded or the wrong provider's hook runs.
+    checkKind: (kind) => refuseOtherKind(reference, kind, options.kind),
+    prepareInstall: options.prepareInstall,
   });
   refuseOtherKind(reference, pulled.kind, options.kind);
   return pulled;
