@@ -79,6 +79,14 @@ describe('vz provider with a registry image (contract)', { timeout: 120_000 }, (
     expect(registry.stats().manifestGets).toBe(gets);
   });
 
+  it('the qemu provider refuses the Tart image on its manifest, before downloading a blob', async () => {
+    const { createQemuProvider } = await import('../../src/vm/qemu/provider.js');
+    const blobGets = registry.stats().blobGets;
+    const error = await createQemuProvider({ home: join(dir, 'qemu-home') }).prepare(reference).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'MACVM_IMAGE_FORMAT_UNSUPPORTED', message: expect.stringMatching(/Tart .*image; this provider boots a macvm qemu image/) });
+    expect(registry.stats().blobGets).toBe(blobGets);
+  });
+
   it("contract: a bundle Tart already pulled (its cache layout, ~/.tart/cache/OCIs) is used, and no blob is downloaded", async () => {
     const tartHome = join(dir, 'tart-home');
     const [host, port] = registry.host.split(':');
