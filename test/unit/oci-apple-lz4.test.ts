@@ -3,20 +3,8 @@ import { APPLE_LZ4_BLOCK_SIZE, AppleLz4Decoder, decodeAppleLz4, encodeAppleLz4 }
 import { Lz4BlockError, decodeLz4Block, encodeLz4Block } from '../../src/oci/lz4-block.js';
 import { appleLz4FromLz4Cli, lz4CliDecodeAppleLz4 } from '../support/lz4-cli-apple.js';
 import { macvmErrorOf } from '../support/macvm-error.js';
+import { noise } from '../support/noise.js';
 
-/** Deterministic pseudo-random bytes (mulberry32), so a failure reproduces. */
-function noise(length: number, seed: number): Buffer {
-  const out = Buffer.alloc(length);
-  let state = seed >>> 0;
-  for (let i = 0; i < length; i++) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (t ^ (t >>> 14)) & 255;
-  }
-  return out;
-}
 
 const text = Buffer.from('Pack my box with five dozen liquor jugs. The five boxing wizards jump quickly.\n'.repeat(4000));
 /** A disk-like mix: code-ish noise, zero runs, text, short repeats, all across block boundaries. */

@@ -1,19 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LZ4_MAX_OFFSET, Lz4BlockError, decodeLz4Block, encodeLz4Block, lz4BlockBound } from '../../src/oci/lz4-block.js';
+import { noise } from '../support/noise.js';
 
-/** Deterministic pseudo-random bytes (mulberry32), so a failure reproduces. */
-function noise(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let state = seed >>> 0;
-  for (let i = 0; i < length; i++) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (t ^ (t >>> 14)) & 255;
-  }
-  return out;
-}
 
 const text = new TextEncoder().encode('Sphinx of black quartz, judge my vow; pack my box with five dozen liquor jugs.\n'.repeat(900));
 
