@@ -32,6 +32,7 @@
  */
 import { MacvmError } from '../errors.js';
 import { Lz4BlockError, decodeLz4Block, encodeLz4BlockInto, lz4BlockBound } from './lz4-block.js';
+import { INPUT_BYTES, OUTPUT_AT, type WasmLz4Block, createWasmLz4Block } from './lz4-block-wasm.js';
 
 /** The uncompressed size of each block our encoder writes. */
 export const APPLE_LZ4_BLOCK_SIZE = 64 * 1024;
@@ -99,6 +100,11 @@ export function encodeAppleLz4(data: Uint8Array): Buffer {
  * saves a copy of every decoded byte. Each write() hands over everything it decoded (at most
  * 4 MiB per call of onOutput, and a large plain block in parts as its bytes arrive).
  *
+ * bv41 blocks are decoded by the WebAssembly decoder (./lz4-block-wasm.ts, 3-4x faster on disk
+ * data), whose memory then holds the output and the window; decodeLz4Block takes over for a block
+ * that does not fit there (larger than the span: never in a Tart layer) and for a block the
+ * WebAssembly decoder refuses, so that the error says in words what is wrong.
+ *
  * Any inconsistency throws MacvmError MACVM_IMAGE_CORRUPT naming the byte of the compressed
  * stream: an unknown magic, sizes that disagree with each other or with what the block decodes
  * to, a match reaching before the start of the output, input ending before `bv4$` (end()), and
@@ -108,8 +114,11 @@ export function encodeAppleLz4(data: Uint8Array): Buffer {
  */
 export class AppleLz4Decoder {
   readonly #onOutput: (decoded: Uint8Array) => void;
+  /** The WebAssembly block decoder, and its output area: where #output lives unless a block outgrew it. */
+  readonly #wasm: WasmLz4Block | undefined = wasmBlockDecoder();
+  readonly #home: Uint8Array = this.#wasm ? this.#wasm.memory.subarray(OUTPUT_AT, OUTPUT_AT + WINDOW + SPAN) : new Uint8Array(WINDOW + SPAN);
   /** Decoded output: [0, #end) is contiguous, the newest bytes last; [#emitted, #end) not yet handed over. */
-  #output = new Uint8Array(WINDOW + SPAN);
+  #output = this.#home;
   #end = 0;
   #emitted = 0;
   #decoded = 0;
@@ -125,7 +134,7 @@ export class AppleLz4Decoder {
   #decodedSize = 0;
   #encodedSize = 0;
   /** A compressed block's payload when it spans chunks. */
-  #payload = new Uint8Array(0);
+  #payload: Uint8Array = new Uint8Array(0);
   #payloadHave = 0;
   #rawLeft = 0;
 
@@ -207,7 +216,9 @@ export class AppleLz4Decoder {
       this.#decodeBlock(chunk, at, at + encodedSize, this.#streamOffset + at);
       return at + encodedSize;
     }
-    if (this.#payload.length < encodedSize) this.#payload = new Uint8Array(Math.max(encodedSize, 2 * this.#payload.length));
+    // Gathered where the WebAssembly decoder reads its input, when it fits there.
+    if (this.#wasm && encodedSize <= INPUT_BYTES) this.#payload = this.#wasm.memory.subarray(0, INPUT_BYTES);
+    else if (this.#payload.length < encodedSize) this.#payload = new Uint8Array(Math.max(encodedSize, 2 * this.#payload.length));
     this.#payloadHave = 0;
     this.#state = 'payload';
     return at;
@@ -238,6 +249,15 @@ export class AppleLz4Decoder {
   #decodeBlock(source: Uint8Array, start: number, end: number, streamAt: number): void {
     const size = this.#decodedSize;
     this.#makeRoom(size);
+    const wasm = this.#wasm;
+    if (wasm && this.#output === this.#home && end - start <= INPUT_BYTES) {
+      if (source.buffer !== wasm.memory.buffer || source.byteOffset + start !== 0) wasm.memory.set(source.subarray(start, end), 0);
+      const outputStart = OUTPUT_AT + this.#end;
+      const decodedTo = wasm.decode(0, end - start, outputStart, outputStart + size, OUTPUT_AT);
+      if (decodedTo >= 0) return this.#accept(decodedTo - outputStart);
+      // Not valid: decodeLz4Block reads the same block from the same window and says why. (Should
+      // it find the block valid, its output stands: it is the reference the other is tested against.)
+    }
     let produced: number;
     try {
       produced = decodeLz4Block(source, start, end, this.#output, this.#end, this.#end + size, 0) - this.#end;
@@ -245,6 +265,12 @@ export class AppleLz4Decoder {
       if (!(error instanceof Lz4BlockError)) throw error;
       throw corrupt(`the bv41 block that starts at byte ${this.#blockAt} does not decode: ${error.message}`, streamAt + (error.inputOffset - start));
     }
+    this.#accept(produced);
+  }
+
+  /** A bv41 block decoded to `produced` bytes at #end: they must be what its header says. */
+  #accept(produced: number): void {
+    const size = this.#decodedSize;
     if (produced !== size) throw corrupt(`the bv41 block decodes to ${produced} bytes but its header says ${size}`, this.#blockAt);
     this.#end += size;
     this.#decoded += size;
@@ -259,13 +285,11 @@ export class AppleLz4Decoder {
     if (this.#end + size <= this.#output.length) return;
     this.#emit();
     const keep = Math.min(this.#end, WINDOW);
-    if (keep + size > this.#output.length) {
-      const grown = new Uint8Array(WINDOW + Math.max(SPAN, size));
-      grown.set(this.#output.subarray(this.#end - keep, this.#end));
-      this.#output = grown;
-    } else {
-      this.#output.copyWithin(0, this.#end - keep, this.#end);
-    }
+    // Back home (the WebAssembly decoder's memory) after a block that outgrew it, when it fits again.
+    const next = keep + size <= this.#home.length ? this.#home : keep + size <= this.#output.length ? this.#output : new Uint8Array(WINDOW + Math.max(SPAN, size));
+    if (next === this.#output) next.copyWithin(0, this.#end - keep, this.#end);
+    else next.set(this.#output.subarray(this.#end - keep, this.#end));
+    this.#output = next;
     this.#end = keep;
     this.#emitted = keep;
   }
@@ -275,6 +299,15 @@ export class AppleLz4Decoder {
     const view = this.#output.subarray(this.#emitted, this.#end);
     this.#emitted = this.#end;
     this.#onOutput(view);
+  }
+}
+
+/** The WebAssembly block decoder, or none where WebAssembly cannot run (then decodeLz4Block does all). */
+function wasmBlockDecoder(): WasmLz4Block | undefined {
+  try {
+    return createWasmLz4Block(WINDOW + SPAN);
+  } catch {
+    return undefined;
   }
 }
 

@@ -159,6 +159,20 @@ describe('AppleLz4Decoder streaming', () => {
     const out = decodeInPieces(hand, () => 300_000);
     expect(out.equals(Buffer.concat([Buffer.from('hello world'), big]))).toBe(true);
   });
+
+  it('decodes a bv41 block larger than its span, then goes on with blocks that reach back into it', () => {
+    // Too big for the WebAssembly decoder's memory: decodeLz4Block takes it; the next blocks, which
+    // copy from its last 64 KiB, go back to the WebAssembly decoder with that window.
+    const big = Buffer.concat([mixed, mixed, mixed, mixed, mixed, mixed, mixed, mixed, mixed, mixed, mixed, mixed]);
+    expect(big.length).toBeGreaterThan(4 * 1024 * 1024 + 65_536);
+    const tail = big.subarray(big.length - 30_000);
+    // Over 64 KiB, so it does not fit in what is left of the grown buffer: the window moves home for it.
+    const following = Buffer.concat([tail, tail, tail.subarray(0, 10_000)]);
+    const next = encodeLz4Block(Buffer.concat([big.subarray(big.length - 65_536), following]), 65_536, 65_536 + following.length, 0);
+    const stream = Buffer.concat([compressed(big.length, encodeLz4Block(big)), compressed(following.length, next), encodeAppleLz4(text.subarray(0, 150_000)).subarray(0, -4), END]);
+    const out = decodeInPieces(stream, () => 700_000);
+    expect(out.equals(Buffer.concat([big, following, text.subarray(0, 150_000)]))).toBe(true);
+  });
 });
 
 describe('AppleLz4Decoder on hand-built streams', () => {
