@@ -7,7 +7,7 @@
  * thread then only moves bytes from the network.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readSync, writevSync } from 'node:fs';
 import { MacvmError, messageOf } from '../errors.js';
 import { AppleLz4Decoder } from './apple-lz4.js';
 import { SparseWriter } from './sparse-writer.js';
@@ -32,6 +32,8 @@ export class PieceCheckError extends Error {
 }
 
 const PARTIAL_BATCH = 1024 * 1024;
+/** At most this many chunks per writev (the system's IOV_MAX is 1024); tiny chunks are joined first. */
+const PARTIAL_CHUNKS = 64;
 
 export class PieceJob {
   private compressed: Hash | undefined;
@@ -148,15 +150,31 @@ export class PieceJob {
   private keep(chunk: Uint8Array): void {
     this.batch.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     this.batched += chunk.length;
-    if (this.batched >= PARTIAL_BATCH) this.flushPartial();
+    if (this.batched >= PARTIAL_BATCH || this.batch.length >= PARTIAL_CHUNKS) this.flushPartial();
   }
 
+  /**
+   * One writev of the gathered chunks: joining them into one buffer first cost a copy of every
+   * compressed byte (0.15-0.27 s of CPU per decode worker in a profile of a 391 MiB pull).
+   */
   private flushPartial(): void {
     if (this.partial === undefined || this.batched === 0) return;
-    const data = Buffer.concat(this.batch, this.batched);
+    const parts = this.batch.length >= PARTIAL_CHUNKS && this.batched < PARTIAL_BATCH ? [Buffer.concat(this.batch, this.batched)] : this.batch;
     this.batch = [];
     this.batched = 0;
-    for (let at = 0; at < data.length; ) at += writeSync(this.partial, data, at, data.length - at);
+    while (parts.length > 0) {
+      // A short write (rare on a file) goes on from where it stopped.
+      let written = writevSync(this.partial, parts);
+      while (written > 0) {
+        const first = parts[0]!;
+        if (written < first.length) {
+          parts[0] = first.subarray(written);
+          break;
+        }
+        written -= first.length;
+        parts.shift();
+      }
+    }
   }
 }
 
