@@ -10,7 +10,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const wanted = process.argv.slice(2);
 const modules = (await readdir(here)).filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.startsWith('_')).sort();
-const chosen = wanted.length ? modules.filter((m) => wanted.some((w) => m.startsWith(w))) : modules;
+// A name picks its own module when there is one (`oci` is oci.ts, not oci-lz4.ts too), else every module it begins.
+const picks = (module: string, name: string) => (modules.includes(`${name}.ts`) ? module === `${name}.ts` : module.startsWith(name));
+const chosen = wanted.length ? modules.filter((m) => wanted.some((w) => picks(m, w))) : modules;
 if (chosen.length === 0) {
   console.error(`No benchmark matches ${wanted.join(', ')}; have: ${modules.map((m) => m.replace(/\.ts$/, '')).join(', ')}`);
   process.exit(2);
