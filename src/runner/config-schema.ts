@@ -201,6 +201,13 @@ const sshLogin: Rule = {
 /** Each provider's own section (`ssh`, `qemu`, `orchard`, …), with the rules its definition gives. */
 const PROVIDER_SECTIONS: Record<string, Rule> = Object.fromEntries(providerDefinitions().flatMap((d) => (d.sectionRule ? [[d.name, d.sectionRule] as const] : [])));
 
+/**
+ * A local image name, or a registry reference: its first part a registry host (with a "." or a
+ * port, or localhost), then a lower-case repository path, an optional tag and digest. So
+ * "bad/name" is neither, as it is not to `isRegistryReference` either.
+ */
+const IMAGE_KEY = /^(?:[A-Za-z0-9][A-Za-z0-9._-]*|(?:localhost|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+|[A-Za-z0-9.-]+:[0-9]+)(?::[0-9]+)?(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)+(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?)$/;
+
 export const CONFIG_RULE: Rule = {
   kind: 'object',
   keys: {
@@ -208,7 +215,7 @@ export const CONFIG_RULE: Rule = {
     images: {
       kind: 'record',
       // A local image name, or a registry reference (`ghcr.io/cirruslabs/macos-sonoma-base:latest`).
-      keyPattern: /^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/,
+      keyPattern: IMAGE_KEY,
       keyDescription: 'an image name of letters, digits, ".", "_" and "-", or a registry reference (host/repository:tag)',
       value: { kind: 'object', keys: { provider, source: nonEmpty, ssh: sshLogin } },
     },

@@ -60,6 +60,7 @@ export const HOST_REQUIREMENTS: readonly HostRequirement[] = [
   { bin: 'umount', apt: 'mount', neededFor: ['tests'], why: 'unmounts it' },
   { bin: 'docker-registry', apt: 'docker-registry', neededFor: ['tests'], why: 'image pull/push tests talk to a real OCI registry (CNCF distribution) on 127.0.0.1' },
   { bin: 'htpasswd', apt: 'apache2-utils', neededFor: ['tests'], why: "the registry's Basic-auth test writes a bcrypt htpasswd file" },
+  { bin: 'lz4', apt: 'lz4', neededFor: ['tests'], why: "Debian's lz4 CLI is the independent encoder and decoder the Apple-LZ4 codec is checked against" },
   { bin: 'skopeo', apt: 'skopeo', neededFor: ['tests'], why: 'pulled images are checked against a real OCI client, and `npm run bench oci` runs beside it' },
 ];
 

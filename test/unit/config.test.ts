@@ -140,7 +140,11 @@ describe('config validation', () => {
   it('accepts a full, valid config', () => {
     const config = resolveRaw({
       provider: 'tart',
-      images: { sonoma: { provider: 'tart', source: 'ghcr.io/cirruslabs/macos-sonoma-base:latest', ssh: { user: 'admin', password: 'admin' } } },
+      images: {
+        sonoma: { provider: 'tart', source: 'ghcr.io/cirruslabs/macos-sonoma-base:latest', ssh: { user: 'admin', password: 'admin' } },
+        // A registry reference is an image key too: the login of a pulled image.
+        'ghcr.io/cirruslabs/macos-sonoma-xcode:latest': { provider: 'vz', ssh: { user: 'admin', password: 'admin' } },
+      },
       defaults: { image: 'sonoma', cpus: 4, memory: 8192, disk: '80GB', display: true },
       slots: { tart: 1 },
       timeouts: { ready: 300_000, stop: 5_000, slot: 0 },

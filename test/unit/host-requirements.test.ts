@@ -24,6 +24,7 @@ const BASE_SYSTEM: Record<string, string> = {
   node: 'the test runner itself',
   npx: 'comes with node (npm)',
   sh: 'dash, Essential',
+  dash: 'dash, Essential (the guest boot script is run under it as well as busybox)',
   true: 'coreutils, Essential',
   sleep: 'coreutils, Essential',
   mv: 'coreutils, Essential',

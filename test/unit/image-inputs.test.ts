@@ -100,8 +100,8 @@ describe('image inputs', () => {
 
     const table = capture();
     await imageLsCommand.run({ argv: [], stdout: table.stream, stderr: new PassThrough() });
-    expect(table.text()).toMatch(/^NAME\s+PROVIDER\s+OS\s+ARCH\s+DISK\s+CREATED\s+INPUTS\s+STATUS/);
-    expect(table.text()).toMatch(new RegExp(`^new\\s.*\\s2 debs ${inputsDigest(inputs)}\\s+ok$`, 'm'));
-    expect(table.text()).toMatch(/^old\s.*\s-\s+ok$/m);
+    expect(table.text()).toMatch(/^NAME\s+PROVIDER\s+OS\s+ARCH\s+DISK\s+CREATED\s+INPUTS\s+DIGEST\s+STATUS/);
+    expect(table.text()).toMatch(new RegExp(`^new\\s.*\\s2 debs ${inputsDigest(inputs)}\\s+-\\s+ok$`, 'm'));
+    expect(table.text()).toMatch(/^old\s.*\s-\s+-\s+ok$/m);
   });
 });

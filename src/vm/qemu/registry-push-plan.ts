@@ -80,7 +80,7 @@ function refuseUnshareable(manifest: QemuImageManifest, name: string): void {
     });
   }
   if (manifest.ssh.authorizedKeyFrom !== AUTHORIZED_KEY_FROM_CMDLINE) {
-    throw new MacvmError('MACVM_IMAGE_FORMAT_UNSUPPORTED', `Image "${name}" keeps its login key baked into its disk (it predates ssh.authorizedKeyFrom), so your client key would log in to every clone of whoever pulls it; it is not pushed.`, {
+    throw new MacvmError('MACVM_IMAGE_FORMAT_UNSUPPORTED', `Image "${name}" keeps its login key baked into its disk (its image.json predates the authorizedKeyFrom field), so your client key would log in to every clone of whoever pulls it; it is not pushed.`, {
       hint: `Rebuild it with this macvm (\`macvm image build ${name} --force\`): its guest then takes the login key from the kernel command line at each boot.`,
     });
   }
