@@ -65,6 +65,8 @@ interface Sample {
 
 export async function run(): Promise<void> {
   console.log(`load at start: ${loadAverage()}`);
+  // Judged now, right after `npm run build`, before anyone's later edit makes a source newer.
+  const pull = pullModule();
   const work = await mkdtemp(join(tmpdir(), 'macvm-bench-oci-'));
   let registry: TestRegistry | undefined;
   try {
@@ -87,7 +89,6 @@ export async function run(): Promise<void> {
 
     const registryPid = childPid('docker-registry');
     const env = { ...process.env, HOME: registry.anonymousEnv.HOME };
-    const pull = pullModule();
     console.log(`macvm side: ${pull.label}; skopeo: ${(await run$('skopeo', ['--version'])).stdout.trim()}`);
     const noop = await timed(process.execPath, [...pull.nodeArgs, join(here, '_oci-pull-child.mjs'), JSON.stringify({ module: pull.url, noop: true })], env);
     console.log(`  (macvm's child process starting and loading the pull module, nothing pulled: ${seconds(noop.wallMs)})`);
