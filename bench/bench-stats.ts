@@ -1,11 +1,13 @@
 /**
  * What the benchmark statistics cost and how well they tell: the time of an exact
- * Mann-Whitney test and of the bootstrap ratio CI at typical sample counts, and the A/A
+ * Mann-Whitney test, of the bootstrap ratio CI and of the batch-means CI (what runs report
+ * now) at typical sample counts, and the A/A
  * false-positive rate and A/B power (10 % shift, 3 % noise) by fixed rounds per side, on
  * SIMULATED samples. Seeded, so the rates are the same on every machine; aa-false-alarms.ts
  * measures the same rate on real runs.
  */
 import { performance } from 'node:perf_hooks';
+import { batchRatioInterval } from '../src/bench/batch-means.js';
 import { compareWithBaseline } from '../src/bench/compare.js';
 import { mannWhitneyU } from '../src/bench/mann-whitney.js';
 import { normalDeviate, seededRandom, type Random } from '../src/bench/prng.js';
@@ -38,6 +40,7 @@ export async function run(): Promise<void> {
     const host = timings(random, n, 100, 0.05);
     const guest = timings(random, n, 150, 0.05);
     timeIt(`bootstrap ratio CI (2000 resamples), n = ${n}`, 5, () => ratioOfMedians(host, guest));
+    timeIt(`batch-means ratio CI, n = ${n}`, 50, () => batchRatioInterval(host, guest));
   }
 
   console.log('\nrounds per side → A/A false positives, A/B power (10 % slower guest, 3 % noise), 1000 trials each');

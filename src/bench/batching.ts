@@ -3,8 +3,8 @@
  * workload's: on the guest an SSH channel, a shell, for a JS function a node process start
  * (1–2 s under TCG, and a fresh JIT) — time the budget pays for without a sample. Running k
  * rounds per exec pays it once for k samples. The price: the k rounds of one exec share a
- * process and a moment, so they are not k independent samples; the CI resamples them as one
- * block (ratio.ts) and the stopping rule wants enough blocks (sampling.ts `minBlocks`).
+ * process and a moment, so they are not k independent samples; the CI keeps them in one
+ * batch (batch-means.ts) and the stopping rule wants enough blocks (sampling.ts `minBlocks`).
  *
  * So k is the smallest number that brings the overhead down to about OVERHEAD_SHARE of an
  * exec, measured from the exec before: a shell loop of ~1 s with ~0.2 s of SSH around it

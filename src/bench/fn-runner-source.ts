@@ -6,8 +6,9 @@
  * The function travels as fn.toString(), so it must be self-contained: no variables from
  * the enclosing scope. `require` is provided (for node: built-ins); it may be async.
  * Each exec is a fresh process on both sides, so neither side keeps a warmer JIT; it runs
- * `rounds` rounds (batching.ts), each a tinybench run of its own (warm-up, then measured
- * calls), so a 1–2 s node start in a TCG guest is paid once for several samples.
+ * `rounds` rounds (batching.ts), each a tinybench run of its own, so a 1–2 s node start in a
+ * TCG guest is paid once for several samples; tinybench's warm-up runs before the first
+ * round only, as the later ones find the JIT warm.
  * Besides the median call time (wall clock) it reports CPU time per call (process.cpuUsage())
  * and the round's own wall time.
  */
@@ -23,9 +24,11 @@ const require = createRequire(import.meta.url);
 const fn = new Function('require', 'return (' + job.source + ');')(require);
 if (typeof fn !== 'function') throw new Error('the workload source is not a function');
 for (let round = 0; round < (job.rounds ?? 1); round++) {
+  // The process's first round warms the JIT up; later ones in the same process start warm.
   const bench = new Bench({
     time: job.timeMs,
     iterations: job.minIterations,
+    warmup: round === 0,
     warmupTime: job.warmupTimeMs,
     warmupIterations: job.warmupIterations,
     throws: true,

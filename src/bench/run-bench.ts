@@ -8,7 +8,7 @@ import { MAX_ROUNDS_PER_EXEC, expectedBlockMs, roundsPerExec, type BlockTiming }
 import { commandBlock } from './command-rounds.js';
 import { functionBlock, installFnRunner } from './function-rounds.js';
 import { guestNode, hostNode, type NodeOnSide } from './node-runtime.js';
-import { ratioOfMedians } from './ratio.js';
+import { BATCHES, batchRatioInterval } from './batch-means.js';
 import type { BenchEnvironment, BenchMethod, BenchRun, SampleStats, TimeBasis, WorkloadResult } from '../shared/bench-records.js';
 import { localShell, shellWord, type BenchShell } from './shell.js';
 import { assertSamplingOptions } from './options.js';
@@ -184,7 +184,9 @@ async function sampleWorkload(
   const started = performance.now();
   while (!outcome) {
     const timeLeft = plan.rounds === 'auto' ? plan.maxTimeMs - (performance.now() - started) : Number.POSITIVE_INFINITY;
-    const wanted = () => Math.min(limits.maxRoundsPerExec, sampler.roundsLeft);
+    // A fixed count spreads over at least BATCHES execs, so its CI has its five batches.
+    const spread = plan.rounds === 'auto' ? Number.POSITIVE_INFINITY : Math.max(1, Math.floor(plan.rounds / BATCHES));
+    const wanted = () => Math.min(limits.maxRoundsPerExec, sampler.roundsLeft, spread);
     const k = last ? roundsPerExec(last, wanted(), timeLeft) : 1;
     const blocks: SideBlock[] = [];
     for (const side of [host, guest]) {
@@ -240,7 +242,7 @@ async function sampleWorkload(
     kind: workload.kind,
     host: side('host'),
     guest: side('guest'),
-    ratio: ratioOfMedians(sampler.measuredSamples('host'), sampler.measuredSamples('guest'), { blocks: measuredBlocks }),
+    ratio: batchRatioInterval(sampler.measuredSamples('host'), sampler.measuredSamples('guest'), measuredBlocks),
     basis,
     sampling: {
       rounds: sampler.measured,
@@ -250,6 +252,7 @@ async function sampleWorkload(
       halfWidth: outcome.halfWidth,
       elapsedMs,
       blocks: new Set(measuredBlocks).size,
+      blockIds: measuredBlocks,
       roundsPerExec: Math.max(...blockSizes),
       ...(vcpuTotal.runMs + vcpuTotal.waitMs > 0 ? { guestSteal: vcpuTotal.waitMs / (vcpuTotal.runMs + vcpuTotal.waitMs) } : {}),
     },

@@ -101,7 +101,7 @@ export function benchWarnings(run: BenchRun): string[] {
       warnings.push(`${w.name}: the time budget ran out at ±${(w.sampling.halfWidth * 100).toFixed(1)} %, short of the ±${(run.method.precision * 100).toFixed(1)} % asked for; raise maxTime or make the workload steadier.`);
     }
     if (w.baseline?.verdict === 'too-few-samples') {
-      warnings.push(`${w.name}: too few rounds to tell a change from noise against ${w.baseline.against} (even complete separation would not reach p < 0.05; use ≥ 4 rounds in both runs).`);
+      warnings.push(`${w.name}: too few rounds to tell a change from noise against ${w.baseline.against} (a run needs ≥ 4 rounds, better ≥ 10, for its batches to show how much the machine drifts).`);
     }
   }
   return warnings;

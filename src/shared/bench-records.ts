@@ -48,6 +48,11 @@ export interface SamplingSummary {
   elapsedMs: number;
   /** Measured blocks: execs per side, each of one or more rounds (see roundsPerExec). */
   blocks?: number;
+  /**
+   * The block of each measured round (same order as the samples): rounds with one id ran in
+   * one exec per side, and the CI and a comparison keep them in one batch.
+   */
+  blockIds?: number[];
   /** The most rounds one exec ran (1: no batching). */
   roundsPerExec?: number;
   /**

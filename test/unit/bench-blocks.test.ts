@@ -2,12 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
+import { batchRatioInterval } from '../../src/bench/batch-means.js';
 import { MAX_ROUNDS_PER_EXEC, expectedBlockMs, roundsPerExec, type BlockTiming } from '../../src/bench/batching.js';
 import { commandBatchScript, commandBlock, splitRounds } from '../../src/bench/command-rounds.js';
 import { functionBlock, installFnRunner } from '../../src/bench/function-rounds.js';
 import { hostNode } from '../../src/bench/node-runtime.js';
 import { normalDeviate, seededRandom, type Random } from '../../src/bench/prng.js';
-import { ratioOfMedians } from '../../src/bench/ratio.js';
 import { RoundSampler, SAMPLING_DEFAULTS, type SamplingPlan } from '../../src/bench/sampling.js';
 import { localShell } from '../../src/bench/shell.js';
 import { withoutSteal, type PreparedSide } from '../../src/bench/side.js';
@@ -24,52 +24,6 @@ function block(random: Random, k: number, centre: number, blockSpread: number, r
   const shared = Math.exp(blockSpread * normalDeviate(random));
   return Array.from({ length: k }, () => centre * shared * Math.exp(roundSpread * normalDeviate(random)));
 }
-
-describe('the ratio CI resamples blocks of rounds whole', () => {
-  test('with a shared effect per block, resampling blocks keeps the 95 % coverage that resampling rounds loses', () => {
-    const random = seededRandom(41);
-    let blockCovered = 0;
-    let roundCovered = 0;
-    const trials = 200;
-    for (let trial = 0; trial < trials; trial++) {
-      const host: number[] = [];
-      const guest: number[] = [];
-      const blocks: number[] = [];
-      for (let b = 0; b < 12; b++) {
-        host.push(...block(random, 5, 100, 0.02, 0.02));
-        guest.push(...block(random, 5, 150, 0.15, 0.02));
-        blocks.push(...[b, b, b, b, b]);
-      }
-      // The true ratio of the populations' medians is 1.5 (log-symmetric noise around 100 and 150).
-      const byBlock = ratioOfMedians(host, guest, { blocks, resamples: 500 });
-      const byRound = ratioOfMedians(host, guest, { resamples: 500 });
-      if (byBlock.ciLow <= 1.5 && 1.5 <= byBlock.ciHigh) blockCovered++;
-      if (byRound.ciLow <= 1.5 && 1.5 <= byRound.ciHigh) roundCovered++;
-    }
-    // Nominal 95 %; a percentile bootstrap over 12 blocks runs somewhat short of it.
-    expect(blockCovered / trials).toBeGreaterThan(0.85);
-    // Counting 60 correlated rounds as independent makes the interval far too narrow.
-    expect(roundCovered / trials).toBeLessThan(0.75);
-    expect(blockCovered).toBeGreaterThan(roundCovered);
-  });
-
-  test('rounds are paired: a drift both sides share cancels, so the paired interval is narrower', () => {
-    const random = seededRandom(8);
-    const drift = Array.from({ length: 30 }, (_, i) => 1 + 0.5 * Math.sin(i / 3));
-    const host = drift.map((d) => 100 * d * Math.exp(0.01 * normalDeviate(random)));
-    const guest = drift.map((d) => 200 * d * Math.exp(0.01 * normalDeviate(random)));
-    const paired = ratioOfMedians(host, guest);
-    // Unequal counts force resampling each side on its own: the drift then counts as noise.
-    const unpaired = ratioOfMedians(host, [...guest, guest[0]!]);
-    expect(paired.ciHigh - paired.ciLow).toBeLessThan((unpaired.ciHigh - unpaired.ciLow) / 3);
-    expect(paired.ciLow).toBeLessThanOrEqual(2);
-    expect(paired.ciHigh).toBeGreaterThanOrEqual(2);
-  });
-
-  test('block ids must match the rounds', () => {
-    expect(() => ratioOfMedians([1, 2, 3], [2, 4, 6], { blocks: [0, 0] })).toThrow(expect.objectContaining({ code: 'MACVM_BENCH_INVALID' }));
-  });
-});
 
 describe('adaptive rounds in blocks', () => {
   const plan = (overrides: Partial<SamplingPlan>): SamplingPlan => ({ ...SAMPLING_DEFAULTS, warmup: 0, ...overrides });
@@ -107,9 +61,9 @@ describe('adaptive rounds in blocks', () => {
     expect(sampler.measuredBlocks()).toEqual([0, 0, 0, 1, 1, 1, 2]);
   });
 
-  test('optional stopping on blocks keeps the final interval covering the true ratio in most runs', () => {
-    // Each run stops at its first interval within ±5 %; the interval it stops on must still
-    // cover the truth (3.0) about as often as a fixed-size one would.
+  test('adaptive stopping on blocks keeps the final interval covering the true ratio in most runs', () => {
+    // Each run stops at a planned check whose interval is within ±5 %; that interval must
+    // still cover the truth (3.0) about as often as a fixed-size one would.
     let covered = 0;
     let stoppedOnPrecision = 0;
     const runs = 80;
@@ -123,7 +77,8 @@ describe('adaptive rounds in blocks', () => {
         outcome = sampler.addBlock(block(random, 2, 100, 0.03, 0.05), block(random, 2, 300, 0.05, 0.08), elapsed, 1000);
       }
       if (outcome.endedBy === 'precision') stoppedOnPrecision++;
-      const r = ratioOfMedians(sampler.measuredSamples('host'), sampler.measuredSamples('guest'), { blocks: sampler.measuredBlocks() });
+      // The interval the run reports (batch means, batch boundaries between execs).
+      const r = batchRatioInterval(sampler.measuredSamples('host'), sampler.measuredSamples('guest'), sampler.measuredBlocks());
       if (r.ciLow <= 3 && 3 <= r.ciHigh) covered++;
     }
     expect(stoppedOnPrecision).toBe(runs);

@@ -1,5 +1,7 @@
 import { describe, expect, test } from 'vitest';
+import { batchLogRatios } from '../../src/bench/batch-means.js';
 import { compareWithBaseline, perRoundRatios, regressions } from '../../src/bench/compare.js';
+import { welchTest } from '../../src/bench/student-t.js';
 import { exactUDistribution, mannWhitneyU, midRanks, minTwoSidedPValue } from '../../src/bench/mann-whitney.js';
 import { normalDeviate, seededRandom, type Random } from '../../src/bench/prng.js';
 import { summarize } from '../../src/bench/stats.js';
@@ -191,14 +193,18 @@ describe('baseline comparison and the regression gate', () => {
     const now = workload([10, 10, 10, 10, 10, 10], [24, 24.1, 23.9, 24.2, 23.8, 24.05]);
     const comparison = compareWithBaseline(now, base, 'abc123');
     expect(comparison.verdict).toBe('slower');
-    expect(comparison.change).toBeCloseTo(2.4025 / 2.0025 - 1, 10); // medians of the per-round ratios
-    expect(comparison.pValue).toBeCloseTo(2 / 924, 12); // no ties, total separation: 2 / C(12, 6)
+    expect(comparison.change).toBeCloseTo(2.4025 / 2.0025 - 1, 10); // guest median / host median, now vs before
+    // Welch's t test on the two runs' five batch ratios (logs), which agree within ±1 %.
+    const batches = (w: WorkloadResult) => batchLogRatios(w.host.samples, w.guest.samples);
+    expect(comparison.pValue).toBeCloseTo(welchTest(batches(now), batches(base)).pValue, 12);
+    expect(comparison.pValue).toBeLessThan(1e-6);
     const result = { ...now, baseline: comparison };
     expect(regressions([result], 10)).toHaveLength(1);
     expect(regressions([result], 25)).toHaveLength(0);
   });
 
   test('faster is "faster" and never a regression; 3 rounds is "too-few-samples" even when fully separated', () => {
+    // Three rounds make three batches of one round: nothing to tell a drift by.
     const base = workload([10, 10, 10, 10, 10], [30, 31, 29, 30, 32]);
     const now = workload([10, 10, 10, 10, 10], [20, 21, 19, 20, 22]);
     const faster = compareWithBaseline(now, base, 'x');
