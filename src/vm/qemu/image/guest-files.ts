@@ -160,13 +160,14 @@ export const WARM_UP_IDENT = 'SSH-2.0-macvm-warm-up';
  * Why the warm-up: dropbear re-executes itself for every connection (`dropbear ... -2 <fd>`),
  * and the first one in a fresh guest runs that path cold — code never executed yet, so
  * under TCG never translated, pages never touched. Measured on the host as the vCPU's own
- * CPU time (steal excluded), the first login cost 330–430 ms of guest CPU against 170–300 ms
- * for the ones after it; a connection that only trades version lines cost 110–175 ms and
- * left the next login no dearer than later ones, while a warm-up that also ran the key
- * exchange (with a client that then gave up) saved no more. So nc sends a version line and
- * closes its side; dropbear's child reads EOF and exits ("Exited normally" in its log), and
- * the host's first login, which the readiness lag is measured on, costs what every later one
- * does. It moves that cost before the marker rather than removing it; `timeout` bounds it.
+ * CPU time (steal excluded) with the host at load 4–7, the first login cost 330–430 ms of
+ * guest CPU against 170–300 ms for the ones after it (CPU, not waiting: no entropy or key
+ * file stall); a connection that only trades version lines — fork, re-exec, host key load —
+ * cost 110–175 ms and left the next login no dearer than later ones, and one that also ran
+ * the key exchange saved no more. So nc sends a version line and closes its side; dropbear's
+ * child reads EOF and exits ("Exited normally" in its log). It moves that cost before the
+ * marker rather than removing it, and `timeout` bounds it. At load 1–3 the first login was
+ * no dearer to begin with (233 against 252 ms), so there it changes nothing measurable.
  */
 export function announceReady(): string {
   return `#!/bin/sh
