@@ -4,13 +4,15 @@
  * one VM: issue #14's (6 rounds after 1 warm-up round), adaptive rounds as first built (auto
  * rounds and warm-up, ±2 % target, 60 s budget per workload; one round per exec, the guest's
  * own CPU time), and now (the same, plus several rounds per exec and the guest's steal taken
- * out with the host's vCPU clock). Prints the ratio's 95 % CI half-width, rounds, time and
- * what ended each run. Target: ≤ ±2 % on both within 60 s. Figures only; nothing is asserted.
+ * out with the host's vCPU clock). Prints the ratio's 95 % CI half-width (batch means, as runs
+ * report it, and what a per-round bootstrap would claim from the same samples), rounds, time
+ * and what ended each run. Target: ≤ ±2 % on both within 60 s. Figures only; nothing is asserted.
  *
  *   npm run bench bench-precision            # -- --max-time 60000 --precision 0.02
  */
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
+import { ratioOfMedians } from '../src/bench/ratio.js';
 import { runBench } from '../src/bench/run-bench.js';
 import { collectWorkloads } from '../src/bench/workloads.js';
 import type { WorkloadResult } from '../src/shared/bench-records.js';
@@ -57,5 +59,8 @@ function describe(label: string, w: WorkloadResult): string {
   const halfWidth = (w.ratio.ciHigh - w.ratio.ciLow) / 2 / w.ratio.median;
   const clock = w.basis === 'host-cpu' ? `host-CPU time (guest steal ${((s.guestSteal ?? 0) * 100).toFixed(0)} % taken out)` : `${w.basis} time`;
   const execs = s.roundsPerExec && s.roundsPerExec > 1 ? ` in ${s.blocks} execs (≤ ${s.roundsPerExec} rounds each)` : '';
-  return `  ${label.padEnd(30)} ${w.name.padEnd(17)} ${w.ratio.median.toFixed(2)}× (${w.ratio.ciLow.toFixed(2)}–${w.ratio.ciHigh.toFixed(2)}) ±${(halfWidth * 100).toFixed(1)} % on ${clock} · ${s.rounds} rounds${execs} + ${s.warmupRounds} warm-up (${s.warmupEndedBy}) · ${(s.elapsedMs / 1000).toFixed(1)} s · ended by ${s.endedBy}`;
+  // What a per-round bootstrap (the CI before batch means) would claim from the same samples.
+  const perRound = ratioOfMedians(w.host.samples, w.guest.samples);
+  const perRoundWidth = (perRound.ciHigh - perRound.ciLow) / 2 / perRound.median;
+  return `  ${label.padEnd(30)} ${w.name.padEnd(17)} ${w.ratio.median.toFixed(2)}× (${w.ratio.ciLow.toFixed(2)}–${w.ratio.ciHigh.toFixed(2)}) ±${(halfWidth * 100).toFixed(1)} % [per-round bootstrap: ±${(perRoundWidth * 100).toFixed(1)} %] on ${clock} · ${s.rounds} rounds${execs} + ${s.warmupRounds} warm-up (${s.warmupEndedBy}) · ${(s.elapsedMs / 1000).toFixed(1)} s · ended by ${s.endedBy}`;
 }
