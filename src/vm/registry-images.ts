@@ -18,10 +18,10 @@ export function registryCacheRoot(home: string): string {
   return join(homePaths(home).home, 'oci');
 }
 
-const KIND_WORDS: Record<ImageKind, { what: string; providers: string }> = {
-  tart: { what: 'a Tart (macOS or Linux bundle) image', providers: 'the vz or tart provider' },
-  'macvm-qemu': { what: "a macvm qemu image", providers: 'the qemu provider' },
-};
+/** What a kind of registry image is called in messages and CLI output. */
+export const KIND_NAMES: Record<ImageKind, string> = { tart: 'Tart image', 'macvm-qemu': 'macvm qemu image' };
+
+const KIND_PROVIDERS: Record<ImageKind, string> = { tart: 'the vz or tart provider', 'macvm-qemu': 'the qemu provider' };
 
 export interface RegistryImageOptions {
   home: string;
@@ -61,7 +61,7 @@ export async function registryImage(reference: string, options: RegistryImageOpt
 
 function refuseOtherKind(reference: string, found: ImageKind, wanted: ImageKind): void {
   if (found === wanted) return;
-  throw new MacvmError('MACVM_IMAGE_FORMAT_UNSUPPORTED', `${reference} is ${KIND_WORDS[found].what}; this provider boots ${KIND_WORDS[wanted].what}.`, {
-    hint: `Run it with ${KIND_WORDS[found].providers} (withMacVM({ provider }) or images["<name>"].provider in macvm.config.ts).`,
+  throw new MacvmError('MACVM_IMAGE_FORMAT_UNSUPPORTED', `${reference} is a ${KIND_NAMES[found]}; this provider boots a ${KIND_NAMES[wanted]}.`, {
+    hint: `Run it with ${KIND_PROVIDERS[found]} (withMacVM({ provider }) or images["<name>"].provider in macvm.config.ts).`,
   });
 }

@@ -10,7 +10,7 @@ import type { TransferProgress } from '../../oci/transfer-progress.js';
 import { ensurePrivateHome, homePaths, macvmHome } from '../../vm/home.js';
 import type { ImageListing } from '../../vm/image-listing.js';
 import type { ProviderDefinition, RegistryImageSupport } from '../../vm/provider-definition.js';
-import { registryCacheRoot } from '../../vm/registry-images.js';
+import { KIND_NAMES, registryCacheRoot } from '../../vm/registry-images.js';
 import { providerDefinitions } from '../../vm/registry.js';
 import { listRuntimeDirs } from '../../vm/runtime-dir.js';
 import type { Command } from './command.js';
@@ -57,7 +57,7 @@ ${AUTH_HELP}`,
       return 0;
     }
     const how = pulled.source === 'registry' ? `pulled in ${((Date.now() - started) / 1000).toFixed(1)}s` : pulled.source === 'tart-cache' ? "found in Tart's cache" : 'already in the cache';
-    stdout.write(`${pulled.reference} ${pulled.digest} (${kindWords(pulled.kind)}, ${how})\n  ${pulled.dir}\n`);
+    stdout.write(`${pulled.reference} ${pulled.digest} (${KIND_NAMES[pulled.kind]}, ${how})\n  ${pulled.dir}\n`);
     return 0;
   },
 };
@@ -110,10 +110,9 @@ export async function removePulledImage(reference: string, force: boolean): Prom
       hint: 'Remove those VMs first (`macvm vm rm <id>`), or pass --force.',
     });
   }
-  const ref = parseImageReference(reference);
   for (const name of names) {
-    const tag = /:([^/:@]+)$/.exec(name)?.[1];
-    if (tag && !name.includes('@')) await rm(join(repositoryDir(root, ref.registry, ref.repository), tag), { force: true });
+    const { registry, repository, tag, digest } = parseImageReference(name);
+    if (tag && !digest) await rm(join(repositoryDir(root, registry, repository), tag), { force: true });
   }
   await rm(cached.dir, { recursive: true, force: true });
   return `${names[0]} removed (${cached.digest})`;
@@ -144,7 +143,7 @@ async function localImage(source: string): Promise<{ dir: string; support: Regis
     const cached = await findCached(registryCacheRoot(macvmHome()), source);
     if (!cached) throw new MacvmError('MACVM_IMAGE_NOT_FOUND', `No pulled image ${source}.`, { hint: `Pull it first (\`macvm image pull ${source}\`), or see \`macvm image ls\`.` });
     const support = supportFor(cached.metadata.kind)?.registryImages;
-    if (!support) throw new MacvmError('MACVM_NOT_SUPPORTED', `No provider here pushes ${kindWords(cached.metadata.kind)}s.`);
+    if (!support) throw new MacvmError('MACVM_NOT_SUPPORTED', `No provider here pushes ${KIND_NAMES[cached.metadata.kind]}s.`);
     return { dir: cached.dir, support };
   }
   const dir = homePaths().image(source);
@@ -162,10 +161,6 @@ async function localImage(source: string): Promise<{ dir: string; support: Regis
 /** The provider that boots a kind of registry image and readies it: the default provider first when several do. */
 function supportFor(kind: ImageKind): ProviderDefinition | undefined {
   return providerDefinitions().find((d) => d.registryImages?.kind === kind);
-}
-
-function kindWords(kind: ImageKind): string {
-  return kind === 'tart' ? 'Tart image' : 'macvm qemu image';
 }
 
 function oneReference(verb: string, positionals: string[]): string {
