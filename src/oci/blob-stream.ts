@@ -12,6 +12,7 @@ export interface StreamBlobOptions {
   start: number;
   /** The server sent the blob from its first byte: drop what you had. */
   onRestart: () => Promise<void>;
+  /** The next bytes; the chunk is the callee's to keep or move (transfer) elsewhere. */
   onChunk: (chunk: Buffer) => Promise<void>;
   /** How many times a dropped transfer is resumed before giving up. */
   retries: number;
@@ -42,8 +43,10 @@ export async function streamBlob(client: RegistryClient, layer: OciDescriptor, o
             details: { digest: layer.digest },
           });
         }
+        // Read before onChunk: it may move the chunk to a worker, which leaves it empty here.
+        const length = chunk.length;
         await options.onChunk(chunk);
-        have += chunk.length;
+        have += length;
       }
       if (have < layer.size) throw new Error(`the transfer ended at byte ${have} of ${layer.size}`);
     } catch (error) {

@@ -17,7 +17,11 @@ import { startOciWorker } from './worker-thread.js';
 export interface PieceSink {
   /** Replays the piece's .partial file; resolves with how many bytes of the blob that was. */
   start(): Promise<number>;
-  write(chunk: Uint8Array): Promise<void>;
+  /**
+   * The next bytes. `given`: the caller will not touch `chunk` again, so a chunk that is its
+   * whole ArrayBuffer (as node:http's body chunks are) may be moved to the worker, not copied.
+   */
+  write(chunk: Uint8Array, given?: boolean): Promise<void>;
   /** The server sent the blob from its first byte: drop what was had, distrust the region. */
   restart(): Promise<void>;
   /** Resolves when the piece is written and every size and digest checked. */
@@ -26,8 +30,9 @@ export interface PieceSink {
   abort(): Promise<void>;
 }
 
-/** Bytes gathered into one message to a worker, and bytes in flight before write() waits. */
+/** Bytes (or chunks) gathered into one message to a worker, and bytes in flight before write() waits. */
 const BATCH_BYTES = 512 * 1024;
+const BATCH_CHUNKS = 16;
 const IN_FLIGHT_BYTES = 8 * 1024 * 1024;
 
 export class DecodePool {
@@ -39,15 +44,27 @@ export class DecodePool {
     this.slots = Array.from({ length: threads }, () => new WorkerSlot(startOciWorker('piece-decode-worker')));
   }
 
-  open(spec: PieceJobSpec, describe: string): PieceSink {
-    if (this.slots.length === 0) return new InThreadSink(spec, describe);
+  /** `onWritten` hears how many bytes the piece put on the disk as it goes (for write-behind). */
+  open(spec: PieceJobSpec, describe: string, onWritten: (bytes: number) => void = () => undefined): PieceSink {
+    if (this.slots.length === 0) return new InThreadSink(spec, describe, onWritten);
     const slot = this.slots.reduce((best, slot) => (slot.jobs.size < best.jobs.size ? slot : best));
-    return slot.open(this.nextId++, spec, describe);
+    return slot.open(this.nextId++, spec, describe, onWritten);
   }
 
   async close(): Promise<void> {
     await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
   }
+}
+
+function ownsItsBuffer(chunk: Uint8Array): boolean {
+  return chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer;
+}
+
+/** A copy with an ArrayBuffer of its own (allocUnsafeSlow: not from the pool, not zero-filled first). */
+function copyOf(chunk: Uint8Array): Uint8Array {
+  const copy = Buffer.allocUnsafeSlow(chunk.length);
+  copy.set(chunk);
+  return copy;
 }
 
 function mapError(error: unknown, describe: string): unknown {
@@ -60,6 +77,7 @@ class InThreadSink implements PieceSink {
   constructor(
     spec: PieceJobSpec,
     private readonly describe: string,
+    private readonly onWritten: (bytes: number) => void,
   ) {
     this.job = new PieceJob(spec);
   }
@@ -74,7 +92,11 @@ class InThreadSink implements PieceSink {
   }
 
   start = () => this.run(() => this.job.resume());
-  write = (chunk: Uint8Array) => this.run(() => this.job.write(chunk));
+  write = (chunk: Uint8Array) =>
+    this.run(() => {
+      this.job.write(chunk);
+      this.onWritten(this.job.takeWritten());
+    });
   restart = () => this.run(() => this.job.restart());
   finish = () =>
     this.run(() => {
@@ -87,6 +109,7 @@ class InThreadSink implements PieceSink {
 interface JobState {
   /** "disk layer 3 (sha256:…) of host/repo:tag", for a failure's message. */
   describe: string;
+  onWritten: (bytes: number) => void;
   inFlight: number;
   wake?: () => void;
   failure?: Error;
@@ -104,10 +127,13 @@ class WorkerSlot {
     worker.on('exit', (code) => this.die(new Error(`the decode worker exited (code ${code})`)));
   }
 
-  open(id: number, spec: PieceJobSpec, describe: string): PieceSink {
-    const state: JobState = { describe, inFlight: 0 };
+  open(id: number, spec: PieceJobSpec, describe: string, onWritten: (bytes: number) => void): PieceSink {
+    const state: JobState = { describe, onWritten, inFlight: 0 };
     this.jobs.set(id, state);
-    let batch = new Uint8Array(BATCH_BYTES);
+    // Chunks gathered for one message, each with an ArrayBuffer of its own, moved (transferred) to
+    // the worker rather than copied: copying every byte of the image into batches, and
+    // zero-filling the batches, cost the main thread ~0.3 s of CPU per 391 MiB.
+    let batch: Uint8Array[] = [];
     let batched = 0;
     const check = () => {
       if (state.failure) throw state.failure;
@@ -120,28 +146,23 @@ class WorkerSlot {
       });
     const flush = () => {
       if (batched === 0) return;
-      const chunk = batch.subarray(0, batched);
       state.inFlight += batched;
-      this.post({ type: 'data', id, chunk }, [batch.buffer]);
-      batch = new Uint8Array(BATCH_BYTES);
+      this.post({ type: 'data', id, chunks: batch }, batch.map((chunk) => chunk.buffer as ArrayBuffer));
+      batch = [];
       batched = 0;
     };
     return {
       start: async () => ((await ask({ type: 'start', id, spec }, 'started')) as Extract<FromWorker, { type: 'started' }>).have,
-      write: async (chunk) => {
+      write: async (chunk, given = false) => {
         check();
-        // Copied into the batch (the caller may reuse its buffer); the batch is transferred, not cloned.
-        for (let at = 0; at < chunk.length; ) {
-          const take = Math.min(BATCH_BYTES - batched, chunk.length - at);
-          batch.set(chunk.subarray(at, at + take), batched);
-          batched += take;
-          at += take;
-          if (batched === BATCH_BYTES) flush();
-        }
+        batch.push(given && ownsItsBuffer(chunk) ? chunk : copyOf(chunk));
+        batched += chunk.length;
+        if (batched >= BATCH_BYTES || batch.length >= BATCH_CHUNKS) flush();
         while (state.inFlight > IN_FLIGHT_BYTES && !state.failure) await new Promise<void>((resolve) => (state.wake = resolve));
         check();
       },
       restart: async () => {
+        batch = [];
         batched = 0;
         await ask({ type: 'restart', id }, 'restarted');
       },
@@ -171,6 +192,7 @@ class WorkerSlot {
     if (!state) return;
     if (reply.type === 'ack') {
       state.inFlight -= reply.bytes;
+      if (reply.written > 0) state.onWritten(reply.written);
       state.wake?.();
       state.wake = undefined;
     } else if (reply.type === 'failed') {

@@ -4,8 +4,8 @@
  * names its job, and messages are handled in order, so an answer to one covers every earlier
  * message of that job.
  *
- *   main → worker  start {spec} | data {chunk} | restart | finish | drop
- *   worker → main  started {have} | ack {bytes} | restarted | done | dropped | failed {check | message, code}
+ *   main → worker  start {spec} | data {chunks} | restart | finish | drop
+ *   worker → main  started {have} | ack {bytes, written} | restarted | done | dropped | failed {check | message, code}
  */
 import { parentPort } from 'node:worker_threads';
 import { messageOf } from '../errors.js';
@@ -13,14 +13,15 @@ import { PieceCheckError, PieceJob, type PieceJobSpec } from './piece-job.js';
 
 export type ToWorker =
   | { type: 'start'; id: number; spec: PieceJobSpec }
-  | { type: 'data'; id: number; chunk: Uint8Array }
+  | { type: 'data'; id: number; chunks: Uint8Array[] }
   | { type: 'restart'; id: number }
   | { type: 'finish'; id: number }
   | { type: 'drop'; id: number };
 
 export type FromWorker =
   | { type: 'started'; id: number; have: number }
-  | { type: 'ack'; id: number; bytes: number }
+  /** `bytes` of the blob taken; `written` bytes of it went to the disk since the last ack. */
+  | { type: 'ack'; id: number; bytes: number; written: number }
   | { type: 'restarted'; id: number }
   | { type: 'done'; id: number }
   | { type: 'dropped'; id: number }
@@ -53,8 +54,12 @@ function handle(message: ToWorker): FromWorker | undefined {
   const job = jobs.get(id);
   if (!job) return undefined;
   if (message.type === 'data') {
-    job.write(message.chunk);
-    return { type: 'ack', id, bytes: message.chunk.byteLength };
+    let bytes = 0;
+    for (const chunk of message.chunks) {
+      job.write(chunk);
+      bytes += chunk.byteLength;
+    }
+    return { type: 'ack', id, bytes, written: job.takeWritten() };
   }
   if (message.type === 'restart') {
     job.restart();

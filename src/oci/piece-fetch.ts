@@ -50,6 +50,7 @@ export async function downloadPiece(ctx: FetchContext, disk: FileHandle, piece: 
   const sink = ctx.decoders.open(
     { fd: disk.fd, offset: piece.offset, size: piece.size, contentDigest: piece.contentDigest, careful, blob: { digest: piece.layer.digest, size: piece.layer.size, partialPath } },
     describe,
+    (bytes) => ctx.writeThrough.wrote(disk, bytes),
   );
   let counted = 0;
   try {
@@ -65,9 +66,11 @@ export async function downloadPiece(ctx: FetchContext, disk: FileHandle, piece: 
         counted = 0;
       },
       onChunk: async (chunk) => {
-        await sink.write(chunk);
-        counted += chunk.length;
-        ctx.meter.add(chunk.length);
+        // A body chunk is never read again here: the sink may move it to its worker (leaving it empty).
+        const length = chunk.length;
+        await sink.write(chunk, true);
+        counted += length;
+        ctx.meter.add(length);
       },
     });
     await sink.finish();
@@ -104,7 +107,9 @@ export async function copyPiece(ctx: FetchContext, disk: FileHandle, piece: Layo
   } catch {
     return false;
   }
-  const sink = ctx.decoders.open({ fd: disk.fd, offset: piece.offset, size: piece.size, contentDigest: piece.contentDigest, careful }, describeLayer(piece, ctx.reference, 'disk layer'));
+  const sink = ctx.decoders.open({ fd: disk.fd, offset: piece.offset, size: piece.size, contentDigest: piece.contentDigest, careful }, describeLayer(piece, ctx.reference, 'disk layer'), (bytes) =>
+    ctx.writeThrough.wrote(disk, bytes),
+  );
   try {
     const buffer = Buffer.allocUnsafe(ZERO_CHUNK_SIZE);
     for (let at = 0; at < piece.size; ) {

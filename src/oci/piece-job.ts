@@ -45,6 +45,7 @@ export class PieceJob {
   private readonly partial: number | undefined;
   private batch: Buffer[] = [];
   private batched = 0;
+  private reported = 0;
 
   constructor(private readonly spec: PieceJobSpec) {
     this.partial = spec.blob ? openSync(spec.blob.partialPath, 'a+', 0o600) : undefined;
@@ -74,6 +75,13 @@ export class PieceJob {
   /** The next bytes of the blob (or of the raw piece). Throws PieceCheckError for bytes that cannot be right. */
   write(chunk: Uint8Array): void {
     this.take(chunk, true);
+  }
+
+  /** Bytes written to the disk since the last call (for write-behind: see WriteThrough). */
+  takeWritten(): number {
+    const written = this.writer.nonZeroBytes - this.reported;
+    this.reported = this.writer.nonZeroBytes;
+    return written;
   }
 
   /** The server sent the blob from its start after all: forget everything, and distrust the region. */
@@ -121,6 +129,7 @@ export class PieceJob {
     this.compressed = this.spec.blob ? createHash('sha256') : undefined;
     this.content = createHash('sha256');
     this.writer = new SparseWriter(this.spec.fd, this.spec.offset, { careful });
+    this.reported = 0;
     this.decoder = this.spec.blob ? new AppleLz4Decoder((out) => this.output(out)) : undefined;
     this.decoded = 0;
     this.received = 0;
