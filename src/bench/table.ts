@@ -89,6 +89,25 @@ export function samplingLine(w: WorkloadResult, run: Pick<BenchRun, 'method'>): 
   return parts.join(' · ');
 }
 
+/**
+ * The time budget a run that reached ±`halfWidth` in `elapsedMs` would need for ±`precision`,
+ * like Criterion's "increase the target time to …": batch means over a longer run keep their
+ * count and grow in length, so their spread, and the interval, shrink as 1/√time (once batches
+ * outlast the machine's drift; until then the estimate is optimistic). Undefined when the run
+ * measured no interval.
+ */
+export function budgetFor(halfWidth: number, precision: number, elapsedMs: number): number | undefined {
+  if (!Number.isFinite(halfWidth) || !(halfWidth > 0) || !(precision > 0) || !(elapsedMs > 0)) return undefined;
+  return elapsedMs * (halfWidth / precision) ** 2;
+}
+
+/** A budget as a person would set it: seconds up to two minutes, then minutes, then hours. */
+function formatBudget(ms: number): string {
+  if (ms < 120_000) return `${Math.ceil(ms / 1000)} s`;
+  if (ms < 7_200_000) return `${Math.ceil(ms / 60_000)} min`;
+  return `${(ms / 3_600_000).toFixed(1)} h`;
+}
+
 export function benchWarnings(run: BenchRun): string[] {
   const warnings: string[] = [];
   const needed = minSamplesForMedianCI();
@@ -98,7 +117,10 @@ export function benchWarnings(run: BenchRun): string[] {
       warnings.push(`${w.name}: ${n} round(s) per side; a 95 % CI of the median needs at least ${needed}, so the intervals shown are min–max.`);
     }
     if (w.sampling?.endedBy === 'maxTime' && run.method?.precision !== undefined) {
-      warnings.push(`${w.name}: the time budget ran out at ±${(w.sampling.halfWidth * 100).toFixed(1)} %, short of the ±${(run.method.precision * 100).toFixed(1)} % asked for; raise maxTime or make the workload steadier.`);
+      const { halfWidth, elapsedMs } = w.sampling;
+      const needed = budgetFor(halfWidth, run.method.precision, elapsedMs);
+      const estimate = needed === undefined ? '' : ` (at this run's noise, to about ${formatBudget(needed)}: the interval narrows as 1/√time)`;
+      warnings.push(`${w.name}: the time budget ran out at ±${(halfWidth * 100).toFixed(1)} %, short of the ±${(run.method.precision * 100).toFixed(1)} % asked for; raise maxTime${estimate} or make the workload steadier.`);
     }
     if (w.baseline?.verdict === 'too-few-samples') {
       warnings.push(`${w.name}: too few rounds to tell a change from noise against ${w.baseline.against} (a run needs ≥ 4 rounds, better ≥ 10, for its batches to show how much the machine drifts).`);

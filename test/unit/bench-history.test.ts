@@ -6,10 +6,10 @@ import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { benchPaths, readHistory, recordRun, resolveBaseline, withBaseline } from '../../src/bench/history.js';
 import { parseLdd } from '../../src/bench/node-runtime.js';
-import type { BenchRun } from '../../src/shared/bench-records.js';
+import type { BenchRun, WorkloadResult } from '../../src/shared/bench-records.js';
 import { ratioOfMedians } from '../../src/bench/ratio.js';
 import { summarize } from '../../src/bench/stats.js';
-import { formatBenchTable, formatDuration, formatRatio } from '../../src/bench/table.js';
+import { budgetFor, formatBenchTable, formatDuration, formatRatio } from '../../src/bench/table.js';
 import { parseTimerOutput } from '../../src/bench/timers.js';
 import { collectWorkloads, functionSource } from '../../src/bench/workloads.js';
 import { benchCommand } from '../../src/runner/commands/bench.js';
@@ -121,6 +121,15 @@ describe('terminal table', () => {
     expect(fewText).toContain('? too few samples');
     expect(fewText).toMatch(/warning: build: 3 round\(s\) per side; a 95 % CI of the median needs at least 6/);
     expect(fewText).toMatch(/warning: build: too few rounds to tell a change from noise against x/);
+  });
+
+  test('a run the time budget ended says how long a budget the asked precision would take at its noise', () => {
+    const run = makeRun('suite', steady, { method: { precision: 0.02, maxTimeMs: 60_000 } as BenchRun['method'] });
+    run.workloads[0]!.sampling = { rounds: 63, elapsedMs: 60_000, endedBy: 'maxTime', halfWidth: 0.143, warmupRounds: 2, warmupEndedBy: 'trend' } as NonNullable<WorkloadResult['sampling']>;
+    // (14.3 / 2)² × 60 s = 3067 s: 52 min.
+    expect(formatBenchTable(run)).toContain('warning: build: the time budget ran out at ±14.3 %, short of the ±2.0 % asked for; raise maxTime (at this run\'s noise, to about 52 min: the interval narrows as 1/√time) or make the workload steadier.');
+    expect(budgetFor(0.04, 0.02, 30_000)).toBe(120_000);
+    expect(budgetFor(Number.NaN, 0.02, 30_000)).toBeUndefined();
   });
 });
 
