@@ -2,7 +2,7 @@
  * False alarms measured, not simulated: A/A comparisons between REAL bench runs. Each pair is
  * two runs of the same workload against the same guest with the same settings, back to back;
  * the second is judged against the first by the gate the project uses (withBaseline →
- * compareWithBaseline: Welch's t test on each run's five batch ratios, α = 0.05), as
+ * compareWithBaseline: Welch's t test on each run's three batch ratios, α = 0.05), as
  * runBenchSuite does. Any significant verdict is a false alarm, so the observed rate should
  * be near the nominal 5 % (two-sided) — printed with its 95 % Wilson interval. Pairs are
  * disjoint (runs 2i, 2i+1), so the trials are independent as the binomial interval assumes.

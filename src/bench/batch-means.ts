@@ -13,16 +13,23 @@ import { studentTwoSidedP, welchTest } from './student-t.js';
  * ones: against the qemu guest the per-round log ratios had a lag-1 autocorrelation of 0.4,
  * and 40 real A/A pairs of 60–120-round runs gave a per-round Mann-Whitney test 18 false
  * alarms (45 %) where 5 % were expected. A per-round bootstrap has the same flaw: it takes
- * n correlated rounds for n independent ones and reports an interval far too narrow. Five
- * contiguous batches each span a fifth of the run, so the drift shows up BETWEEN them and is
- * counted as uncertainty: on the same 40 pairs a Welch test on five batch figures per run
- * gave 1 false alarm (2.5 %). Fewer, longer batches would be safer still but the t quantile
- * grows (4 df: 2.78); more, shorter ones (10) let the slow drift hide inside them (6/40).
+ * n correlated rounds for n independent ones and reports an interval far too narrow.
+ * Contiguous batches each span a part of the run, so the drift shows up BETWEEN them and is
+ * counted as uncertainty — provided the batches are long enough to be nearly independent.
+ *
+ * How many: judged on 200 real A/A pairs against the qemu guest (`npm run bench
+ * aa-false-alarms -- --guest qemu`, five sets of 40, loads 2–7), where Welch's test on the two
+ * runs' batch ratios should fire 5 % of the time: two batches 7/200, three 8/200 (4 %), four
+ * 15/200, five 17/200 (8.5 %, its 95 % Wilson interval 5.4–13.2 % entirely above 5 %), ten
+ * 21/200. The guest's drift reaches across a fifth of a run, so five batches were not
+ * independent and their gate cried wolf; three are. The price is a wider interval (t(2) =
+ * 4.30 against t(4) = 2.78 — about 1.5× at equal spread): an honest interval over a narrow
+ * one that a regression gate cannot trust.
  *
  * Rounds that ran in one exec (several per exec, batching.ts) stay in one batch: a batch
  * boundary falls between execs, never inside one.
  */
-export const BATCHES = 5;
+export const BATCHES = 3;
 
 /**
  * The batches of `n` rounds, as lists of round indices: BATCHES contiguous groups of about
@@ -91,7 +98,7 @@ export interface RatioInterval {
 
 /**
  * The guest/host ratio of medians with a 95 % CI from batch means: centred (in log space) on
- * the whole run's ratio, as wide as five contiguous batches' ratios spread (see above).
+ * the whole run's ratio, as wide as BATCHES contiguous batches' ratios spread (see above).
  */
 export function batchRatioInterval(host: readonly number[], guest: readonly number[], blocks?: readonly number[], confidence = 0.95): RatioInterval {
   if (host.length === 0 || guest.length !== host.length) {

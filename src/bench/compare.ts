@@ -76,7 +76,7 @@ function likeForLike(current: Compared, baseline: Compared): [Pick<WorkloadResul
  * Compares one workload with the same workload of a baseline run, both on the same clock
  * (see likeForLike: a CPU-time run against an older wall-time record compares wall times).
  * `change` is the relative change of the whole-run figure (+0.031 = 3.1 % slower). Whether it
- * is more than noise is Welch's t test on the two runs' batch figures (five contiguous
+ * is more than noise is Welch's t test on the two runs' batch figures (three contiguous
  * batches per run, batch-means.ts), α = 0.05: a drift of the machine within a run shows as
  * spread between its batches, so it is not taken for a change between runs — which a test on
  * the single rounds did (45 % false alarms in 40 real A/A pairs against the qemu guest). The

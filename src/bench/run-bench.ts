@@ -184,7 +184,7 @@ async function sampleWorkload(
   const started = performance.now();
   while (!outcome) {
     const timeLeft = plan.rounds === 'auto' ? plan.maxTimeMs - (performance.now() - started) : Number.POSITIVE_INFINITY;
-    // A fixed count spreads over at least BATCHES execs, so its CI has its five batches.
+    // A fixed count spreads over at least BATCHES execs, so its CI has all its batches.
     const spread = plan.rounds === 'auto' ? Number.POSITIVE_INFINITY : Math.max(1, Math.floor(plan.rounds / BATCHES));
     const wanted = () => Math.min(limits.maxRoundsPerExec, sampler.roundsLeft, spread);
     const k = last ? roundsPerExec(last, wanted(), timeLeft) : 1;

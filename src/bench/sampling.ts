@@ -26,7 +26,7 @@ import { batchRatioInterval } from './batch-means.js';
  * Measuring ('auto' rounds): after each block of rounds (one exec per side: one round, or
  * several where batching.ts runs several per exec), once `minRounds` rounds in at least
  * `minBlocks` blocks are in, the guest/host ratio's 95 % CI (the very interval the table
- * reports: batch means over five contiguous batches, batch-means.ts, so a drift of the
+ * reports: batch means over three contiguous batches, batch-means.ts, so a drift of the
  * machine during the run widens it) is computed; its relative half-width
  * (high − low) / 2 / median at or below `precision` ends the run ('precision'). Otherwise the
  * run ends before the next block would overrun `maxTimeMs` ('maxTime'). The interval is not

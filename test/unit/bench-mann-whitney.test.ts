@@ -160,15 +160,21 @@ describe('A/A and A/B trials on seeded synthetic samples', () => {
     expect(significant).toBeGreaterThan(50);
   });
 
-  test('A/B: a real 10 % slowdown (3 % noise, 10 rounds) is detected in most trials, as "slower"', () => {
+  test('A/B: a real 10 % slowdown (3 % noise) is detected in most trials at 10 rounds, nearly all at 20, as "slower"', () => {
     const random = seededRandom(99);
-    let slower = 0;
-    for (let trial = 0; trial < 300; trial++) {
-      const baseline = workload(timings(random, 10, 100, 0.03), timings(random, 10, 200, 0.03));
-      const current = workload(timings(random, 10, 100, 0.03), timings(random, 10, 220, 0.03));
-      if (compareWithBaseline(current, baseline, 'base').verdict === 'slower') slower++;
-    }
-    expect(slower / 300).toBeGreaterThan(0.9);
+    const power = (rounds: number) => {
+      let slower = 0;
+      for (let trial = 0; trial < 300; trial++) {
+        const baseline = workload(timings(random, rounds, 100, 0.03), timings(random, rounds, 200, 0.03));
+        const current = workload(timings(random, rounds, 100, 0.03), timings(random, rounds, 220, 0.03));
+        if (compareWithBaseline(current, baseline, 'base').verdict === 'slower') slower++;
+      }
+      return slower / 300;
+    };
+    // Three batches of 3–4 rounds leave Welch's test few degrees of freedom: measured with this
+    // seed, 82 % at 10 rounds (five batches had > 90 %, and cried wolf on a drifting guest).
+    expect(power(10)).toBeGreaterThan(0.75);
+    expect(power(20)).toBeGreaterThan(0.9);
   });
 
   test('A/A through compareWithBaseline on guest/host ratios: "~" in ≥ 95 % of 500 runs', () => {
@@ -194,7 +200,7 @@ describe('baseline comparison and the regression gate', () => {
     const comparison = compareWithBaseline(now, base, 'abc123');
     expect(comparison.verdict).toBe('slower');
     expect(comparison.change).toBeCloseTo(2.4025 / 2.0025 - 1, 10); // guest median / host median, now vs before
-    // Welch's t test on the two runs' five batch ratios (logs), which agree within ±1 %.
+    // Welch's t test on the two runs' three batch ratios (logs), which agree within ±1 %.
     const batches = (w: WorkloadResult) => batchLogRatios(w.host.samples, w.guest.samples);
     expect(comparison.pValue).toBeCloseTo(welchTest(batches(now), batches(base)).pValue, 12);
     expect(comparison.pValue).toBeLessThan(1e-6);

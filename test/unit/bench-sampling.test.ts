@@ -125,7 +125,7 @@ describe('warm-up ends when the samples stop trending', () => {
 
 describe('adaptive rounds stop at the precision asked for, or at the time budget', () => {
   test('low noise: stops on precision, with the reported half-width within it', () => {
-    const { outcome, sampler } = drive({ precision: 0.02 }, steady(21, 0.015));
+    const { outcome, sampler } = drive({ precision: 0.02 }, steady(21, 0.01));
     expect(outcome.endedBy).toBe('precision');
     expect(outcome.halfWidth).toBeLessThanOrEqual(0.02);
     expect(sampler.measured).toBeGreaterThanOrEqual(SAMPLING_DEFAULTS.minRounds);
