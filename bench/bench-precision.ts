@@ -13,6 +13,7 @@
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ratioOfMedians } from '../src/bench/ratio.js';
+import { budgetFor } from '../src/bench/table.js';
 import { runBench } from '../src/bench/run-bench.js';
 import { collectWorkloads } from '../src/bench/workloads.js';
 import type { WorkloadResult } from '../src/shared/bench-records.js';
@@ -44,7 +45,7 @@ export async function run(): Promise<void> {
       const started = performance.now();
       const run = await runBench({ suite: 'bench-precision', workloads, guest: vm, environment, ...method.options });
       const total = (performance.now() - started) / 1000;
-      for (const w of run.workloads) rows.push(describe(method.label, w));
+      for (const w of run.workloads) rows.push(describe(method.label, w, Number(values.precision)));
       rows.push(`  ${method.label}: both workloads ${total.toFixed(1)} s`);
     }
     rows.push(`  host load (1 min): ${loadBefore.toFixed(1)} before, ${loadavg()[0]!.toFixed(1)} after`);
@@ -54,7 +55,7 @@ export async function run(): Promise<void> {
   }
 }
 
-function describe(label: string, w: WorkloadResult): string {
+function describe(label: string, w: WorkloadResult, precision: number): string {
   const s = w.sampling!;
   const halfWidth = (w.ratio.ciHigh - w.ratio.ciLow) / 2 / w.ratio.median;
   const clock = w.basis === 'host-cpu' ? `host-CPU time (guest steal ${((s.guestSteal ?? 0) * 100).toFixed(0)} % taken out)` : `${w.basis} time`;
@@ -62,5 +63,8 @@ function describe(label: string, w: WorkloadResult): string {
   // What a per-round bootstrap (the CI before batch means) would claim from the same samples.
   const perRound = ratioOfMedians(w.host.samples, w.guest.samples);
   const perRoundWidth = (perRound.ciHigh - perRound.ciLow) / 2 / perRound.median;
-  return `  ${label.padEnd(30)} ${w.name.padEnd(17)} ${w.ratio.median.toFixed(2)}× (${w.ratio.ciLow.toFixed(2)}–${w.ratio.ciHigh.toFixed(2)}) ±${(halfWidth * 100).toFixed(1)} % [per-round bootstrap: ±${(perRoundWidth * 100).toFixed(1)} %] on ${clock} · ${s.rounds} rounds${execs} + ${s.warmupRounds} warm-up (${s.warmupEndedBy}) · ${(s.elapsedMs / 1000).toFixed(1)} s · ended by ${s.endedBy}`;
+  // The budget the asked precision would take at this run's noise (what the table's warning says).
+  const needed = s.endedBy === 'maxTime' ? budgetFor(halfWidth, precision, s.elapsedMs) : undefined;
+  const budget = needed === undefined ? '' : ` (±${precision * 100} % would take ≈ ${(needed / 60_000).toFixed(0)} min)`;
+  return `  ${label.padEnd(30)} ${w.name.padEnd(17)} ${w.ratio.median.toFixed(2)}× (${w.ratio.ciLow.toFixed(2)}–${w.ratio.ciHigh.toFixed(2)}) ±${(halfWidth * 100).toFixed(1)} % [per-round bootstrap: ±${(perRoundWidth * 100).toFixed(1)} %] on ${clock} · ${s.rounds} rounds${execs} + ${s.warmupRounds} warm-up (${s.warmupEndedBy}) · ${(s.elapsedMs / 1000).toFixed(1)} s · ended by ${s.endedBy}${budget}`;
 }
