@@ -13,7 +13,7 @@
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ratioOfMedians } from '../src/bench/ratio.js';
-import { budgetFor } from '../src/bench/table.js';
+import { neededForPrecision } from '../src/bench/batch-means.js';
 import { runBench } from '../src/bench/run-bench.js';
 import { collectWorkloads } from '../src/bench/workloads.js';
 import type { WorkloadResult } from '../src/shared/bench-records.js';
@@ -64,7 +64,7 @@ function describe(label: string, w: WorkloadResult, precision: number): string {
   const perRound = ratioOfMedians(w.host.samples, w.guest.samples);
   const perRoundWidth = (perRound.ciHigh - perRound.ciLow) / 2 / perRound.median;
   // The budget the asked precision would take at this run's noise (what the table's warning says).
-  const needed = s.endedBy === 'maxTime' ? budgetFor(halfWidth, precision, s.elapsedMs) : undefined;
+  const needed = s.endedBy === 'maxTime' ? neededForPrecision(s.elapsedMs, halfWidth, precision) : undefined;
   const budget = needed === undefined ? '' : ` (±${precision * 100} % would take ≈ ${(needed / 60_000).toFixed(0)} min)`;
   return `  ${label.padEnd(30)} ${w.name.padEnd(17)} ${w.ratio.median.toFixed(2)}× (${w.ratio.ciLow.toFixed(2)}–${w.ratio.ciHigh.toFixed(2)}) ±${(halfWidth * 100).toFixed(1)} % [per-round bootstrap: ±${(perRoundWidth * 100).toFixed(1)} %] on ${clock} · ${s.rounds} rounds${execs} + ${s.warmupRounds} warm-up (${s.warmupEndedBy}) · ${(s.elapsedMs / 1000).toFixed(1)} s · ended by ${s.endedBy}${budget}`;
 }

@@ -89,6 +89,18 @@ export function batchLogHalfWidth(values: readonly number[], confidence = 0.95):
   return (tQuantile(confidence, g - 1) * sd) / Math.sqrt(g);
 }
 
+/**
+ * How much of `spent` (rounds, or time) a run that reached a relative half-width of
+ * `halfWidth` would need for `precision`: batch means over a longer run keep their count and
+ * grow in length, so their spread, and the interval, shrink as 1/√(rounds or time) — once
+ * batches outlast the machine's drift; until then the figure is optimistic. Undefined when no
+ * interval was measured.
+ */
+export function neededForPrecision(spent: number, halfWidth: number, precision: number): number | undefined {
+  if (!Number.isFinite(halfWidth) || !(halfWidth > 0) || !(precision > 0) || !(spent > 0)) return undefined;
+  return spent * (halfWidth / precision) ** 2;
+}
+
 export interface RatioInterval {
   /** median(guest) / median(host) over all the measured rounds. */
   median: number;

@@ -1,6 +1,6 @@
 import { MacvmError } from '../errors.js';
 import { normalCdf } from './normal.js';
-import { batchRatioInterval } from './batch-means.js';
+import { batchRatioInterval, neededForPrecision } from './batch-means.js';
 
 /**
  * When to stop warming up and when to stop measuring, as a small state machine fed one
@@ -30,7 +30,8 @@ import { batchRatioInterval } from './batch-means.js';
  * machine during the run widens it) is computed; its relative half-width
  * (high − low) / 2 / median at or below `precision` ends the run ('precision'). Otherwise the
  * run ends before the next block would overrun `maxTimeMs` ('maxTime'). The interval is not
- * looked at after every block: a 4-df spread estimate dips below its true value often, and
+ * looked at after every block: a spread estimate from a few batches (BATCHES − 1 degrees of
+ * freedom) dips below its true value often, and
  * stopping at the first dip (optional stopping) let 95 % intervals cover the truth in only
  * 75–85 % of synthetic runs. It is checked at planned points instead, Stein-style: first
  * after `minRounds`, then, if still too wide, once the rounds have grown to what the
@@ -243,8 +244,9 @@ export class RoundSampler {
     if (n >= this.nextCheck && new Set(this.measuredBlocks()).size >= plan.minBlocks) {
       this.halfWidth = this.currentHalfWidth();
       if (this.halfWidth <= plan.precision) return done('precision');
-      // The rounds this interval says are needed (a half-width shrinks as 1/√n), with a margin.
-      const needed = Number.isFinite(this.halfWidth) ? Math.ceil(n * (this.halfWidth / plan.precision) ** 2 * PLAN_MARGIN) : n * 2;
+      // The rounds this interval says are needed, with a margin.
+      const rounds = neededForPrecision(n, this.halfWidth, plan.precision);
+      const needed = rounds === undefined ? n * 2 : Math.ceil(rounds * PLAN_MARGIN);
       this.nextCheck = Math.max(n + 1, Math.min(needed, Number.MAX_SAFE_INTEGER));
     }
     if (n > 0 && elapsedMs + nextBlockMs > plan.maxTimeMs) return done('maxTime');

@@ -1,4 +1,5 @@
 import type { BenchRun, WorkloadResult } from '../shared/bench-records.js';
+import { neededForPrecision } from './batch-means.js';
 import { minSamplesForMedianCI } from './stats.js';
 
 /** A duration in the unit that reads best: µs below 1 ms, s from 1000 ms, ~3 significant digits. */
@@ -89,18 +90,6 @@ export function samplingLine(w: WorkloadResult, run: Pick<BenchRun, 'method'>): 
   return parts.join(' · ');
 }
 
-/**
- * The time budget a run that reached ±`halfWidth` in `elapsedMs` would need for ±`precision`,
- * like Criterion's "increase the target time to …": batch means over a longer run keep their
- * count and grow in length, so their spread, and the interval, shrink as 1/√time (once batches
- * outlast the machine's drift; until then the estimate is optimistic). Undefined when the run
- * measured no interval.
- */
-export function budgetFor(halfWidth: number, precision: number, elapsedMs: number): number | undefined {
-  if (!Number.isFinite(halfWidth) || !(halfWidth > 0) || !(precision > 0) || !(elapsedMs > 0)) return undefined;
-  return elapsedMs * (halfWidth / precision) ** 2;
-}
-
 /** A budget as a person would set it: seconds up to two minutes, then minutes, then hours. */
 function formatBudget(ms: number): string {
   if (ms < 120_000) return `${Math.ceil(ms / 1000)} s`;
@@ -118,7 +107,8 @@ export function benchWarnings(run: BenchRun): string[] {
     }
     if (w.sampling?.endedBy === 'maxTime' && run.method?.precision !== undefined) {
       const { halfWidth, elapsedMs } = w.sampling;
-      const needed = budgetFor(halfWidth, run.method.precision, elapsedMs);
+      // The budget that would reach it at this run's noise, as Criterion's "increase the target time to …".
+      const needed = neededForPrecision(elapsedMs, halfWidth, run.method.precision);
       const estimate = needed === undefined ? '' : ` (at this run's noise, to about ${formatBudget(needed)}: the interval narrows as 1/√time)`;
       warnings.push(`${w.name}: the time budget ran out at ±${(halfWidth * 100).toFixed(1)} %, short of the ±${(run.method.precision * 100).toFixed(1)} % asked for; raise maxTime${estimate} or make the workload steadier.`);
     }

@@ -28,7 +28,7 @@ export class WriteThrough {
       this.unsynced.set(file, total);
       return;
     }
-    this.unsynced.set(file, 0);
+    // after() counts from zero again: the sync it starts covers these bytes.
     this.after(file, async () => undefined);
   }
 

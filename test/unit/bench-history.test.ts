@@ -9,7 +9,8 @@ import { parseLdd } from '../../src/bench/node-runtime.js';
 import type { BenchRun, WorkloadResult } from '../../src/shared/bench-records.js';
 import { ratioOfMedians } from '../../src/bench/ratio.js';
 import { summarize } from '../../src/bench/stats.js';
-import { budgetFor, formatBenchTable, formatDuration, formatRatio } from '../../src/bench/table.js';
+import { formatBenchTable, formatDuration, formatRatio } from '../../src/bench/table.js';
+import { neededForPrecision } from '../../src/bench/batch-means.js';
 import { parseTimerOutput } from '../../src/bench/timers.js';
 import { collectWorkloads, functionSource } from '../../src/bench/workloads.js';
 import { benchCommand } from '../../src/runner/commands/bench.js';
@@ -128,8 +129,8 @@ describe('terminal table', () => {
     run.workloads[0]!.sampling = { rounds: 63, elapsedMs: 60_000, endedBy: 'maxTime', halfWidth: 0.143, warmupRounds: 2, warmupEndedBy: 'trend' } as NonNullable<WorkloadResult['sampling']>;
     // (14.3 / 2)² × 60 s = 3067 s: 52 min.
     expect(formatBenchTable(run)).toContain('warning: build: the time budget ran out at ±14.3 %, short of the ±2.0 % asked for; raise maxTime (at this run\'s noise, to about 52 min: the interval narrows as 1/√time) or make the workload steadier.');
-    expect(budgetFor(0.04, 0.02, 30_000)).toBe(120_000);
-    expect(budgetFor(Number.NaN, 0.02, 30_000)).toBeUndefined();
+    expect(neededForPrecision(30_000, 0.04, 0.02)).toBe(120_000);
+    expect(neededForPrecision(30_000, Number.NaN, 0.02)).toBeUndefined();
   });
 });
 
