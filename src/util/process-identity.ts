@@ -12,10 +12,9 @@ export async function processStartTime(pid: number): Promise<string | undefined>
   if (process.platform === 'linux') return (await linuxProcStat(pid))?.startTime;
   // node's execFile, not execa: this module sits under the lock every pull takes, and loading
   // execa's ~100 modules cost a `macvm image pull` 0.3–0.5 s of start on a loaded host.
-  const started = await new Promise<string | undefined>((resolve) =>
+  return new Promise((resolve) =>
     execFile('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8' }, (error, stdout) => resolve(error ? undefined : stdout.trim() || undefined)),
   );
-  return started;
 }
 
 let ownStartTime: string | undefined | null = null;
