@@ -272,7 +272,7 @@ export class RegistryClient {
   }
 
   private async blobGet(digest: string, start: number, signal: AbortSignal | undefined, doing: string): Promise<HttpResponse> {
-    return this.request({ method: 'GET', url: this.url(`blobs/${digest}`), headers: start > 0 ? { Range: `bytes=${start}-` } : {}, signal, followRedirects: true, doing }, 'pull');
+    return this.request({ method: 'GET', url: this.url(`blobs/${digest}`), headers: start > 0 ? { Range: `bytes=${start}-` } : {}, signal, followRedirects: true, bulk: true, doing }, 'pull');
   }
 
   /** One request with the auth dance: send what we have; on 401 authenticate and send once more. */

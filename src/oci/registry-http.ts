@@ -15,6 +15,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, t
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import { MacvmError, messageOf } from '../errors.js';
+import { SocketBody, socketGet } from './socket-get.js';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH';
 export type RequestBody = Buffer | (() => AsyncIterable<Uint8Array>);
@@ -27,6 +28,8 @@ export interface HttpRequest {
   signal?: AbortSignal;
   /** Follow redirects (GET only): blobs live in object storage on another host. */
   followRedirects?: boolean;
+  /** A large body (a blob, GET only): read on a connection of its own, straight off the socket (see socket-get.ts). */
+  bulk?: boolean;
   /** What is being done, for messages: "pulling blob sha256:… from 127.0.0.1:5000". */
   doing: string;
 }
@@ -36,8 +39,8 @@ export interface HttpResponse {
   headers: IncomingHttpHeaders;
   /** Where the answer came from (after redirects). */
   url: URL;
-  /** The body, not yet read: read it, or discard() it so the connection goes back to the pool. */
-  body: IncomingMessage;
+  /** The body, not yet read: read it, or discard() it so the connection goes back to the pool (or is closed). */
+  body: IncomingMessage | SocketBody;
 }
 
 export interface TransportOptions {
@@ -110,6 +113,7 @@ function checkScheme(url: URL, options: TransportOptions, doing: string): void {
 }
 
 function sendOnce(request: HttpRequest & { headers: Record<string, string> }, options: TransportOptions): Promise<HttpResponse> {
+  if (request.bulk && request.method === 'GET' && request.body === undefined) return sendBulkGet(request, options);
   const { url, body, signal } = request;
   const isHttps = url.protocol === 'https:';
   const headers: Record<string, string> = { 'User-Agent': options.userAgent, ...request.headers };
@@ -167,6 +171,16 @@ function sendOnce(request: HttpRequest & { headers: Record<string, string> }, op
   });
 }
 
+async function sendBulkGet(request: HttpRequest & { headers: Record<string, string> }, options: TransportOptions): Promise<HttpResponse> {
+  const { url, signal } = request;
+  try {
+    const response = await socketGet({ url, headers: { 'User-Agent': options.userAgent, ...request.headers }, signal, idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS });
+    return { ...response, url };
+  } catch (error) {
+    throw signal?.aborted ? signal.reason ?? error : transportError(error, request.doing, url);
+  }
+}
+
 /** Writes an async iterable into the request, honouring back-pressure; stops early if the server already answered. */
 async function writeStream(req: ClientRequest, chunks: AsyncIterable<Uint8Array>, answered: () => boolean): Promise<void> {
   for await (const chunk of chunks) {
@@ -208,8 +222,9 @@ export async function readBody(response: HttpResponse, limit: number, doing: str
   return Buffer.concat(chunks);
 }
 
-/** Drains an unwanted body so the connection can go back to the pool. */
-export function discard(body: IncomingMessage): void {
+/** Drains an unwanted body so the connection can go back to the pool; one of its own is closed. */
+export function discard(body: IncomingMessage | SocketBody): void {
+  if (body instanceof SocketBody) return body.destroy();
   body.on('error', () => {});
   body.resume();
 }
