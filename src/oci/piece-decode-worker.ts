@@ -1,11 +1,11 @@
 /**
- * A decode worker thread: runs PieceJobs (keep, hash, decode, hash, sparse write) for the main
- * thread, which keeps only the network. Several jobs may interleave on one worker; each message
- * names its job, and messages are handled in order, so an answer to one covers every earlier
- * message of that job.
+ * A decode worker thread: runs PieceJobs (decode, hash, sparse write) for the main thread, which
+ * keeps the network and the compressed side (BlobKeeper). Several jobs may interleave on one
+ * worker; each message names its job, and messages are handled in order, so an answer to one
+ * covers every earlier message of that job.
  *
  *   main → worker  start {spec} | data {chunks} | restart | finish | drop
- *   worker → main  started {have} | ack {bytes, written} | restarted | done | dropped | failed {check | message, code}
+ *   worker → main  started | ack {bytes, written} | restarted | done | dropped | failed {check | message, code}
  */
 import { parentPort } from 'node:worker_threads';
 import { messageOf } from '../errors.js';
@@ -19,7 +19,7 @@ export type ToWorker =
   | { type: 'drop'; id: number };
 
 export type FromWorker =
-  | { type: 'started'; id: number; have: number }
+  | { type: 'started'; id: number }
   /** `bytes` of the blob taken; `written` bytes of it went to the disk since the last ack. */
   | { type: 'ack'; id: number; bytes: number; written: number }
   | { type: 'restarted'; id: number }
@@ -31,7 +31,6 @@ const jobs = new Map<number, PieceJob>();
 const port = parentPort!;
 
 function fail(id: number, error: unknown): void {
-  jobs.get(id)?.close();
   jobs.delete(id);
   const reply: FromWorker =
     error instanceof PieceCheckError ? { type: 'failed', id, check: error.why } : { type: 'failed', id, message: messageOf(error), code: (error as NodeJS.ErrnoException)?.code };
@@ -41,12 +40,10 @@ function fail(id: number, error: unknown): void {
 function handle(message: ToWorker): FromWorker | undefined {
   const { id } = message;
   if (message.type === 'start') {
-    const job = new PieceJob(message.spec);
-    jobs.set(id, job);
-    return { type: 'started', id, have: job.resume() };
+    jobs.set(id, new PieceJob(message.spec));
+    return { type: 'started', id };
   }
   if (message.type === 'drop') {
-    jobs.get(id)?.close();
     jobs.delete(id);
     return { type: 'dropped', id };
   }
@@ -65,9 +62,8 @@ function handle(message: ToWorker): FromWorker | undefined {
     job.restart();
     return { type: 'restarted', id };
   }
-  job.finish();
-  job.close();
   jobs.delete(id);
+  job.finish();
   return { type: 'done', id };
 }
 

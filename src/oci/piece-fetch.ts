@@ -47,11 +47,10 @@ export function describeLayer(layer: { index: number; layer: { digest: string } 
 export async function downloadPiece(ctx: FetchContext, disk: FileHandle, piece: LayoutPiece, careful: boolean): Promise<void> {
   const describe = describeLayer(piece, ctx.reference, 'disk layer');
   const partialPath = ctx.staging.partialPath(piece.index);
-  const sink = ctx.decoders.open(
-    { fd: disk.fd, offset: piece.offset, size: piece.size, contentDigest: piece.contentDigest, careful, blob: { digest: piece.layer.digest, size: piece.layer.size, partialPath } },
-    describe,
-    (bytes) => ctx.writeThrough.wrote(disk, bytes),
-  );
+  const sink = ctx.decoders.open({ fd: disk.fd, offset: piece.offset, size: piece.size, contentDigest: piece.contentDigest, careful }, describe, {
+    blob: { digest: piece.layer.digest, size: piece.layer.size, partialPath },
+    onWritten: (bytes) => ctx.writeThrough.wrote(disk, bytes),
+  });
   let counted = 0;
   try {
     const have = await sink.start();
@@ -107,9 +106,9 @@ export async function copyPiece(ctx: FetchContext, disk: FileHandle, piece: Layo
   } catch {
     return false;
   }
-  const sink = ctx.decoders.open({ fd: disk.fd, offset: piece.offset, size: piece.size, contentDigest: piece.contentDigest, careful }, describeLayer(piece, ctx.reference, 'disk layer'), (bytes) =>
-    ctx.writeThrough.wrote(disk, bytes),
-  );
+  const sink = ctx.decoders.open({ fd: disk.fd, offset: piece.offset, size: piece.size, contentDigest: piece.contentDigest, careful }, describeLayer(piece, ctx.reference, 'disk layer'), {
+    onWritten: (bytes) => ctx.writeThrough.wrote(disk, bytes),
+  });
   try {
     const buffer = Buffer.allocUnsafe(ZERO_CHUNK_SIZE);
     for (let at = 0; at < piece.size; ) {
