@@ -93,6 +93,25 @@ describe('socketGet', () => {
     expect(response.body.complete).toBe(true);
   });
 
+  it('gathers small body pieces (TLS-record-sized and smaller) into larger chunks, in order, and passes large ones through', async () => {
+    // Chunked coding cuts the body where the server wrote: 100-byte pieces among 40 KiB ones.
+    const parts = Array.from({ length: 3000 }, (_, i) => (i % 100 === 99 ? Buffer.alloc(40 * 1024, i & 255) : Buffer.alloc(100, i & 255)));
+    const url = await listen(
+      createHttpServer((_req, res) => {
+        res.writeHead(200);
+        for (const part of parts) res.write(part);
+        res.end();
+      }),
+    );
+    const response = await get(url);
+    const chunks: Buffer[] = [];
+    for await (const chunk of response.body) chunks.push(chunk);
+    expect(Buffer.concat(chunks).equals(Buffer.concat(parts))).toBe(true);
+    expect(chunks.length).toBeLessThan(parts.length / 10);
+    // A 40 KiB piece arrives as it was cut from the socket, not copied into a gathered chunk.
+    expect(chunks.some((chunk) => chunk.length === 40 * 1024)).toBe(true);
+  });
+
   it('takes a head split across reads, skips a 100 Continue, and decodes chunk extensions and trailers split byte by byte', async () => {
     const reply = 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 206 Partial Content\r\nTransfer-Encoding: chunked\r\nX-Twice: a\r\nX-Twice: b\r\n\r\n5;name=value\r\nhello\r\n7\r\n, world\r\n0\r\nX-Trailer: yes\r\n\r\n';
     const url = await rawServer([...reply], 'hang');
