@@ -3,9 +3,9 @@
  * every blob of a pull takes. node:http copies each body slice out of the socket's buffer into a
  * new Buffer and passes it through two streams (IncomingMessage, then its async iterator); for
  * the four big blobs of the bench image that was 0.76-0.92 s of main-thread CPU per 391 MiB,
- * against 0.37-0.45 s for the socket alone. Here a body chunk is the socket's own read buffer
- * (which the pull then moves to a decode worker without a copy), sliced only where HTTP framing
- * cuts it.
+ * against 0.37-0.45 s for the socket alone. Here a body chunk of 32 KiB or more is the socket's
+ * own read buffer (which the pull then moves to a decode worker without a copy), sliced only where
+ * HTTP framing cuts it; smaller pieces (TLS records) are gathered into 1 MiB chunks first.
  *
  * HTTP/1.1 as RFC 9112 has it, for one GET: the head up to 64 KiB, 1xx heads skipped, a body
  * framed by chunked coding, Content-Length, or the connection's close. `Connection: close`, so
@@ -232,7 +232,8 @@ export class SocketBody implements AsyncIterable<Buffer> {
       this.socket.destroy();
     }
     if (this.queued > HIGH_WATER_BYTES) this.socket.pause();
-    this.signal();
+    // Only what went out wakes the reader: bytes still gathering in the slab would wake it for nothing.
+    if (this.queue.length > 0) this.signal();
   }
 
   private takeChunked(chunk: Buffer): void {
