@@ -33,6 +33,8 @@ export interface BenchSuiteOptions {
   metric?: CompareMetric;
   /** Default: $MACVM_REPORTS_DIR, else ./reports. */
   reportsDir?: string;
+  /** The history file (runs appended, the previous run read back). Default: `<reportsDir>/bench/history.jsonl`; under `macvm test`, the config's `bench.history`. */
+  historyFile?: string;
   /** Directory in the guest for per-run temp files (default /tmp). */
   guestDir?: string;
   /** Where this host's node is uploaded when the guest needs it (default $HOME/.cache in the guest). */
@@ -62,7 +64,7 @@ export async function runBenchSuite(
   assertBenchOptions(options, `benchmark "${suite}" options`);
   const workloads = collectWorkloads(define);
   const reportsDir = resolve(options.reportsDir ?? env.MACVM_REPORTS_DIR ?? 'reports');
-  const paths = benchPaths(reportsDir);
+  const paths = benchPaths(reportsDir, options.historyFile);
   const failOnRegression = options.failOnRegression ?? parsePercent(env.MACVM_BENCH_FAIL_ON_REGRESSION);
   const log = options.log ?? ((text: string) => process.stderr.write(text));
   const metric = options.metric ?? (env.MACVM_BENCH_METRIC === 'guest' ? 'guest' : 'ratio');
@@ -97,7 +99,7 @@ export async function runBenchSuite(
   const run = baseline ? withBaseline(measured, baseline, metric) : measured;
   const table = formatBenchTable(run);
   log(`\n${table}`);
-  await recordRun(run, reportsDir);
+  await recordRun(run, reportsDir, paths.history);
 
   if (failOnRegression !== undefined) {
     const regressed = regressions(run.workloads, failOnRegression);

@@ -1,5 +1,5 @@
 import { appendFile, mkdir, readFile, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { MacvmError, messageOf } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { compareWithBaseline, type CompareMetric } from './compare.js';
@@ -7,9 +7,10 @@ import { resolveGitRef } from './environment.js';
 import type { BenchRun } from '../shared/bench-records.js';
 
 /** reports/bench/: latest.json (the last run, whole) and history.jsonl (every run, one per line). */
-export function benchPaths(reportsDir: string): { dir: string; latest: string; history: string } {
+/** Where a run lands: latest.json under the reports dir; the history there too unless `historyFile` (the config's `bench.history`) puts it elsewhere. */
+export function benchPaths(reportsDir: string, historyFile?: string): { dir: string; latest: string; history: string } {
   const dir = join(resolve(reportsDir), 'bench');
-  return { dir, latest: join(dir, 'latest.json'), history: join(dir, 'history.jsonl') };
+  return { dir, latest: join(dir, 'latest.json'), history: historyFile ? resolve(historyFile) : join(dir, 'history.jsonl') };
 }
 
 /**
@@ -17,9 +18,10 @@ export function benchPaths(reportsDir: string): { dir: string; latest: string; h
  * (with its newline) per run: concurrent suites each add whole lines, and a reader skips a
  * torn last line rather than losing the rest. latest.json is written atomically.
  */
-export async function recordRun(run: BenchRun, reportsDir: string): Promise<void> {
-  const paths = benchPaths(reportsDir);
+export async function recordRun(run: BenchRun, reportsDir: string, historyFile?: string): Promise<void> {
+  const paths = benchPaths(reportsDir, historyFile);
   await mkdir(paths.dir, { recursive: true });
+  await mkdir(dirname(paths.history), { recursive: true });
   await appendFile(paths.history, `${JSON.stringify(run)}\n`);
   await writeFileAtomic(paths.latest, `${JSON.stringify(run, null, 2)}\n`);
 }

@@ -20,6 +20,7 @@ export function benchOptionRules(options: Record<string, unknown>): Record<strin
     failOnRegression: { kind: 'number', min: 0 },
     metric: { kind: 'enum', values: ['ratio', 'guest'] },
     reportsDir: { kind: 'string', nonEmpty: true },
+    historyFile: { kind: 'string', nonEmpty: true },
     guestDir: { kind: 'string', nonEmpty: true },
     guestNodeDir: { kind: 'string', nonEmpty: true },
     log: { kind: 'function' },

@@ -13,6 +13,8 @@ export interface GenerateReportOptions {
   html?: boolean;
   /** Write junit.xml (default true; config `reports.junit`). */
   junit?: boolean;
+  /** The bench history file, when the config's `bench.history` puts it outside bench/ (default `<reportsDir>/bench/history.jsonl`). */
+  benchHistory?: string;
 }
 
 export interface GeneratedReport {
@@ -30,10 +32,10 @@ export interface GeneratedReport {
  * if none exists there is nothing to report and that is an error. Files are replaced
  * atomically, so a browser or CI job never reads half a report.
  */
-export async function generateReport({ reportsDir, html: wantHtml = true, junit: wantJunit = true }: GenerateReportOptions): Promise<GeneratedReport> {
+export async function generateReport({ reportsDir, html: wantHtml = true, junit: wantJunit = true, benchHistory }: GenerateReportOptions): Promise<GeneratedReport> {
   const resultsFile = join(reportsDir, 'results.json');
   const run = await readRunResult(resultsFile);
-  const bench = await readBenchInputs(join(reportsDir, 'bench', 'latest.json'), join(reportsDir, 'bench', 'history.jsonl'));
+  const bench = await readBenchInputs(join(reportsDir, 'bench', 'latest.json'), benchHistory ?? join(reportsDir, 'bench', 'history.jsonl'));
   if (!run && !bench.latest && bench.history.length === 0) {
     throw new MacvmError('MACVM_REPORT_FAILED', `Nothing to report in ${reportsDir}: no results.json and no bench/latest.json or bench/history.jsonl.`, {
       hint: 'Run `macvm test` (or `macvm bench`) first, or pass --reports-dir pointing at the folder they wrote.',

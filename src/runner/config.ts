@@ -190,7 +190,9 @@ export function resolveConfig(raw: unknown, options: ResolveOptions): ResolvedCo
       maxDiffPixelRatio: config.snapshots?.maxDiffPixelRatio,
       strictEnvironment: config.snapshots?.strictEnvironment ?? false,
     },
-    bench: { history: path(config.bench?.history ?? 'reports/bench/history.jsonl'), failOnRegression: config.bench?.failOnRegression },
+    // The history goes with the reports unless the config puts it elsewhere (say, a tracked file
+    // for `macvm bench --compare <git-ref>`).
+    bench: { history: path(config.bench?.history ?? join(overrides.reportsDir ?? config.reports?.dir ?? 'reports', 'bench', 'history.jsonl')), failOnRegression: config.bench?.failOnRegression },
     reports: {
       dir: path(overrides.reportsDir ?? config.reports?.dir ?? 'reports'),
       html: config.reports?.html ?? true,

@@ -42,6 +42,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     timeouts: config.timeouts,
     images: config.images as RunContext['images'],
     snapshots: config.snapshots,
+    bench: config.bench,
     providers: config.providers,
     // The config file goes along so the reaper can read the orchard credentials again to delete a VM.
     configFile: config.configFile,

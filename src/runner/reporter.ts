@@ -8,6 +8,8 @@ import { RESULTS_SCHEMA_VERSION, type Artifact, type ErrorInfo, type RunResult, 
 
 export interface MacvmReporterOptions {
   reportsDir?: string;
+  /** The config's `bench.history`, for the report's bench section (default `<reportsDir>/bench/history.jsonl`). */
+  benchHistory?: string;
   provider?: string;
   /** Also write index.html and junit.xml (default true). */
   html?: boolean;
@@ -86,7 +88,7 @@ export class MacvmReporter implements Reporter {
     for (const line of environmentNotes(result.suites.flatMap((s) => s.tests))) this.options.log?.(line);
     if (this.options.html !== false || this.options.junit !== false) {
       const { generateReport } = await import('../report/index.js');
-      const written = await generateReport({ reportsDir, html: this.options.html, junit: this.options.junit });
+      const written = await generateReport({ reportsDir, html: this.options.html, junit: this.options.junit, benchHistory: this.options.benchHistory });
       const shown = written.written[0] === 'junit' ? written.junit : written.html;
       this.options.log?.(`macvm report: ${relative(process.cwd(), shown)}`);
     }

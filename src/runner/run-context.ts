@@ -21,6 +21,8 @@ export interface RunContext {
   images: Record<string, { provider?: string; source?: string; ssh?: Record<string, unknown> }>;
   /** The config's `snapshots` section (update mode only when the config names one). */
   snapshots: { update?: 'missing' | 'changed' | 'all' | 'none'; pathTemplate: string; threshold: number; maxDiffPixels?: number; maxDiffPixelRatio?: number; strictEnvironment?: boolean };
+  /** The config's `bench` section: the history file (absolute) and the regression gate benchMacVM applies when neither it nor `macvm bench` sets one. */
+  bench: { history: string; failOnRegression?: number };
   /** Each provider's own config section (`ssh`, `qemu`, `orchard`, …), as written. */
   providers: Record<string, Record<string, unknown>>;
   /** The config file: recorded where a reaper must read credentials again (orchard). */

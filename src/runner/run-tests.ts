@@ -32,6 +32,7 @@ export async function runTests(argv: string[]): Promise<number> {
       config: options.config ?? false,
       reporters: [...(userReporters as never[]), new MacvmReporter({
           reportsDir: config.reports.dir,
+          benchHistory: config.bench.history,
           provider: config.provider,
           html: config.reports.html,
           junit: config.reports.junit,

@@ -51,7 +51,8 @@ export default defineConfig({ defaults: { image: 'linux-test', memory, disk: '10
     expect(config.slots.qemu).toBe(3);
     expect(config.slots.vz).toBe(2);
     expect(config.reports.dir).toBe(join(cwd, 'out/reports'));
-    expect(config.bench.history).toBe(join(cwd, 'reports/bench/history.jsonl'));
+    // The bench history goes with the reports unless bench.history says otherwise.
+    expect(config.bench.history).toBe(join(cwd, 'out/reports/bench/history.jsonl'));
   });
 
   it('imports an .mjs config whose default export is a function', async () => {
@@ -160,6 +161,13 @@ describe('config validation', () => {
     expect(config.timeouts.slot).toBe(0);
     expect(config.bench).toEqual({ history: '/var/bench.jsonl', failOnRegression: 10 });
     expect(config.reports).toEqual({ dir: '/project/r', html: false, junit: true });
+  });
+
+  it('puts the bench history beside the reports, wherever MACVM_REPORTS_DIR or reports.dir moves them, unless bench.history names a file', () => {
+    expect(resolveRaw({}).bench).toEqual({ history: '/project/reports/bench/history.jsonl', failOnRegression: undefined });
+    expect(resolveRaw({ reports: { dir: 'out' } }).bench.history).toBe('/project/out/bench/history.jsonl');
+    expect(resolveRaw({ reports: { dir: 'out' } }, { MACVM_REPORTS_DIR: '/ci/reports' }).bench.history).toBe('/ci/reports/bench/history.jsonl');
+    expect(resolveRaw({ reports: { dir: 'out' }, bench: { history: 'perf/history.jsonl' } }, { MACVM_REPORTS_DIR: '/ci/reports' }).bench.history).toBe('/project/perf/history.jsonl');
   });
 });
 

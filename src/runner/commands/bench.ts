@@ -4,6 +4,7 @@ import { parsePercent } from '../../bench/bench-suite.js';
 import { regressions, type CompareMetric } from '../../bench/compare.js';
 import { benchPaths, checkRun, readHistory, resolveBaseline, withBaseline, type Baseline } from '../../bench/history.js';
 import { formatBenchTable } from '../../bench/table.js';
+import { reportLocations } from '../report-locations.js';
 import type { Command } from './command.js';
 import { parseCommandArgs, writeJson } from './args.js';
 
@@ -16,17 +17,20 @@ With files: runs the benchMacVM() suites in them (through vitest, like \`macvm t
 each run is appended to <reports>/bench/history.jsonl and written to latest.json.
 Without files: compares the last run (<reports>/bench/latest.json) with a baseline.
 
-Each workload is compared on its per-round guest/host ratios with a Mann-Whitney U test
-(α = 0.05): "+4.2 % slower (p=0.003)", or "~" when the difference is not significant.
+Each workload is compared on its guest/host ratio: Welch's t test on the two runs' batch
+ratios (three contiguous batches per run, α = 0.05): "+4.2 % slower (p=0.003)", or "~" when
+the difference is not significant. Reports and history go where \`macvm test\` puts them
+(--reports-dir, $MACVM_REPORTS_DIR, macvm.config.ts's reports.dir and bench.history).
 
 Options:
   --compare <ref|file>       baseline: a history.jsonl (its newest run of the same suite),
                              a BenchRun JSON file, or a git ref with a run in the history
                              (default: the previous run of the same suite)
   --fail-on-regression <pct> exit 1 when a workload is significantly slower by more than pct %
+                             (default: the config's bench.failOnRegression, else never)
   --metric ratio|guest       compare guest/host ratios (default) or raw guest times
   --json                     print the run (with its comparisons) as JSON
-  --reports-dir <dir>        default: $MACVM_REPORTS_DIR or ./reports
+  --reports-dir <dir>        default: $MACVM_REPORTS_DIR, else the config's reports.dir, else ./reports
 
 Examples:
   macvm bench bench/vm.bench.ts --fail-on-regression 5
@@ -44,16 +48,18 @@ Examples:
       stdout.write(`${benchCommand.help}\n`);
       return 0;
     }
-    const failOnRegression = parsePercent(values['fail-on-regression']);
+    const gate = parsePercent(values['fail-on-regression']);
     const metric = parseMetric(values.metric);
-    const reportsDir = values['reports-dir'] ?? process.env.MACVM_REPORTS_DIR ?? 'reports';
-    const paths = benchPaths(reportsDir);
+    const { reportsDir, benchHistory, failOnRegression: configGate } = await reportLocations(values['reports-dir']);
+    const failOnRegression = gate ?? configGate;
+    const paths = benchPaths(reportsDir, benchHistory);
 
     if (positionals.length > 0) {
-      // benchMacVM reads these, so the suites compare and gate by themselves.
+      // benchMacVM reads these, so the suites compare and gate by themselves (the config's
+      // reports.dir, bench.history and bench.failOnRegression reach them through the run).
       if (values.compare) process.env.MACVM_BENCH_COMPARE = values.compare;
-      if (failOnRegression !== undefined) process.env.MACVM_BENCH_FAIL_ON_REGRESSION = String(failOnRegression);
-      process.env.MACVM_REPORTS_DIR = reportsDir;
+      if (gate !== undefined) process.env.MACVM_BENCH_FAIL_ON_REGRESSION = String(gate);
+      if (values['reports-dir'] !== undefined) process.env.MACVM_REPORTS_DIR = values['reports-dir'];
       process.env.MACVM_BENCH_METRIC = metric;
       const { runTests } = await import('../run-tests.js');
       const code = await runTests(['run', ...positionals]);

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
-import { relative, resolve } from 'node:path';
+import { relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { generateReport } from '../../report/generate.js';
+import { reportLocations } from '../report-locations.js';
 import type { Command } from './command.js';
 import { parseCommandArgs } from './args.js';
 
@@ -10,21 +11,23 @@ export const reportCommand: Command = {
   summary: 'Make reports/index.html and reports/junit.xml from the last run',
   help: `Usage: macvm report [--reports-dir <dir>] [--open]
 
-Reads <dir>/results.json and <dir>/bench/{latest.json,history.jsonl} and writes
+Reads <dir>/results.json and <dir>/bench/{latest.json,history.jsonl} (the history where
+macvm.config.ts's bench.history puts it) and writes
 <dir>/index.html (one file, works offline from file://) and <dir>/junit.xml (for CI).
 \`macvm test\` does this by itself at the end of a run; use this verb after copying a
 reports folder, or after \`macvm bench\`.
 
 Options:
-  --reports-dir <dir>   where the results are (default: $MACVM_REPORTS_DIR or ./reports)
+  --reports-dir <dir>   where the results are (default: $MACVM_REPORTS_DIR, else the
+                        config's reports.dir, else ./reports)
   --open                open index.html in the default browser afterwards
 
 Example:
   macvm report --open`,
   async run({ argv, stdout, stderr }) {
     const { values } = parseCommandArgs('report', argv, { 'reports-dir': { type: 'string' }, open: { type: 'boolean' } }, false);
-    const reportsDir = resolve(values['reports-dir'] ?? process.env.MACVM_REPORTS_DIR ?? 'reports');
-    const { html, junit } = await generateReport({ reportsDir });
+    const { reportsDir, benchHistory } = await reportLocations(values['reports-dir']);
+    const { html, junit } = await generateReport({ reportsDir, benchHistory });
     stdout.write(`${display(html)}\n${display(junit)}\n`);
     if (values.open) {
       const opened = await openInBrowser(html);
