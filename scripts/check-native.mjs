@@ -7,7 +7,7 @@
 //
 // SDK: --sdk, else MACVM_MACOS_SDK, else on macOS `xcrun --show-sdk-path`. Without one it
 // skips (exit 0) — except under CI, where a skipped check would hide breakage (exit 1).
-// Exit 1 on any compile error. DEVELOPERS.md says where to get an SDK; never commit one.
+// Exit 1 on any compile error. README.md ("macOS on Apple Silicon") says where to get an SDK; never commit one.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -91,7 +91,7 @@ function compile(clang, args, file) {
 const sdk = findSdk();
 if (!sdk) {
   if (process.env.CI) fail('no macOS SDK given (--sdk or MACVM_MACOS_SDK) and this is CI: refusing to skip.');
-  console.log('check-native: skipped — no macOS SDK (pass --sdk <path> or set MACVM_MACOS_SDK; see DEVELOPERS.md).');
+  console.log('check-native: skipped — no macOS SDK (pass --sdk <path> or set MACVM_MACOS_SDK; see README.md, "macOS on Apple Silicon").');
   process.exit(0);
 }
 if (!existsSync(join(sdk, 'System', 'Library', 'Frameworks', 'Virtualization.framework'))) {
