@@ -1,6 +1,7 @@
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { MacvmError } from '../errors.js';
 
 /**
  * MACVM_HOME holds images (`images/<name>/`) and runtime state (`run/<vm-id>/`,
@@ -12,12 +13,29 @@ export function macvmHome(env: NodeJS.ProcessEnv = process.env): string {
   return configured ? resolve(configured) : join(homedir(), '.cache', 'macvm');
 }
 
+/** What an image name or VM id may be: one path segment of letters, digits, `.`, `_`, `-`, not starting with a dot. */
+const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/**
+ * `name` as one directory under MACVM_HOME, or MACVM_BAD_ARGUMENT: a name is typed on command
+ * lines (`macvm image rm`, `vm rm`) and becomes a path that gets deleted, so `..`, `x/../..`,
+ * an empty name or an absolute path must never reach join().
+ */
+export function checkedName(kind: 'image' | 'VM', name: string): string {
+  if (typeof name === 'string' && SAFE_NAME.test(name)) return name;
+  const what = kind === 'image' ? 'an image name' : 'a VM id';
+  throw new MacvmError('MACVM_BAD_ARGUMENT', `${JSON.stringify(name)} is not ${what}: use letters, digits, ".", "_" and "-" only, starting with a letter or digit.`, {
+    hint: kind === 'image' ? 'See `macvm image ls` for the names there are.' : 'See `macvm vm ls` for the ids there are.',
+    details: { [kind === 'image' ? 'image' : 'id']: name },
+  });
+}
+
 export const homePaths = (home = macvmHome()) => ({
   home,
   images: join(home, 'images'),
-  image: (name: string) => join(home, 'images', name),
+  image: (name: string) => join(home, 'images', checkedName('image', name)),
   run: join(home, 'run'),
-  vm: (id: string) => join(home, 'run', id),
+  vm: (id: string) => join(home, 'run', checkedName('VM', id)),
   sessions: join(home, 'sessions'),
   slots: join(home, 'slots'),
   downloads: join(home, 'downloads'),
@@ -38,7 +56,17 @@ export async function ensurePrivateDir(path: string): Promise<string> {
  * tightened here, on every build, clone and image use.
  */
 export async function ensurePrivateHome(home = macvmHome()): Promise<string> {
-  await ensurePrivateDir(home);
-  await ensurePrivateDir(homePaths(home).images);
+  try {
+    await ensurePrivateDir(home);
+    await ensurePrivateDir(homePaths(home).images);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (!code || !['ENOTDIR', 'EEXIST', 'EACCES', 'EPERM', 'EROFS', 'ENOENT'].includes(code)) throw error;
+    throw new MacvmError('MACVM_CONFIG_INVALID', `macvm's home ${home} is not a directory it can use (${code}).`, {
+      hint: 'Point MACVM_HOME at a writable directory of your own (default ~/.cache/macvm), or fix that path.',
+      details: { home, code },
+      cause: error,
+    });
+  }
   return home;
 }
