@@ -263,7 +263,9 @@ export function transportError(error: unknown, doing: string, url: URL): MacvmEr
       ? `The TLS certificate of ${url.host} was not accepted. Add its CA with NODE_EXTRA_CA_CERTS=/path/to/ca.pem.`
       : code === 'ENOTFOUND'
         ? `Check the registry host name in the image reference.`
-        : undefined;
+        : code === 'ECONNREFUSED'
+          ? `Nothing is listening at ${url.host} (tried again a few times): is the registry running, and is the port in the reference right?`
+          : undefined;
   return new MacvmError('MACVM_REGISTRY_ERROR', `${doing}: the connection to ${url.host} failed (${code ?? messageOf(error)}).`, {
     hint,
     // The cause is node's own error: it names the address and code, never a header.

@@ -3,6 +3,7 @@ import { COMMANDS, type CommandEntry } from './commands/index.js';
 
 /** Parses the verb path, dispatches, and turns errors into short messages and exit codes. */
 export async function main(argv: string[], io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  if (argv[0] === 'help' && argv.length > 1) return main([...argv.slice(1), '--help'], io);
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     io.stdout.write(usage());
     return argv.length === 0 ? 1 : 0;
@@ -12,21 +13,30 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
     io.stdout.write(`${(createRequire(import.meta.url)('../../package.json') as { version: string }).version}\n`);
     return 0;
   }
+  // Everything after `--` belongs to a guest command (`vm exec <id> -- ls --help`), not to macvm.
+  const own = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
+  const asksHelp = own.includes('--help') || own.includes('-h');
   const entry = findCommand(argv);
   if (!entry) {
     const group = COMMANDS.filter((c) => c.path[0] === argv[0]);
     if (group.length > 0) {
-      io.stderr.write(`macvm ${argv[0]}: choose one of: ${group.map((c) => c.path.slice(1).join(' ')).join(', ')}\n`);
+      const choices = group.map((c) => c.path.slice(1).join(' ')).join(', ');
+      if (asksHelp) {
+        io.stdout.write(usage(group));
+        return 0;
+      }
+      const unknown = argv[1] === undefined || argv[1].startsWith('-') ? '' : `unknown command "${argv[0]} ${argv[1]}"; `;
+      io.stderr.write(`macvm ${argv[0]}: ${unknown}choose one of: ${choices}\n`);
       io.stdout.write(usage(group));
     } else {
-      io.stderr.write(`macvm: unknown command "${argv[0]}".\n`);
+      io.stderr.write(argv[0]!.startsWith('-') ? `macvm: unknown option "${argv[0]}"; a command comes first.\n` : `macvm: unknown command "${argv[0]}".\n`);
       io.stdout.write(usage());
     }
     return 2;
   }
   const command = await entry.load();
   const rest = argv.slice(entry.path.length);
-  if ((rest.includes('--help') || rest.includes('-h')) && command.path[0] !== 'test') {
+  if (asksHelp && command.path[0] !== 'test') {
     io.stdout.write(`${command.help.trimEnd()}\n`);
     return 0;
   }
@@ -45,9 +55,14 @@ function findCommand(argv: string[]): CommandEntry | undefined {
 
 export function formatError(error: unknown): string {
   if (error instanceof MacvmError) {
-    return `macvm: ${error.message}\n  [${error.code}]\n`;
+    // Messages that name their verb ("macvm report: …") need no second "macvm:".
+    return `${error.message.startsWith('macvm ') ? '' : 'macvm: '}${error.message}\n  [${error.code}]\n`;
   }
-  if (error instanceof Error) return `macvm: ${error.stack ?? error.message}\n`;
+  // Not one of macvm's own failures: the message, and the stack only when asked for (a bug report).
+  if (error instanceof Error) {
+    const detail = process.env.MACVM_DEBUG ? (error.stack ?? error.message) : error.message;
+    return `macvm: ${detail}\n${process.env.MACVM_DEBUG ? '' : '  (not an error macvm expected: MACVM_DEBUG=1 shows where it came from, for a bug report)\n'}`;
+  }
   return `macvm: ${String(error)}\n`;
 }
 

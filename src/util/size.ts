@@ -67,7 +67,8 @@ function trim(n: number): string {
 
 function invalid(value: unknown, name: string): MacvmError {
   const shown = typeof value === 'string' ? `"${value}"` : String(value);
-  return new MacvmError('MACVM_CONFIG_INVALID', `${name} must be a positive size such as "8GiB", "512MiB", "80GB" or a number of MiB, got ${shown}.`, {
+  // A flag ("--disk") is a command-line argument (exit 2); anything else is a config key or option.
+  return new MacvmError(name.startsWith('--') ? 'MACVM_BAD_ARGUMENT' : 'MACVM_CONFIG_INVALID', `${name} must be a positive size such as "8GiB", "512MiB", "80GB" or a number of MiB, got ${shown}.`, {
     hint: 'Binary units (KiB, MiB, GiB, TiB, or K, M, G, T) are powers of 2; decimal units (KB, MB, GB, TB) are powers of 10; a bare number is MiB.',
     details: { key: name, value },
   });

@@ -10,11 +10,19 @@ export function parseCommandArgs<T extends Options>(verb: string, argv: string[]
   try {
     return parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (error) {
-    const message = (error as Error).message;
+    // node's parseArgs explains itself at length (how to pass a positional that starts with '-'):
+    // its first sentence is the news.
+    const message = (error as Error).message.split(/(?<=\.) /)[0]!;
     // "Unknown option '--dryrun'" → did you mean --dry-run?
     const unknown = /Unknown option '(--?[^']+)'/.exec(message)?.[1];
     const suggestion = unknown?.startsWith('--') ? didYouMean(unknown.slice(2), Object.keys(options)) : undefined;
-    const hint = suggestion ? `Did you mean --${suggestion}? See \`macvm ${verb} --help\`.` : `See \`macvm ${verb} --help\`.`;
+    // "Option '--fail-on-regression <value>' argument is ambiguous" is a value that starts with '-'.
+    const ambiguous = /Option '(--[\w-]+)[^']*' argument is ambiguous/.exec(message)?.[1];
+    const hint = ambiguous
+      ? `A value that starts with "-" goes after "=": ${ambiguous}=<value>. See \`macvm ${verb} --help\`.`
+      : suggestion
+        ? `Did you mean --${suggestion}? See \`macvm ${verb} --help\`.`
+        : `See \`macvm ${verb} --help\`.`;
     throw new MacvmError('MACVM_BAD_ARGUMENT', `macvm ${verb}: ${message}`, { hint });
   }
 }

@@ -152,7 +152,10 @@ Example:
     const commandWords = dashes >= 0 ? argv.slice(dashes + 1) : argv.slice(1);
     const { values, positionals } = parseCommandArgs('vm exec', own, { timeout: { type: 'string' } });
     const id = positionals[0];
-    if (!id || commandWords.length === 0) throw new MacvmError('MACVM_BAD_ARGUMENT', 'Usage: macvm vm exec <id> -- <command> [args...]');
+    if (!id) throw new MacvmError('MACVM_BAD_ARGUMENT', 'macvm vm exec: which VM? Usage: macvm vm exec <id> -- <command> [args...]', { hint: 'See `macvm vm ls` for the ids.' });
+    if (commandWords.length === 0) throw new MacvmError('MACVM_BAD_ARGUMENT', `macvm vm exec: no command to run in ${id}. Usage: macvm vm exec <id> -- <command> [args...]`);
+    // Bad flags fail before anything connects.
+    const timeout = positiveInt('vm exec', 'timeout', values.timeout);
     const { attached, provider, settings } = await attachConfigured(id);
     const { record } = attached;
     try {
@@ -164,7 +167,6 @@ Example:
       try {
         // One word is taken as a shell command line ("uname -a"); several are argv, quoted.
         const command = commandWords.length === 1 ? commandWords[0]! : commandWords.map(quoteShellWord).join(' ');
-        const timeout = positiveInt('vm exec', 'timeout', values.timeout);
         const result = await session.exec(command, {
           reject: false,
           timeoutMs: timeout ? timeout * 1000 : undefined,
@@ -196,10 +198,10 @@ controller (--timeout does not apply); \`macvm vm rm\` then removes its runtime 
   async run({ argv, stdout }) {
     const { values, positionals } = parseCommandArgs('vm stop', argv, { timeout: { type: 'string' } });
     const ids = requireIds('vm stop', positionals);
+    const timeout = positiveInt('vm stop', 'timeout', values.timeout);
     for (const id of ids) {
       const { attached } = await attachConfigured(id);
       try {
-        const timeout = positiveInt('vm stop', 'timeout', values.timeout);
         await attached.running?.stop({ gracefulMs: timeout ? timeout * 1000 : DEFAULTS.stopGracefulMs });
       } finally {
         await attached.disconnect();
@@ -220,10 +222,10 @@ export const vmRmCommand: Command = {
 Stops each VM (graceful power-down first) and deletes its clone and runtime dir.`,
   async run({ argv, stdout }) {
     const { values, positionals } = parseCommandArgs('vm rm', argv, { timeout: { type: 'string' } });
+    const timeout = positiveInt('vm rm', 'timeout', values.timeout);
     for (const id of requireIds('vm rm', positionals)) {
       const { attached } = await attachConfigured(id);
       try {
-        const timeout = positiveInt('vm rm', 'timeout', values.timeout);
         await attached.running?.stop({ gracefulMs: timeout ? timeout * 1000 : DEFAULTS.stopGracefulMs });
         await attached.clone.destroy();
       } finally {
