@@ -63,6 +63,13 @@ export function checkRun(value: unknown, source: string): BenchRun {
         fail(`workloads[${i}].${side}.samples is not a list of numbers`);
       }
     }
+    // What the table prints: a run without it would fail later, far from the file at fault.
+    // (An interval's open end is Infinity, which JSON writes as null.)
+    const ratio = w.ratio as { median?: unknown; ciLow?: unknown; ciHigh?: unknown } | undefined;
+    if (!isFiniteNumber(ratio?.median)) fail(`workloads[${i}].ratio.median is missing`);
+    for (const key of ['ciLow', 'ciHigh'] as const) {
+      if (!isFiniteNumber(ratio![key]) && ratio![key] !== null) fail(`workloads[${i}].ratio.${key} is missing`);
+    }
   });
   return run as BenchRun;
 }
@@ -126,4 +133,8 @@ export function withBaseline(run: BenchRun, baseline: Baseline, metric: CompareM
       return before ? { ...workload, baseline: compareWithBaseline(workload, before, baseline.against, { metric }) } : workload;
     }),
   };
+}
+
+function isFiniteNumber(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value);
 }

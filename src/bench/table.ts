@@ -22,12 +22,15 @@ function significant(value: number): string {
  * one ± figure would misstate it.
  */
 export function formatRatio(ratio: WorkloadResult['ratio']): string {
-  const below = ratio.median - ratio.ciLow;
-  const above = ratio.ciHigh - ratio.median;
+  // A run read back from JSON has null where the interval was open (JSON has no Infinity).
+  const ciLow = ratio.ciLow ?? 0;
+  const ciHigh = ratio.ciHigh ?? Number.POSITIVE_INFINITY;
+  const below = ratio.median - ciLow;
+  const above = ciHigh - ratio.median;
   const plusMinus = Math.max(below, above);
-  if (!Number.isFinite(plusMinus)) return `${ratio.median.toFixed(2)}× (${ratio.ciLow.toFixed(2)}–∞)`;
+  if (!Number.isFinite(plusMinus)) return `${ratio.median.toFixed(2)}× (${ciLow.toFixed(2)}–∞)`;
   const symmetric = plusMinus === 0 || Math.min(below, above) / plusMinus >= 0.6;
-  return symmetric ? `${ratio.median.toFixed(2)}× ±${plusMinus.toFixed(2)}` : `${ratio.median.toFixed(2)}× (${ratio.ciLow.toFixed(2)}–${ratio.ciHigh.toFixed(2)})`;
+  return symmetric ? `${ratio.median.toFixed(2)}× ±${plusMinus.toFixed(2)}` : `${ratio.median.toFixed(2)}× (${ciLow.toFixed(2)}–${ciHigh.toFixed(2)})`;
 }
 
 export function formatVerdict(workload: WorkloadResult): string {

@@ -241,7 +241,7 @@ export const CONFIG_RULE: Rule = {
     },
     bench: {
       kind: 'object',
-      keys: { history: nonEmpty, failOnRegression: { kind: 'number', min: 0, exclusiveMin: true } },
+      keys: { history: nonEmpty, failOnRegression: { kind: 'number', min: 0 } },
     },
     reports: { kind: 'object', keys: { dir: nonEmpty, html: { kind: 'boolean' }, junit: { kind: 'boolean' } } },
     ...PROVIDER_SECTIONS,

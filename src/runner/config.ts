@@ -123,8 +123,13 @@ async function importConfig(file: string): Promise<unknown> {
   try {
     module = await importConfigModule(file);
   } catch (error) {
-    throw new MacvmError('MACVM_CONFIG_INVALID', `Could not load ${file}: ${messageOf(error)}`, {
-      hint: 'Fix the error above; the config must be a module whose default export is defineConfig({ ... }).',
+    // tsx's require stack names its own loader, not anything to fix.
+    const message = messageOf(error).replace(/\n*Require stack:[\s\S]*$/, '');
+    const missingMacvm = /Cannot find (module|package) '?macvm(\/config)?'?/.test(message);
+    throw new MacvmError('MACVM_CONFIG_INVALID', `Could not load ${file}: ${message}`, {
+      hint: missingMacvm
+        ? "Install macvm in this project (`npm i -D macvm`), or drop the import: defineConfig only adds types, `export default { ... }` works as well."
+        : 'Fix that error; the config must be a module whose default export is defineConfig({ ... }) or a plain object.',
       cause: error,
       details: { file },
     });

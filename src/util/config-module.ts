@@ -17,9 +17,12 @@ export async function importConfigModule(file: string): Promise<Record<string, u
 /** The config a module exports by default: an object, or what a (possibly async) function returns. */
 export async function configOfModule(module: Record<string, unknown>): Promise<unknown> {
   let config = module.default;
-  // A .ts config loaded as CommonJS by tsx arrives wrapped once more.
-  if (config !== null && typeof config === 'object' && !Array.isArray(config) && 'default' in config && Object.keys(config).length === 1) {
-    config = (config as { default: unknown }).default;
+  // A .ts config loaded as CommonJS by tsx arrives wrapped once more: `default` is then its
+  // exports object, marked __esModule, holding the real default beside any named exports (or
+  // none). No config has a key `default`, so a lone `default` key is that wrapper too.
+  if (config !== null && typeof config === 'object' && !Array.isArray(config)) {
+    const wrapper = config as { default?: unknown; __esModule?: unknown };
+    if (wrapper.__esModule === true || ('default' in wrapper && Object.keys(wrapper).length === 1)) config = wrapper.default;
   }
   if (typeof config === 'function') config = await (config as () => unknown)();
   return config;

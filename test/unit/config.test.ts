@@ -55,6 +55,21 @@ export default defineConfig({ defaults: { image: 'linux-test', memory, disk: '10
     expect(config.bench.history).toBe(join(cwd, 'out/reports/bench/history.jsonl'));
   });
 
+  it('takes the default export of a .ts config that also has named exports, and says so when there is none', async () => {
+    const both = await project({ 'macvm.config.ts': `export default { provider: 'ssh' };\nexport const helper = 1;\n` });
+    expect((await loadConfig({ cwd: both, env: {}, host })).provider).toBe('ssh');
+    const named = await project({ 'macvm.config.ts': `export const provider = 'ssh';\n` });
+    expect((await failure(() => loadConfig({ cwd: named, env: {}, host }))).message).toContain('has no default export');
+  });
+
+  it('a config importing macvm where macvm is not installed says how to fix that, without the loader\'s require stack', async () => {
+    const cwd = await project({ 'macvm.config.ts': `import { defineConfig } from 'macvm/config';\nexport default defineConfig({});\n` });
+    const error = await failure(() => loadConfig({ cwd, env: {}, host }));
+    expect(error.message).toContain("Cannot find module 'macvm/config'");
+    expect(error.message).not.toContain('Require stack');
+    expect(error.hint).toContain('npm i -D macvm');
+  });
+
   it('imports an .mjs config whose default export is a function', async () => {
     const cwd = await project({ 'macvm.config.mjs': `export default async () => ({ provider: 'ssh', timeouts: { ready: 5000 } });\n` });
     const config = await loadConfig({ cwd, env: {}, host });
@@ -110,7 +125,8 @@ describe('config validation', () => {
     [{ timeouts: { ready: -1 } }, 'timeouts.ready must be a positive integer, got -1'],
     [{ snapshots: { threshold: 2 } }, 'snapshots.threshold must be a number from 0 to 1, got 2'],
     [{ snapshots: { update: 'changd' } }, 'did you mean "changed"?'],
-    [{ bench: { failOnRegression: 0 } }, 'bench.failOnRegression must be a number > 0, got 0'],
+    // 0 is a gate too (any significant slowdown), as for --fail-on-regression and benchMacVM's option.
+    [{ bench: { failOnRegression: -1 } }, 'bench.failOnRegression must be a number'],
     [{ images: { 'bad/name': {} } }, 'images key "bad/name" must be an image name'],
     [{ images: { sonoma: { ssh: { password: 'x' } } } }, 'images.sonoma.ssh.user is required'],
     [{ ssh: { host: 'mac.lab', user: 'admin', port: 70000 } }, 'ssh.port must be an integer from 1 to 65535, got 70000'],

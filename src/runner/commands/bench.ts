@@ -33,7 +33,7 @@ Options:
   --reports-dir <dir>        default: $MACVM_REPORTS_DIR, else the config's reports.dir, else ./reports
 
 Examples:
-  macvm bench bench/vm.bench.ts --fail-on-regression 5
+  macvm bench specs/guest-vs-host.spec.ts --fail-on-regression 5
   macvm bench --compare v1.2.0 --json`,
   async run({ argv, stdout, stderr }) {
     const { values, positionals } = parseCommandArgs('bench', argv, {
@@ -48,6 +48,7 @@ Examples:
       stdout.write(`${benchCommand.help}\n`);
       return 0;
     }
+    if (values['fail-on-regression'] === '') throw new MacvmError('MACVM_BAD_ARGUMENT', 'macvm bench: --fail-on-regression needs a percentage (e.g. 5).');
     const gate = parsePercent(values['fail-on-regression']);
     const metric = parseMetric(values.metric);
     const { reportsDir, benchHistory, failOnRegression: configGate } = await reportLocations(values['reports-dir']);
@@ -105,15 +106,18 @@ async function readLatest(file: string) {
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new MacvmError('MACVM_BENCH_INVALID', `No benchmark run to compare: cannot read ${file} (${messageOf(error)}).`, {
-      hint: 'Run a benchmark first: macvm bench <bench files>.',
+    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new MacvmError('MACVM_BENCH_INVALID', missing ? `No benchmark run to compare: ${file} does not exist.` : `No benchmark run to compare: cannot read ${file} (${messageOf(error)}).`, {
+      hint: 'Run a benchmark first (`macvm bench specs/guest-vs-host.spec.ts`), or pass --reports-dir where one ran.',
       cause: error,
     });
   }
   try {
     return checkRun(JSON.parse(text), file);
   } catch (error) {
-    if (error instanceof MacvmError) throw error;
+    if (error instanceof MacvmError) {
+      throw new MacvmError(error.code, error.message, { hint: 'latest.json is written by each benchmark run: run one again to replace it.', cause: error });
+    }
     throw new MacvmError('MACVM_BENCH_INVALID', `${file} is not valid JSON: ${messageOf(error)}`, { cause: error });
   }
 }
