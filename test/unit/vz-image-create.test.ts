@@ -136,7 +136,8 @@ describe('macvm image create (CLI)', () => {
   it('needs a name and --ipsw', async () => {
     await expect(run([])).rejects.toMatchObject({ code: 'MACVM_BAD_ARGUMENT' });
     await expect(run(['sonoma'])).rejects.toMatchObject({ code: 'MACVM_BAD_ARGUMENT', message: expect.stringMatching(/--ipsw/) });
-    await expect(run(['sonoma', '--ipsw', 'latest', '--disk', 'lots'])).rejects.toMatchObject({ code: 'MACVM_CONFIG_INVALID' });
+    // A flag's bad value is a bad argument (exit 2), not a config problem.
+    await expect(run(['sonoma', '--ipsw', 'latest', '--disk', 'lots'])).rejects.toMatchObject({ code: 'MACVM_BAD_ARGUMENT', message: expect.stringMatching(/--disk/) });
   });
 
   // On an Apple Silicon Mac the command goes on to download the IPSW instead.
