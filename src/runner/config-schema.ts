@@ -159,7 +159,7 @@ export interface SnapshotsConfig {
 }
 
 export interface BenchConfig {
-  /** History file, appended to by every run, relative to the project root. Default 'reports/bench/history.jsonl'. */
+  /** History file, appended to by every run, relative to the project root. Default: `bench/history.jsonl` in the reports dir (`reports.dir`, or MACVM_REPORTS_DIR). */
   history?: string;
   /** Fail the run when a benchmark is this many percent slower than its history (e.g. 10). Default: never fail. */
   failOnRegression?: number;

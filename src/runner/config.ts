@@ -165,6 +165,7 @@ export function resolveConfig(raw: unknown, options: ResolveOptions): ResolvedCo
   const path = (p: string) => (isAbsolute(p) ? p : resolve(root, p));
   const defaults = config.defaults ?? {};
   const ci = Boolean(options.env.CI?.trim()) && options.env.CI !== 'false' && options.env.CI !== '0';
+  const reportsDir = path(overrides.reportsDir ?? config.reports?.dir ?? 'reports');
 
   return {
     configFile: options.configFile,
@@ -197,9 +198,9 @@ export function resolveConfig(raw: unknown, options: ResolveOptions): ResolvedCo
     },
     // The history goes with the reports unless the config puts it elsewhere (say, a tracked file
     // for `macvm bench --compare <git-ref>`).
-    bench: { history: path(config.bench?.history ?? join(overrides.reportsDir ?? config.reports?.dir ?? 'reports', 'bench', 'history.jsonl')), failOnRegression: config.bench?.failOnRegression },
+    bench: { history: config.bench?.history ? path(config.bench.history) : join(reportsDir, 'bench', 'history.jsonl'), failOnRegression: config.bench?.failOnRegression },
     reports: {
-      dir: path(overrides.reportsDir ?? config.reports?.dir ?? 'reports'),
+      dir: reportsDir,
       html: config.reports?.html ?? true,
       junit: config.reports?.junit ?? true,
     },

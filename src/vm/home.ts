@@ -16,13 +16,18 @@ export function macvmHome(env: NodeJS.ProcessEnv = process.env): string {
 /** What an image name or VM id may be: one path segment of letters, digits, `.`, `_`, `-`, not starting with a dot. */
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
+/** Whether `name` can name a local image (or a VM): the one rule every provider and homePaths() apply. */
+export function isImageName(name: string): boolean {
+  return typeof name === 'string' && SAFE_NAME.test(name);
+}
+
 /**
  * `name` as one directory under MACVM_HOME, or MACVM_BAD_ARGUMENT: a name is typed on command
  * lines (`macvm image rm`, `vm rm`) and becomes a path that gets deleted, so `..`, `x/../..`,
  * an empty name or an absolute path must never reach join().
  */
 export function checkedName(kind: 'image' | 'VM', name: string): string {
-  if (typeof name === 'string' && SAFE_NAME.test(name)) return name;
+  if (isImageName(name)) return name;
   const what = kind === 'image' ? 'an image name' : 'a VM id';
   throw new MacvmError('MACVM_BAD_ARGUMENT', `${JSON.stringify(name)} is not ${what}: use letters, digits, ".", "_" and "-" only, starting with a letter or digit.`, {
     hint: kind === 'image' ? 'See `macvm image ls` for the names there are.' : 'See `macvm vm ls` for the ids there are.',

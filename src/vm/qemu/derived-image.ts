@@ -3,7 +3,7 @@ import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'no
 import { isAbsolute, join, posix } from 'node:path';
 import { MacvmError } from '../../errors.js';
 import { withFileLock } from '../../util/file-lock.js';
-import { homePaths, macvmHome } from '../home.js';
+import { homePaths, isImageName, macvmHome } from '../home.js';
 import type { LayerFiles } from '../image-layer.js';
 import { runTool } from './image/run-tool.js';
 import { MANIFEST_FILE, readQemuManifest, type QemuImageManifest } from './manifest.js';
@@ -38,7 +38,7 @@ export async function derivedImage(parent: string, layer: LayerFiles, options: {
   const manifest = await readQemuManifest(parentDir, parent);
   const parentDisk = resolveIn(parentDir, manifest.disk);
   const name = `${parent}.${layer.tag}-${await layerKey(parentDir, parentDisk, layer)}`;
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new MacvmError('MACVM_BAD_ARGUMENT', `"${layer.tag}" does not make an image name (letters, digits, . _ - only).`);
+  if (!isImageName(name)) throw new MacvmError('MACVM_BAD_ARGUMENT', `"${layer.tag}" does not make an image name (letters, digits, . _ - only).`);
   if (!posix.isAbsolute(layer.guestDir)) throw new MacvmError('MACVM_BAD_ARGUMENT', `The layer's guest dir must be absolute, not "${layer.guestDir}".`);
   const dir = homePaths(home).image(name);
   if (await exists(join(dir, MANIFEST_FILE))) return { name, built: false };

@@ -4,7 +4,7 @@ import { access, readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { MacvmError, messageOf } from '../../errors.js';
 import { configuredHostKey } from '../credentials.js';
-import { ensurePrivateDir, ensurePrivateHome, macvmHome, homePaths } from '../home.js';
+import { ensurePrivateDir, ensurePrivateHome, isImageName, macvmHome, homePaths } from '../home.js';
 import { createCloneRuntimeDir, newVmRecord, type VmRecord } from '../runtime-dir.js';
 import type { Clone, CloneOptions, Image, Provider, SshCredentials } from '../types.js';
 import { isRegistryReference } from '../../oci/reference.js';
@@ -119,7 +119,7 @@ async function imageDir(imageRef: string, home: string): Promise<string> {
     const pulled = await registryImage(imageRef, { home, kind: 'macvm-qemu', prepareInstall: async (staging) => void (await installPulledQemuImage(staging)) });
     return pulled.dir;
   }
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(imageRef)) {
+  if (!isImageName(imageRef)) {
     throw new MacvmError('MACVM_BAD_ARGUMENT', `"${imageRef}" is not an image name (letters, digits, . _ - only) or a registry reference (host[:port]/repository[:tag]).`);
   }
   return homePaths(home).image(imageRef);

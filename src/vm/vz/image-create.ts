@@ -46,7 +46,6 @@ export async function createMacosImage(options: CreateImageOptions): Promise<Cre
   const home = options.home ?? macvmHome();
   const paths = homePaths(home);
   const bundle = paths.image(options.name);
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(options.name)) throw new MacvmError('MACVM_BAD_ARGUMENT', `"${options.name}" is not an image name (letters, digits, . _ - only).`);
   if (!options.force && (await exists(bundle))) {
     throw new MacvmError('MACVM_BAD_ARGUMENT', `Image "${options.name}" already exists.`, { hint: 'Pass --force to replace it, or pick another name.' });
   }

@@ -4,7 +4,7 @@ import { access } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { MacvmError } from '../../errors.js';
-import { homePaths, macvmHome } from '../home.js';
+import { homePaths, isImageName, macvmHome } from '../home.js';
 import { createCloneRuntimeDir, newVmRecord, type VmRecord } from '../runtime-dir.js';
 import { pinnedCredentials, type CredentialSettings } from '../credentials.js';
 import type { BootOptions, Clone, CloneOptions, Image, Provider, RunningVM } from '../types.js';
@@ -54,7 +54,7 @@ export interface VzImage extends Image {
 export function resolveBundleDir(imageRef: string, home = macvmHome()): string {
   if (imageRef.startsWith('tart:')) return join(homedir(), '.tart', 'vms', imageRef.slice('tart:'.length));
   if (isAbsolute(imageRef)) return imageRef;
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(imageRef)) {
+  if (!isImageName(imageRef)) {
     throw new MacvmError('MACVM_BAD_ARGUMENT', `"${imageRef}" is not an image name (letters, digits, . _ - only), "tart:<vm>", or an absolute bundle path.`);
   }
   return homePaths(home).image(imageRef);
