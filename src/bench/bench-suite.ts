@@ -67,13 +67,14 @@ export async function runBenchSuite(
   const paths = benchPaths(reportsDir, options.historyFile);
   const failOnRegression = options.failOnRegression ?? parsePercent(env.MACVM_BENCH_FAIL_ON_REGRESSION);
   const log = options.log ?? ((text: string) => process.stderr.write(text));
+  const warn = (message: string) => log(`macvm bench: ${message}\n`);
   const metric = options.metric ?? (env.MACVM_BENCH_METRIC === 'guest' ? 'guest' : 'ratio');
 
   // Resolve the baseline before the (long) run, so a typo in --compare fails in a second.
   const spec = options.baseline === false ? undefined : (options.baseline ?? env.MACVM_BENCH_COMPARE);
-  let baseline: Baseline | undefined = spec ? await resolveBaseline(spec, { suite, historyFile: paths.history }) : undefined;
+  let baseline: Baseline | undefined = spec ? await resolveBaseline(spec, { suite, historyFile: paths.history, warn }) : undefined;
   if (!baseline && options.baseline !== false) {
-    const previous = (await readHistory(paths.history)).filter((r) => r.suite === suite).at(-1);
+    const previous = (await readHistory(paths.history, warn)).filter((r) => r.suite === suite).at(-1);
     if (previous) baseline = { run: previous, against: `previous run (${previous.gitRef ?? previous.at})` };
   }
   if (failOnRegression !== undefined && !baseline) {

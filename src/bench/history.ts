@@ -26,20 +26,33 @@ export async function recordRun(run: BenchRun, reportsDir: string, historyFile?:
   await writeFileAtomic(paths.latest, `${JSON.stringify(run, null, 2)}\n`);
 }
 
-/** Every readable run in a history file, oldest first; unreadable lines are skipped. */
-export async function readHistory(file: string): Promise<BenchRun[]> {
+/**
+ * Every readable run in a history file, oldest first. Unreadable lines are skipped, so one torn
+ * or hand-edited line does not hide every other run, but `warn` hears how many and why (a file
+ * of nothing but such lines would otherwise look like an empty history, and a regression gate
+ * would quietly have nothing to compare with). A last line without its newline is an append
+ * still under way and is skipped without a word.
+ */
+export async function readHistory(file: string, warn?: (message: string) => void): Promise<BenchRun[]> {
   const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return '';
     throw new MacvmError('MACVM_BENCH_INVALID', `Cannot read ${file}: ${error.message}`, { cause: error });
   });
   const runs: BenchRun[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
+  const skipped: string[] = [];
+  const lines = text.split('\n');
+  lines.forEach((line, index) => {
+    if (!line.trim()) return;
     try {
-      runs.push(checkRun(JSON.parse(line), file));
-    } catch {
-      // A torn or hand-edited line must not hide every other run.
+      runs.push(checkRun(JSON.parse(line), `line ${index + 1}`));
+    } catch (error) {
+      const unfinished = index === lines.length - 1;
+      if (!unfinished) skipped.push(`line ${index + 1}: ${error instanceof SyntaxError ? 'not JSON' : messageOf(error).replace(/^line \d+ is /, '')}`);
     }
+  });
+  if (skipped.length > 0 && warn) {
+    const shown = skipped.slice(0, 3).join('; ');
+    warn(`${file}: skipped ${skipped.length} line(s) that are not benchmark runs (${shown}${skipped.length > 3 ? '; …' : ''}); ${runs.length} run(s) read.`);
   }
   return runs;
 }
@@ -90,14 +103,14 @@ export interface Baseline {
  */
 export async function resolveBaseline(
   spec: string,
-  options: { suite: string; historyFile: string; excludeRunId?: string; cwd?: string },
+  options: { suite: string; historyFile: string; excludeRunId?: string; cwd?: string; warn?: (message: string) => void },
 ): Promise<Baseline> {
   const path = resolve(options.cwd ?? process.cwd(), spec);
   const isFile = await stat(path).then((s) => s.isFile(), () => false);
   const sameSuite = (r: BenchRun) => r.suite === options.suite && r.runId !== options.excludeRunId;
   if (isFile) {
     if (path.endsWith('.jsonl')) {
-      const run = (await readHistory(path)).filter(sameSuite).at(-1);
+      const run = (await readHistory(path, options.warn)).filter(sameSuite).at(-1);
       if (!run) throw new MacvmError('MACVM_BENCH_INVALID', `${spec} holds no earlier run of the benchmark "${options.suite}".`);
       return { run, against: `${spec} (${run.gitRef ?? run.at})` };
     }
@@ -115,7 +128,7 @@ export async function resolveBaseline(
       hint: 'Pass a history.jsonl or BenchRun JSON file, or a commit/tag/branch that has a run in reports/bench/history.jsonl.',
     });
   }
-  const run = (await readHistory(options.historyFile)).filter((r) => sameSuite(r) && !!r.gitRef && commit.startsWith(r.gitRef)).at(-1);
+  const run = (await readHistory(options.historyFile, options.warn)).filter((r) => sameSuite(r) && !!r.gitRef && commit.startsWith(r.gitRef)).at(-1);
   if (!run) {
     throw new MacvmError('MACVM_BENCH_INVALID', `No run of "${options.suite}" at ${spec} (${commit.slice(0, 12)}) in ${options.historyFile}.`, {
       hint: `Run the benchmark with ${spec} checked out first, or compare against a file.`,

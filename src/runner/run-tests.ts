@@ -5,6 +5,8 @@ import { parseCLI, startVitest } from 'vitest/node';
 import { loadConfig } from './config.js';
 import { MacvmReporter } from './reporter.js';
 import { siblingEntry } from '../util/sibling-entry.js';
+import { MacvmError } from '../errors.js';
+import { unknownVitestOptions } from './vitest-flags.js';
 
 /**
  * `macvm test`: vitest's own CLI parsing, so its flags keep working, plus the macvm
@@ -15,6 +17,12 @@ export async function runTests(argv: string[]): Promise<number> {
   const watch = argv[0] === 'watch' || argv[0] === 'dev';
   const rest = argv[0] === 'run' || watch ? argv.slice(1) : argv;
   const { filter, options } = parseCLI(['vitest', watch ? 'watch' : 'run', ...rest]);
+  const unknown = unknownVitestOptions(options, rest);
+  if (unknown.length > 0) {
+    throw new MacvmError('MACVM_BAD_ARGUMENT', `macvm test: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}.`, {
+      hint: 'macvm test takes vitest\'s options (npx vitest --help lists them) and file filters; macvm\'s own settings go in macvm.config.ts.',
+    });
+  }
   // A bad macvm.config.ts fails here, before vitest starts, with every problem named.
   const config = await loadConfig({ cwd: options.root ?? process.cwd() });
   // vitest's CLI names them `reporter`; passed on as such they would replace macvm's own.

@@ -48,7 +48,42 @@ describe('history and latest', () => {
     expect(readFileSync(paths.history, 'utf8').trim().split('\n')).toHaveLength(2);
     expect(JSON.parse(readFileSync(paths.latest, 'utf8')).runId).toBe(b.runId);
     writeFileSync(paths.history, `${readFileSync(paths.history, 'utf8')}{"suite": "torn`);
-    expect((await readHistory(paths.history)).map((r) => r.runId)).toEqual([a.runId, b.runId]);
+    const warnings: string[] = [];
+    expect((await readHistory(paths.history, (m) => warnings.push(m))).map((r) => r.runId)).toEqual([a.runId, b.runId]);
+    // A last line without its newline is an append under way: skipped without a word.
+    expect(warnings).toEqual([]);
+  });
+
+  test('lines that are not runs are skipped but reported, so a history of only garbage does not pass for an empty one', async () => {
+    const a = makeRun('suite', steady);
+    const history = join(dir, 'history.jsonl');
+    writeFileSync(history, `not json at all\n${JSON.stringify(a)}\n{"suite": 3}\n`);
+    const warnings: string[] = [];
+    expect((await readHistory(history, (m) => warnings.push(m))).map((r) => r.runId)).toEqual([a.runId]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('skipped 2 line(s)');
+    expect(warnings[0]).toContain('line 1: not JSON');
+    expect(warnings[0]).toContain('line 3: not a benchmark run: "suite" is missing');
+    expect(warnings[0]).toContain('1 run(s) read');
+
+    writeFileSync(history, 'garbage\nmore garbage\n');
+    warnings.length = 0;
+    expect(await readHistory(history, (m) => warnings.push(m))).toEqual([]);
+    expect(warnings[0]).toContain('skipped 2 line(s)');
+  });
+
+  test('macvm bench says so when the history it compares with holds lines that are not runs', async () => {
+    const latest = makeRun('suite', slower);
+    await recordRun(latest, dir);
+    const paths = benchPaths(dir);
+    writeFileSync(paths.history, `garbage\n${readFileSync(paths.history, 'utf8')}`);
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let err = '';
+    stderr.on('data', (d) => (err += String(d)));
+    await benchCommand.run({ argv: ['--reports-dir', dir], stdout, stderr } as never);
+    expect(err).toContain('skipped 1 line(s) that are not benchmark runs (line 1: not JSON)');
+    expect(err).toContain('no earlier run of "suite"');
   });
 
   test('--compare <history.jsonl>: the newest run of the same suite, never the run itself', async () => {

@@ -151,4 +151,11 @@ describe('messages', () => {
     expect(stderr).toContain('ratio.median is missing');
     expect(stderr).toContain('MACVM_BENCH_INVALID');
   });
+
+  it('macvm test refuses an option vitest does not know, instead of letting it swallow the folder after it', async () => {
+    const { code, stderr } = await cli('test', '--frobnicate', 'specs');
+    expect(code).toBe(2);
+    expect(stderr).toContain('unknown option --frobnicate');
+    expect(stderr).toContain('MACVM_BAD_ARGUMENT');
+  });
 });

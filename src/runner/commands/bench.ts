@@ -69,11 +69,12 @@ Examples:
     }
 
     const latest = await readLatest(paths.latest);
+    const warn = (message: string) => stderr.write(`macvm bench: ${message}\n`);
     let baseline: Baseline | undefined;
     if (values.compare) {
-      baseline = await resolveBaseline(values.compare, { suite: latest.suite, historyFile: paths.history, excludeRunId: latest.runId });
+      baseline = await resolveBaseline(values.compare, { suite: latest.suite, historyFile: paths.history, excludeRunId: latest.runId, warn });
     } else {
-      const previous = (await readHistory(paths.history)).filter((r) => r.suite === latest.suite && r.runId !== latest.runId).at(-1);
+      const previous = (await readHistory(paths.history, warn)).filter((r) => r.suite === latest.suite && r.runId !== latest.runId).at(-1);
       if (previous) baseline = { run: previous, against: `previous run (${previous.gitRef ?? previous.at})` };
     }
     const run = baseline ? withBaseline(latest, baseline, metric) : latest;

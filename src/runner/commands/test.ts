@@ -10,7 +10,8 @@ Runs the specs once with vitest 4 and the macvm preset: a runner session with a 
 and reports/ (results.json, index.html, junit.xml) at the end.
 
 Every vitest flag works: -t <pattern>, -u (update snapshots), --reporter, --retry,
-file filters, watch. Settings come from macvm.config.ts (see the README).
+file filters, watch; an option vitest does not know is refused (exit 2), as vitest
+refuses it. Settings come from macvm.config.ts (see the README).
 
 Examples:
   macvm test specs

@@ -1,0 +1,37 @@
+/**
+ * `macvm test` passes its arguments to vitest's parseCLI, which does not check option names;
+ * vitest-flags.ts checks them against vitest's own help. These run the real vitest.
+ */
+import { describe, expect, it } from 'vitest';
+import { parseCLI } from 'vitest/node';
+import { readNames, unknownVitestOptions, vitestOptionNames } from '../../src/runner/vitest-flags.js';
+
+function unknownIn(...argv: string[]): string[] {
+  const { options } = parseCLI(['vitest', 'run', ...argv]);
+  return unknownVitestOptions(options, argv);
+}
+
+describe('vitest options macvm test passes on', () => {
+  it('reads the names from vitest\'s help, dotted sub-options included', () => {
+    const names = vitestOptionNames();
+    expect(names).not.toBeNull();
+    for (const name of ['testNamePattern', 't', 'update', 'u', 'reporter', 'coverage', 'shard', 'passWithNoTests', 'inspectBrk', 'expandHelp', 'color']) expect(names!.has(name), name).toBe(true);
+    expect(names!.has('frobnicate')).toBe(false);
+  });
+
+  it('accepts what vitest accepts, in every spelling parseCLI takes', () => {
+    expect(unknownIn('-t', 'cart', '-u', '--reporter=dot', '--no-color', '--coverage.enabled', '--shard=1/2', '--bail', '1', 'specs')).toEqual([]);
+    expect(unknownIn('--test-name-pattern', 'cart', '--pass-with-no-tests', '--inspect-brk', '--retry=2')).toEqual([]);
+  });
+
+  it('names the unknown ones as they were typed', () => {
+    expect(unknownIn('--frobnicate', 'specs')).toEqual(['--frobnicate']);
+    expect(unknownIn('-x', '--bogus-thing=1', '-u')).toEqual(['-x', '--bogus-thing=1']);
+  });
+
+  it('never blocks a run when the help text is not what it expects', () => {
+    expect(readNames('Usage: something else\n  --only-one\n')).toBeUndefined();
+    const { options } = parseCLI(['vitest', 'run', '--frobnicate']);
+    expect(unknownVitestOptions(options, ['--frobnicate'], null)).toEqual([]);
+  });
+});
