@@ -6,6 +6,7 @@ import { loadConfig } from './config.js';
 import { MacvmReporter } from './reporter.js';
 import { siblingEntry } from '../util/sibling-entry.js';
 import { MacvmError } from '../errors.js';
+import { ensurePrivateHome } from '../vm/home.js';
 import { unknownVitestOptions } from './vitest-flags.js';
 
 /**
@@ -25,6 +26,8 @@ export async function runTests(argv: string[]): Promise<number> {
   }
   // A bad macvm.config.ts fails here, before vitest starts, with every problem named.
   const config = await loadConfig({ cwd: options.root ?? process.cwd() });
+  // So does a MACVM_HOME it cannot use: said once here, not as an error inside vitest's global setup.
+  await ensurePrivateHome(config.home);
   // vitest's CLI names them `reporter`; passed on as such they would replace macvm's own.
   const { reporter: cliReporters, ...vitestOptions } = options as typeof options & { reporter?: unknown };
   const chosen = cliReporters ?? options.reporters;

@@ -1,6 +1,6 @@
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { MacvmError } from '../errors.js';
 
 /**
@@ -46,12 +46,55 @@ export const homePaths = (home = macvmHome()) => ({
   downloads: join(home, 'downloads'),
 });
 
-/** A directory of mode 0700: created so, or tightened when it exists (and is ours) with wider modes. */
+/**
+ * A directory of mode 0700: created so, or tightened when it exists (and is ours) with wider
+ * modes. A path it cannot make or use is MACVM_CONFIG_INVALID: every such directory lives
+ * under MACVM_HOME (or the image dir a build was given), so the fix is that setting.
+ */
 export async function ensurePrivateDir(path: string): Promise<string> {
-  await mkdir(path, { recursive: true, mode: 0o700 });
-  const info = await stat(path);
-  if ((info.mode & 0o077) !== 0 && info.uid === process.getuid?.()) await chmod(path, 0o700);
+  try {
+    await makeDirs(path, 0o700);
+    const info = await stat(path);
+    if (!info.isDirectory()) throw Object.assign(new Error(`${path} is not a directory`), { code: 'ENOTDIR', path });
+    if ((info.mode & 0o077) !== 0 && info.uid === process.getuid?.()) await chmod(path, 0o700);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (!code || !UNUSABLE.includes(code)) throw error;
+    throw new MacvmError('MACVM_CONFIG_INVALID', `${path} is not a directory macvm can use (${code}).`, {
+      hint: 'Point MACVM_HOME at a writable directory of your own (default ~/.cache/macvm), or fix that path.',
+      details: { path, code },
+      cause: error,
+    });
+  }
   return path;
+}
+
+const UNUSABLE = ['ENOTDIR', 'EEXIST', 'EACCES', 'EPERM', 'EROFS', 'ENOENT'];
+
+/**
+ * mkdir -p, a level at a time. Node 20's own recursive mkdir never returns for a path under
+ * /proc (mkdir there fails with ENOENT under a parent that exists, and it retries the parent
+ * forever), so a MACVM_HOME of /proc/x hung every command instead of failing.
+ */
+async function makeDirs(path: string, mode: number): Promise<void> {
+  const missing: string[] = [];
+  for (let at = resolve(path); ; at = dirname(at)) {
+    const exists = await stat(at).then(
+      () => true,
+      (error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return false;
+        throw error;
+      },
+    );
+    if (exists || dirname(at) === at) break;
+    missing.push(at);
+  }
+  for (const dir of missing.reverse()) {
+    await mkdir(dir, { mode }).catch((error: NodeJS.ErrnoException) => {
+      // Made meanwhile by another runner process: fine, the stat after this checks what it is.
+      if (error.code !== 'EEXIST') throw error;
+    });
+  }
 }
 
 /**
@@ -65,12 +108,12 @@ export async function ensurePrivateHome(home = macvmHome()): Promise<string> {
     await ensurePrivateDir(home);
     await ensurePrivateDir(homePaths(home).images);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (!code || !['ENOTDIR', 'EEXIST', 'EACCES', 'EPERM', 'EROFS', 'ENOENT'].includes(code)) throw error;
+    if (!(error instanceof MacvmError) || error.code !== 'MACVM_CONFIG_INVALID') throw error;
+    const code = error.details.code as string | undefined;
     throw new MacvmError('MACVM_CONFIG_INVALID', `macvm's home ${home} is not a directory it can use (${code}).`, {
       hint: 'Point MACVM_HOME at a writable directory of your own (default ~/.cache/macvm), or fix that path.',
       details: { home, code },
-      cause: error,
+      cause: error.cause,
     });
   }
   return home;

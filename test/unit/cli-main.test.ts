@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatError, main } from '../../src/runner/cli.js';
+import { ensurePrivateDir } from '../../src/vm/home.js';
 
 let scratch: string;
 let savedHome: string | undefined;
@@ -124,6 +125,21 @@ describe('messages', () => {
     expect(stderr).toContain('MACVM_CONFIG_INVALID');
     expect(stderr).toContain('MACVM_HOME');
     expect(stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it.runIf(process.platform === 'linux')('a MACVM_HOME under /proc fails at once (Node 20\'s own recursive mkdir never returns there)', async () => {
+    process.env.MACVM_HOME = '/proc/macvm-no-such-home';
+    const { code, stderr } = await cli('test', 'specs');
+    expect(code).toBe(1);
+    expect(stderr).toContain("macvm's home /proc/macvm-no-such-home is not a directory it can use (ENOENT)");
+  }, 20_000);
+
+  it('a private dir under a file is named with its own path', async () => {
+    const file = join(scratch, 'a-file');
+    await writeFile(file, '');
+    const error = await ensurePrivateDir(join(file, 'sessions')).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'MACVM_CONFIG_INVALID', details: { code: 'ENOTDIR' } });
+    expect((error as Error).message).toContain(`${join(file, 'sessions')} is not a directory macvm can use`);
   });
 
   it('an error macvm did not expect prints its message, and its stack only with MACVM_DEBUG', () => {
