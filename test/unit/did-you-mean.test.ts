@@ -13,6 +13,8 @@ describe('did-you-mean where a name is typed', () => {
       await mkdir(join(home, 'images', 'linux-test'), { recursive: true });
       const typo = await macvmErrorOf(readQemuManifest(join(home, 'images', 'linux-tset'), 'linux-tset'));
       expect(typo).toMatchObject({ code: 'MACVM_IMAGE_NOT_FOUND', hint: expect.stringContaining('Did you mean "linux-test"?') });
+      // The missing image.json is the message itself: no ENOENT cause for vitest to print below it.
+      expect(typo.cause).toBeUndefined();
       // A missing image that is its own name is not "did you mean" itself: it is built.
       const unbuilt = await macvmErrorOf(readQemuManifest(join(home, 'images', 'linux-browser'), 'linux-browser'));
       expect(unbuilt.hint).toBe('Build it with `macvm image build linux-browser`.');

@@ -81,7 +81,9 @@ export async function readQemuManifest(imageDir: string, name: string): Promise<
       : name === 'linux-test' || name === 'linux-browser'
         ? `Build it with \`macvm image build ${name}\`.`
         : 'List images with `macvm image ls`.';
-    throw new MacvmError('MACVM_IMAGE_NOT_FOUND', `No image "${name}" in ${imageDir}.`, { hint, cause: error });
+    // A missing image.json says nothing the message does not; any other failure (EACCES…) is kept.
+    const cause = (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : error;
+    throw new MacvmError('MACVM_IMAGE_NOT_FOUND', `No image "${name}" in ${imageDir}.`, { hint, ...(cause ? { cause } : {}) });
   }
   try {
     const manifest = JSON.parse(text) as QemuImageManifest;
