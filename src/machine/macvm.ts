@@ -9,6 +9,8 @@ import { consoleTail } from '../vm/console-tail.js';
 import { DEFAULTS } from '../vm/defaults.js';
 import type { Clone, ExitInfo, GuestArch, GuestOS, ProviderName, RunningVM } from '../vm/types.js';
 import type { VcpuTimes } from '../shared/cpu-clock.js';
+import { assertOptions } from '../util/validate.js';
+import { EXEC_OPTIONS_RULE, EXPOSE_HOST_PORT_OPTIONS_RULE, FORWARD_GUEST_PORT_OPTIONS_RULE, SCREENSHOT_OPTIONS_RULE, WRITE_FILE_OPTIONS_RULE } from './call-options.js';
 
 /** What a spec, a report and a benchmark may want to know about the VM. */
 export interface VmFacts {
@@ -80,6 +82,7 @@ export class MacVM implements AsyncDisposable {
   }
 
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    assertOptions(options, EXEC_OPTIONS_RULE, 'vm.exec() options');
     return this.guard(() => this.session.exec(command, { ...options, env: { ...this.options.env, ...options.env } }));
   }
 
@@ -89,6 +92,8 @@ export class MacVM implements AsyncDisposable {
   }
 
   shWith(options: ExecOptions): ShellTemplate {
+    // Checked here too, so the mistake is named where the template is made.
+    assertOptions(options, EXEC_OPTIONS_RULE, 'vm.shWith() options');
     // Through exec(), so a stopped VM is reported the same way.
     return shellTemplate((command) => this.exec(command, options));
   }
@@ -102,6 +107,7 @@ export class MacVM implements AsyncDisposable {
   }
 
   async writeFile(remotePath: string, data: string | Buffer, options?: { mode?: number }): Promise<void> {
+    assertOptions(options, WRITE_FILE_OPTIONS_RULE, 'vm.writeFile() options');
     return this.guard(() => this.session.writeFile(remotePath, data, options));
   }
 
@@ -111,6 +117,7 @@ export class MacVM implements AsyncDisposable {
 
   /** A guest port, reachable from the host at 127.0.0.1:<returned forward.port>. */
   async forwardGuestPort(guestPort: number, options?: { guestHost?: string; localPort?: number }): Promise<PortForward> {
+    assertOptions(options, FORWARD_GUEST_PORT_OPTIONS_RULE, 'vm.forwardGuestPort() options');
     const forward = await this.guard(() => this.session.forwardGuestPort(guestPort, options));
     this.defer(() => forward.close());
     return forward;
@@ -121,6 +128,7 @@ export class MacVM implements AsyncDisposable {
    * port, so guest browsers open `http://localhost:<port>/`.
    */
   async exposeHostPort(hostPort: number, options?: { guestPort?: number }): Promise<number> {
+    assertOptions(options, EXPOSE_HOST_PORT_OPTIONS_RULE, 'vm.exposeHostPort() options');
     const forward = await this.guard(() => this.session.forwardHostPort(hostPort, options));
     this.defer(() => forward.close());
     return forward.port;
@@ -149,6 +157,7 @@ export class MacVM implements AsyncDisposable {
    * make a snapshot flaky.
    */
   async screenshot(options: { stable?: boolean } & StableCaptureOptions = {}): Promise<Buffer> {
+    assertOptions(options, SCREENSHOT_OPTIONS_RULE, 'vm.screenshot() options');
     this.assertUsable();
     const capture = this.running?.screenshot
       ? () => this.running!.screenshot!()

@@ -41,6 +41,16 @@ describe('exec timeouts in a linux-test guest', () => {
     expect(await guestProcesses('sleep 3007')).toEqual([]);
   });
 
+  it('execa\'s `timeout` is not ours: named with a did-you-mean before anything runs, instead of running with no limit', async () => {
+    const error = await thrown(() => vm.exec('sleep 3006', { timeout: 1_000 } as never));
+    expect(error.code).toBe('MACVM_BAD_ARGUMENT');
+    expect(error.message).toContain('vm.exec() options: timeout is not a known key (did you mean "timeoutMs"?)');
+    expect(await guestProcesses('sleep 3006')).toEqual([]);
+    const screenshot = await thrown(() => vm.screenshot({ stable: true, timeout: 10 } as never));
+    expect(screenshot.message).toContain('vm.screenshot() options: timeout is not a known key (did you mean "timeoutMs"?)');
+    expect((await thrown(() => vm.exposeHostPort(3000, { guestPort: -1 }))).message).toContain('guestPort must be');
+  });
+
   it('kill grandchildren, background jobs and a subshell too', async () => {
     await thrown(() => vm.exec('(sleep 3008 & sleep 3009; echo x) ; sh -c "sleep 3010"', { timeoutMs: 1_000 }));
     expect(await guestProcesses('sleep 30')).toEqual([]);
