@@ -1,4 +1,5 @@
 import { MacvmError } from '../errors.js';
+import { assertOptions, type Rule } from '../util/validate.js';
 
 /** A shell command, run the same way on host and guest (`sh -c`), timed inside each. */
 export interface CommandWorkload {
@@ -52,6 +53,19 @@ export interface BenchBuilder {
   fn(name: string, fn: (...args: never[]) => unknown, options?: FunctionOptions): void;
 }
 
+/** Checked like every option object passed in code: `{ timeout }` for `timeoutMs` must not pass unnoticed. */
+const COMMAND_OPTIONS_RULE: Rule = {
+  kind: 'object',
+  keys: {
+    name: { kind: 'string', nonEmpty: true },
+    cwd: { kind: 'string', nonEmpty: true },
+    env: { kind: 'record', value: { kind: 'string' } },
+    guest: { kind: 'object', keys: { cwd: { kind: 'string', nonEmpty: true }, env: { kind: 'record', value: { kind: 'string' } } } },
+    timeoutMs: { kind: 'number', min: 0, exclusiveMin: true },
+  },
+};
+const FUNCTION_OPTIONS_RULE: Rule = { kind: 'object', keys: { timeMs: { kind: 'number', min: 0, exclusiveMin: true }, iterations: { kind: 'integer', min: 1 } } };
+
 export function collectWorkloads(define: (b: BenchBuilder) => void): Workload[] {
   const workloads: Workload[] = [];
   const add = (workload: Workload) => {
@@ -66,10 +80,12 @@ export function collectWorkloads(define: (b: BenchBuilder) => void): Workload[] 
   define({
     command(command, options = {}) {
       if (typeof command !== 'string' || !command.trim()) throw new MacvmError('MACVM_BENCH_INVALID', 'b.command() needs a non-empty shell command.');
+      assertOptions(options, COMMAND_OPTIONS_RULE, `b.command(${JSON.stringify(command)}) options`);
       add({ kind: 'command', name: options.name ?? command, command, cwd: options.cwd, env: options.env, guest: options.guest, timeoutMs: options.timeoutMs });
     },
     fn(name, fn, options = {}) {
       if (typeof fn !== 'function') throw new MacvmError('MACVM_BENCH_INVALID', `b.fn("${name}") needs a function.`);
+      assertOptions(options, FUNCTION_OPTIONS_RULE, `b.fn(${JSON.stringify(name)}) options`);
       add({ kind: 'function', name, source: functionSource(name, fn), timeMs: options.timeMs ?? 500, minIterations: options.iterations ?? 10 });
     },
   });

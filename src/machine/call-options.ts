@@ -33,3 +33,28 @@ export const FORWARD_GUEST_PORT_OPTIONS_RULE: Rule = { kind: 'object', keys: { g
 export const EXPOSE_HOST_PORT_OPTIONS_RULE: Rule = { kind: 'object', keys: { guestPort: port } };
 
 export const SCREENSHOT_OPTIONS_RULE: Rule = { kind: 'object', keys: { stable: { kind: 'boolean' }, timeoutMs: positiveMs, intervalMs: { kind: 'number', min: 0 } } };
+
+export const BROWSER_OPTIONS_RULE: Rule = {
+  kind: 'object',
+  required: ['browserName'],
+  keys: {
+    browserName: { kind: 'enum', values: ['chrome', 'safari'] },
+    capabilities: { kind: 'any' },
+    driverPath: { kind: 'string', nonEmpty: true },
+    driverPort: port,
+    driverArgs: { kind: 'array', item: { kind: 'string' } },
+    readyTimeoutMs: positiveMs,
+  },
+};
+
+export const SIMULATOR_OPTIONS_RULE: Rule = {
+  kind: 'object',
+  required: ['deviceType'],
+  keys: {
+    deviceType: { kind: 'string', nonEmpty: true },
+    runtime: { kind: 'string', nonEmpty: true },
+    reuse: { kind: 'boolean' },
+    name: { kind: 'string', nonEmpty: true },
+    bootTimeoutMs: positiveMs,
+  },
+};

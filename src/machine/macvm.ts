@@ -10,7 +10,7 @@ import { DEFAULTS } from '../vm/defaults.js';
 import type { Clone, ExitInfo, GuestArch, GuestOS, ProviderName, RunningVM } from '../vm/types.js';
 import type { VcpuTimes } from '../shared/cpu-clock.js';
 import { assertOptions } from '../util/validate.js';
-import { EXEC_OPTIONS_RULE, EXPOSE_HOST_PORT_OPTIONS_RULE, FORWARD_GUEST_PORT_OPTIONS_RULE, SCREENSHOT_OPTIONS_RULE, WRITE_FILE_OPTIONS_RULE } from './call-options.js';
+import { BROWSER_OPTIONS_RULE, SIMULATOR_OPTIONS_RULE, EXEC_OPTIONS_RULE, EXPOSE_HOST_PORT_OPTIONS_RULE, FORWARD_GUEST_PORT_OPTIONS_RULE, SCREENSHOT_OPTIONS_RULE, WRITE_FILE_OPTIONS_RULE } from './call-options.js';
 
 /** What a spec, a report and a benchmark may want to know about the VM. */
 export interface VmFacts {
@@ -140,6 +140,7 @@ export class MacVM implements AsyncDisposable {
    * stopped and temp files removed, when the VM is disposed.
    */
   async browser(options: BrowserOptions): Promise<WebdriverIO.Browser> {
+    assertOptions(options, BROWSER_OPTIONS_RULE, 'vm.browser() options');
     const started = await this.guard(() => startGuestBrowser({ session: this.session, os: this.facts.os }, options));
     this.defer(() => started.close());
     return started.browser;
@@ -177,6 +178,7 @@ export class MacVM implements AsyncDisposable {
    * shut down — and deleted if this call created it — when the VM is disposed.
    */
   async simulator(options: SimulatorOptions): Promise<Simulator> {
+    assertOptions(options, SIMULATOR_OPTIONS_RULE, 'vm.simulator() options');
     this.assertUsable();
     this.assertMacOS('vm.simulator()');
     const simulator = await this.guard(() => startSimulator(this.session, options));

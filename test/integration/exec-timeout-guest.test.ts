@@ -49,6 +49,8 @@ describe('exec timeouts in a linux-test guest', () => {
     const screenshot = await thrown(() => vm.screenshot({ stable: true, timeout: 10 } as never));
     expect(screenshot.message).toContain('vm.screenshot() options: timeout is not a known key (did you mean "timeoutMs"?)');
     expect((await thrown(() => vm.exposeHostPort(3000, { guestPort: -1 }))).message).toContain('guestPort must be');
+    expect((await thrown(() => vm.browser({ browserName: 'firefox' } as never))).message).toContain('browserName must be one of');
+    expect((await thrown(() => vm.simulator({ deviceType: 'iPhone 15', bootTimeout: 5 } as never))).message).toContain('did you mean "bootTimeoutMs"?');
   });
 
   it('kill grandchildren, background jobs and a subshell too', async () => {

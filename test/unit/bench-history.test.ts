@@ -225,6 +225,13 @@ describe('parsers and definitions', () => {
     expect(parseTimerOutput('1795650782%N')).toBeUndefined();
   });
 
+  test('workload options are checked: a misspelt key is named with a did-you-mean instead of being ignored', () => {
+    expect(() => collectWorkloads((b) => b.command('sleep 1', { timeout: 5 } as never))).toThrow(/b\.command\("sleep 1"\) options: timeout is not a known key \(did you mean "timeoutMs"\?\)/);
+    expect(() => collectWorkloads((b) => b.fn('f', () => 1, { iteration: 5 } as never))).toThrow(/did you mean "iterations"/);
+    expect(() => collectWorkloads((b) => b.command('true', { env: { N: 5 } } as never))).toThrow(/env\.N must be a string/);
+    expect(collectWorkloads((b) => b.command('true', { name: 'ok', env: { N: '5' }, guest: { cwd: '/tmp' }, timeoutMs: 10 }))).toHaveLength(1);
+  });
+
   test('workload definitions: duplicate names, empty suites and unsendable functions are refused', () => {
     expect(() => collectWorkloads((b) => { b.command('true'); b.command('true'); })).toThrow(/Two workloads are named "true"/);
     expect(() => collectWorkloads(() => {})).toThrow(/defines no workloads/);
