@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile, mkdtemp } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isMacvmError, MacvmError } from '../../src/errors.js';
@@ -55,6 +55,24 @@ describe('qemu provider on the linux-test guest', () => {
     expect((await vm.sh`printf %s ${quoted}`).stdout).toBe(quoted);
     expect(vm.facts).toMatchObject({ provider: 'qemu', image: 'linux-test', cpus: 1, memoryMiB: 256, os: 'linux' });
     expect(vm.facts.readyMs).toBeGreaterThan(0);
+  });
+
+  it('gives the guest the vCPUs asked for, and says so once when that is more than the host has', async () => {
+    const asked = availableParallelism() + 1;
+    const written: string[] = [];
+    const original = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+      written.push(String(chunk));
+      return original(chunk, ...rest);
+    }) as typeof process.stderr.write;
+    try {
+      const vm = await boot({ cpus: asked });
+      expect((await vm.exec('grep -c ^processor /proc/cpuinfo')).stdout).toBe(String(asked));
+    } finally {
+      process.stderr.write = original;
+    }
+    const warnings = written.filter((line) => line.includes(`cpus: ${asked} is more than this host's ${availableParallelism()} CPU`));
+    expect(warnings).toHaveLength(1);
   });
 
   it('round-trips a 10 MB binary file byte for byte', async () => {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
-import { cpus as hostCpus } from 'node:os';
+import { availableParallelism, cpus as hostCpus } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MacvmError } from '../../errors.js';
@@ -35,6 +35,20 @@ interface QemuClone extends Clone {
 
 const PORT_ATTEMPTS = 3;
 
+const warnedOvercommit = new Set<number>();
+
+/**
+ * More vCPUs than the host has CPUs: qemu allows it (Virtualization.framework does not), but
+ * every vCPU is a host thread, so they take turns on the host's CPUs. Under TCG that turned a
+ * 5 s boot into 100 s with `cpus: 64` on 2 CPUs, with nothing said; now it is said once per
+ * process and count, in the suite's output.
+ */
+export function overcommitWarning(cpus: number, hostCpus: number, accel: string): string | undefined {
+  if (cpus <= hostCpus) return undefined;
+  const cost = accel === 'tcg' ? 'under software emulation (tcg) each one is a host thread, so expect a far slower boot and run' : 'they take turns on the host\'s CPUs';
+  return `cpus: ${cpus} is more than this host's ${hostCpus} CPU${hostCpus === 1 ? '' : 's'}; ${cost} (cpus: ${hostCpus} or fewer avoids it).`;
+}
+
 export async function bootQemu(clone: QemuClone, overlay: string, record: VmRecord, options: BootOptions & QemuBootExtras): Promise<QemuRunningVM> {
   const { deadline } = options;
   return deadline.run('boot', async () => {
@@ -48,6 +62,11 @@ export async function bootQemu(clone: QemuClone, overlay: string, record: VmReco
       // Once per host state (the verdict is cached): say why this host runs emulated.
       onFallback: (reason) => process.stderr.write(`macvm: ${reason}\n`),
     });
+    const overcommit = overcommitWarning(options.cpus, availableParallelism(), accel.accel);
+    if (overcommit && !warnedOvercommit.has(options.cpus)) {
+      warnedOvercommit.add(options.cpus);
+      process.stderr.write(`macvm: ${overcommit}\n`);
+    }
     const machine = options.display ? manifest.displayMachine : manifest.machine;
     for (let attempt = 1; ; attempt++) {
       const spec: QemuLaunchSpec = {
