@@ -55,6 +55,7 @@ export class RemoteCommand {
   private readonly stderr: OutputStream;
   private readonly untrack: () => void;
   private readonly onAbort = (): void => this.stop('abort');
+  private stdinStream: NodeJS.ReadableStream | undefined;
 
   constructor(private readonly options: RemoteCommandOptions) {
     this.result = new Promise<ExecResult>((resolve, reject) => {
@@ -77,8 +78,13 @@ export class RemoteCommand {
     });
     channel.on('close', () => this.finish());
 
-    if (exec.stdin !== undefined) channel.end(exec.stdin);
-    else channel.end();
+    if (exec.stdin === undefined) channel.end();
+    else if (typeof exec.stdin === 'string' || exec.stdin instanceof Uint8Array) channel.end(exec.stdin);
+    else {
+      // A stream (macvm vm exec -i: the CLI's own stdin) is piped; its end ends the channel's input.
+      this.stdinStream = exec.stdin;
+      exec.stdin.pipe(channel);
+    }
     if (exec.timeoutMs !== undefined) this.timeoutTimer = setTimeout(() => this.stop('timeout'), Math.max(0, exec.timeoutMs));
     exec.signal?.addEventListener('abort', this.onAbort, { once: true });
   }
@@ -140,6 +146,8 @@ export class RemoteCommand {
     clearTimeout(this.timeoutTimer);
     clearTimeout(this.graceTimer);
     exec.signal?.removeEventListener('abort', this.onAbort);
+    // A command that ended without reading all of its input must not keep the stream flowing into a closed channel.
+    this.stdinStream?.unpipe(this.options.channel);
     this.untrack();
     const flushed = endPidScan(this.pidScan);
     this.pidScan = flushed.scan;

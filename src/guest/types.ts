@@ -6,8 +6,8 @@ export interface ExecOptions {
   cwd?: string;
   /** Kills the command (and rejects with MACVM_EXEC_TIMEOUT) after this many ms. */
   timeoutMs?: number;
-  /** Data written to the command's stdin, which is then closed. */
-  stdin?: string | Buffer;
+  /** Data written to the command's stdin, which is then closed; a stream is piped in, and its end closes stdin. */
+  stdin?: string | Buffer | NodeJS.ReadableStream;
   onStdout?: (chunk: string) => void;
   onStderr?: (chunk: string) => void;
   /** Reject with MACVM_EXEC_FAILED when the exit code is not 0 (default true, as execa). */

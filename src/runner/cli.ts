@@ -2,7 +2,7 @@ import { MacvmError } from '../errors.js';
 import { COMMANDS, type CommandEntry } from './commands/index.js';
 
 /** Parses the verb path, dispatches, and turns errors into short messages and exit codes. */
-export async function main(argv: string[], io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function main(argv: string[], io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; stdin?: NodeJS.ReadableStream } = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   if (argv[0] === 'help' && argv.length > 1) return main([...argv.slice(1), '--help'], io);
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     io.stdout.write(usage());
@@ -41,7 +41,7 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
     return 0;
   }
   try {
-    return await command.run({ argv: rest, stdout: io.stdout, stderr: io.stderr });
+    return await command.run({ argv: rest, stdout: io.stdout, stderr: io.stderr, stdin: io.stdin });
   } catch (error) {
     io.stderr.write(formatError(error));
     return error instanceof MacvmError && error.code === 'MACVM_BAD_ARGUMENT' ? 2 : 1;

@@ -4,6 +4,7 @@
  * and passes the exit code back, `vm stop` powers it down and keeps the clone, `vm rm`
  * deletes it. `image ls` and `doctor` answer in JSON for scripts.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -41,6 +42,13 @@ describe('macvm vm', () => {
     expect(exec).toMatchObject({ code: 3, stdout: 'from the guest: Linux\n', stderr: 'oops\n' });
     // One word is a shell command line.
     expect((await macvm(['vm', 'exec', vm.id, '--', 'test -d /proc && echo yes'])).stdout).toBe('yes\n');
+    // -i pipes our stdin to the guest command, byte for byte; without it the guest reads nothing.
+    const input = randomBytes(300_000);
+    const piped = await runMacvm(['vm', 'exec', '-i', vm.id, '--', 'sha256sum'], { env: { MACVM_HOME: testHome.home }, input }).done;
+    expect(piped.stdout).toBe(`${createHash('sha256').update(input).digest('hex')}  -\n`);
+    expect((await runMacvm(['vm', 'exec', vm.id, '--', 'wc -c'], { env: { MACVM_HOME: testHome.home }, input: 'ignored' }).done).stdout.trim()).toBe('0');
+    // A guest command that stops reading early: the CLI still exits, with the command's code.
+    expect(await runMacvm(['vm', 'exec', '-i', vm.id, '--', 'head -c 5; exit 4'], { env: { MACVM_HOME: testHome.home }, input: 'x'.repeat(5_000_000) }).done).toMatchObject({ code: 4, stdout: 'xxxxx' });
 
     const stopped = await macvm(['vm', 'stop', vm.id]);
     expect(stopped).toMatchObject({ code: 0, stdout: `${vm.id} stopped\n` });

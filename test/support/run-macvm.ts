@@ -14,14 +14,20 @@ export interface CliRun {
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
 }
 
-export function runMacvm(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliRun {
+/** `input`: written to the CLI's stdin, which then closes (without it, stdin is /dev/null). */
+export function runMacvm(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string | Buffer } = {}): CliRun {
   const child = spawn(process.execPath, [MACVM_BIN, ...args], {
     cwd: options.cwd ?? REPO_ROOT,
     env: { ...process.env, CI: 'true', NO_COLOR: '1', ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     // Its own process group, so a test can SIGKILL the runner and all its workers at once.
     detached: true,
   });
+  if (options.input !== undefined) {
+    // A CLI that exits before reading all of it (as a shell pipeline's reader may) is no test error.
+    child.stdin!.on('error', () => undefined);
+    child.stdin!.end(options.input);
+  }
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -7,6 +7,8 @@ export interface CommandContext {
   argv: string[];
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
+  /** Standard input for a verb that forwards it (vm exec -i); process.stdin when not given. */
+  stdin?: NodeJS.ReadableStream;
 }
 
 export interface Command {

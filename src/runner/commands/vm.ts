@@ -139,18 +139,24 @@ controller it is reached through (\`macvm vm exec\` says if it is gone).`,
 export const vmExecCommand: Command = {
   path: ['vm', 'exec'],
   summary: 'Run a command in a VM',
-  help: `Usage: macvm vm exec <id> [--timeout <s>] -- <command> [args...]
+  help: `Usage: macvm vm exec <id> [-i] [--timeout <s>] -- <command> [args...]
 
 Runs the command in the guest over SSH (host key pinned), streaming its output.
 Exits with the command's exit code.
 
-Example:
-  macvm vm exec macvm-1a2b3c4d -- uname -a`,
-  async run({ argv, stdout, stderr }) {
+  -i, --interactive   pipe this command's standard input to the guest command
+                      (as tart exec -i and docker exec -i); without it the guest
+                      command's stdin is empty
+  --timeout <s>       kill the guest command's whole process tree after <s> seconds
+
+Examples:
+  macvm vm exec macvm-1a2b3c4d -- uname -a
+  tar -c ./app | macvm vm exec -i macvm-1a2b3c4d -- tar -x -C /tmp`,
+  async run({ argv, stdout, stderr, stdin }) {
     const dashes = argv.indexOf('--');
     const own = dashes >= 0 ? argv.slice(0, dashes) : argv.slice(0, 1);
     const commandWords = dashes >= 0 ? argv.slice(dashes + 1) : argv.slice(1);
-    const { values, positionals } = parseCommandArgs('vm exec', own, { timeout: { type: 'string' } });
+    const { values, positionals } = parseCommandArgs('vm exec', own, { timeout: { type: 'string' }, interactive: { type: 'boolean', short: 'i' } });
     const id = positionals[0];
     if (!id) throw new MacvmError('MACVM_BAD_ARGUMENT', 'macvm vm exec: which VM? Usage: macvm vm exec <id> -- <command> [args...]', { hint: 'See `macvm vm ls` for the ids.' });
     if (commandWords.length === 0) throw new MacvmError('MACVM_BAD_ARGUMENT', `macvm vm exec: no command to run in ${id}. Usage: macvm vm exec <id> -- <command> [args...]`);
@@ -170,11 +176,14 @@ Example:
         const result = await session.exec(command, {
           reject: false,
           timeoutMs: timeout ? timeout * 1000 : undefined,
+          ...(values.interactive ? { stdin: stdin ?? process.stdin } : {}),
           onStdout: (chunk) => stdout.write(chunk),
           onStderr: (chunk) => stderr.write(chunk),
         });
         return result.exitCode ?? 128;
       } finally {
+        // Our stdin, once piped, would keep this process alive after the command is done.
+        if (values.interactive && !stdin) process.stdin.destroy();
         await session.close();
       }
     } finally {
