@@ -106,6 +106,25 @@ describe('png input', () => {
     expectCode(() => toPngBytes(42), 'MACVM_PNG_INVALID');
   });
 
+  it('a string is base64, and a file path passed by mistake is named as one', () => {
+    const error = (() => {
+      try {
+        toPngBytes('/tmp/shots/cart.png');
+      } catch (e) {
+        return e as { code: string; message: string; hint?: string };
+      }
+    })();
+    expect(error?.code).toBe('MACVM_PNG_INVALID');
+    expect(error?.message).toContain('a string, read as base64');
+    expect(error?.hint).toContain('readFileSync(path)');
+    // Base64 that is simply not a PNG gets no file-path hint.
+    try {
+      toPngBytes('bm90IGEgcG5n');
+    } catch (e) {
+      expect((e as { hint?: string }).hint ?? '').not.toContain('file path');
+    }
+  });
+
   it('reports a truncated file before inflating it', () => {
     expectCode(() => toPngBytes(bytes.subarray(0, bytes.length - 100)), 'MACVM_PNG_INVALID');
   });
