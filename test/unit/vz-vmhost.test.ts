@@ -138,6 +138,13 @@ describe('vmhost contract (real vmhost process, fake addon replaying Virtualizat
     expect(await stopped).toMatchObject({ event: 'stopped', reason: 'error', error: { code: 'MACVM_VM_STOPPED', nativeCode: 1 } });
   });
 
+  it('contract: more CPUs than maximumAllowedCPUCount is a bad argument naming the limit, and no VM is made', async () => {
+    const client = await startVmhost({ MACVM_FAKE_VZ_MAX_CPUS: '3' });
+    const error = await client.request({ cmd: 'start', spec: spec() }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'MACVM_BAD_ARGUMENT', message: expect.stringContaining("cpus: 4 is more than this Mac allows one VM (Virtualization.framework's maximumAllowedCPUCount is 3)") });
+    expect(await readFile(join(dir, 'calls.log'), 'utf8').catch(() => '')).not.toContain('new ');
+  });
+
   it('contract: one VM per vmhost; commands before start are refused', async () => {
     const client = await startVmhost();
     await expect(client.request({ cmd: 'requestStop' })).rejects.toMatchObject({ code: 'MACVM_BAD_ARGUMENT' });

@@ -33,6 +33,10 @@ export interface VzVirtualMachine {
 
 export interface VzAddon {
   isSupported(): boolean;
+  /** VZVirtualMachineConfiguration.maximumAllowedCPUCount (absent from an older build of the addon). */
+  readonly maximumAllowedCPUCount?: number;
+  /** VZVirtualMachineConfiguration.minimumAllowedMemorySize, in bytes. */
+  readonly minimumAllowedMemorySize?: number;
   loadRestoreImage(path: string): Promise<RestoreImageInfo>;
   fetchLatestRestoreImage(): Promise<RestoreImageInfo>;
   newMachineIdentifier(): string;

@@ -108,6 +108,7 @@ export class VmOwner {
     switch (request.cmd) {
       case 'start': {
         if (this.vm) throw wire('MACVM_BAD_ARGUMENT', 'This vmhost already owns a VM; one VM per vmhost process.');
+        checkCpuLimit(request.spec.cpuCount, addon.maximumAllowedCPUCount);
         const vm = new addon.VirtualMachine(request.spec, (event) => {
           if (event.type === 'state') this.broadcast({ event: 'state', state: event.state });
           else if (event.reason === 'guest') this.broadcast({ event: 'stopped', reason: 'guest' });
@@ -195,6 +196,16 @@ export function serveVmhost(addon: VzAddon, input: NodeJS.ReadableStream, output
   input.on('error', () => void owner.shutdown('stdin error'));
   connection.peer.send({ event: 'hello', pid: process.pid });
   return { shutdown: (reason) => owner.shutdown(reason), done: owner.done };
+}
+
+/**
+ * Virtualization.framework's validateWithError: refuses more CPUs than
+ * VZVirtualMachineConfiguration.maximumAllowedCPUCount (the host's cores) with a generic
+ * "invalid configuration"; said here first, as a bad argument, with the number that works.
+ */
+export function checkCpuLimit(cpuCount: number, maximum: number | undefined): void {
+  if (typeof maximum !== 'number' || !(maximum > 0) || cpuCount <= maximum) return;
+  throw wire('MACVM_BAD_ARGUMENT', `cpus: ${cpuCount} is more than this Mac allows one VM (Virtualization.framework's maximumAllowedCPUCount is ${maximum}); ask for ${maximum} or fewer.`);
 }
 
 function requireVm(vm: VzVirtualMachine | undefined): VzVirtualMachine {
