@@ -1,7 +1,8 @@
-import { chmod, mkdir, stat } from 'node:fs/promises';
+import { chmod, mkdir, readdir, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { MacvmError } from '../errors.js';
+import { didYouMean } from '../util/validate.js';
 
 /**
  * MACVM_HOME holds images (`images/<name>/`) and runtime state (`run/<vm-id>/`,
@@ -32,6 +33,16 @@ export function checkedName(kind: 'image' | 'VM', name: string): string {
   throw new MacvmError('MACVM_BAD_ARGUMENT', `${JSON.stringify(name)} is not ${what}: use letters, digits, ".", "_" and "-" only, starting with a letter or digit.`, {
     hint: kind === 'image' ? 'See `macvm image ls` for the names there are.' : 'See `macvm vm ls` for the ids there are.',
     details: { [kind === 'image' ? 'image' : 'id']: name },
+  });
+}
+
+/** MACVM_IMAGE_NOT_FOUND for a local image name, with the nearest image there is as a did-you-mean. */
+export async function imageNotFound(name: string, home = macvmHome()): Promise<MacvmError> {
+  const known = await readdir(join(home, 'images')).catch(() => [] as string[]);
+  const suggestion = didYouMean(name, known.filter((candidate) => candidate !== name && isImageName(candidate)));
+  return new MacvmError('MACVM_IMAGE_NOT_FOUND', `No image "${name}".`, {
+    hint: suggestion ? `Did you mean "${suggestion}"? \`macvm image ls\` lists the images.` : 'See `macvm image ls`.',
+    details: { image: name },
   });
 }
 

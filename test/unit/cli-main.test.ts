@@ -81,6 +81,17 @@ describe('names that become paths', () => {
     expect((await stat(join(scratch, 'home', 'images', 'real'))).isDirectory()).toBe(true);
   });
 
+  it('image rm and image push name the image a typo was close to', async () => {
+    await mkdir(join(scratch, 'home', 'images', 'linux-test'), { recursive: true });
+    for (const argv of [['image', 'rm', 'linux-tset'], ['image', 'push', 'linux-tset', '127.0.0.1:1/team/x:y']]) {
+      const { code, stderr } = await cli(...argv);
+      expect(code, argv.join(' ')).toBe(1);
+      expect(stderr).toContain('No image "linux-tset".');
+      expect(stderr).toContain('Did you mean "linux-test"?');
+    }
+    expect((await stat(join(scratch, 'home', 'images', 'linux-test'))).isDirectory()).toBe(true);
+  });
+
   it('vm ids are checked the same way', async () => {
     const { code, stderr } = await cli('vm', 'rm', '../images');
     expect(code).toBe(2);

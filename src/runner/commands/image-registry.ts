@@ -7,7 +7,7 @@ import { pullImage } from '../../oci/pull.js';
 import { pushImage } from '../../oci/push.js';
 import { isRegistryReference, parseImageReference } from '../../oci/reference.js';
 import type { TransferProgress } from '../../oci/transfer-progress.js';
-import { ensurePrivateHome, homePaths, macvmHome } from '../../vm/home.js';
+import { ensurePrivateHome, homePaths, imageNotFound, macvmHome } from '../../vm/home.js';
 import type { ImageListing } from '../../vm/image-listing.js';
 import type { ProviderDefinition, RegistryImageSupport } from '../../vm/provider-definition.js';
 import { KIND_NAMES, registryCacheRoot } from '../../vm/registry-images.js';
@@ -147,7 +147,7 @@ async function localImage(source: string): Promise<{ dir: string; support: Regis
     return { dir: cached.dir, support };
   }
   const dir = homePaths().image(source);
-  if (!(await stat(dir).catch(() => undefined))) throw new MacvmError('MACVM_IMAGE_NOT_FOUND', `No image "${source}".`, { hint: 'See `macvm image ls`.' });
+  if (!(await stat(dir).catch(() => undefined))) throw await imageNotFound(source);
   for (const definition of providerDefinitions()) {
     const listing = await definition.describeImage?.(source, dir);
     if (!listing) continue;

@@ -3,7 +3,7 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MacvmError } from '../../errors.js';
 import { isRegistryReference } from '../../oci/reference.js';
-import { homePaths } from '../../vm/home.js';
+import { homePaths, imageNotFound } from '../../vm/home.js';
 import type { ImageInput, ImageListing } from '../../vm/image-listing.js';
 import type { ImageRecipe } from '../../vm/provider-definition.js';
 import { providerDefinitions } from '../../vm/registry.js';
@@ -123,7 +123,7 @@ Deletes the image (a pulled one by its reference: its files and every tag naming
         continue;
       }
       const dir = homePaths().image(name);
-      if (!(await exists(dir))) throw new MacvmError('MACVM_IMAGE_NOT_FOUND', `No image "${name}".`, { hint: 'See `macvm image ls`.' });
+      if (!(await exists(dir))) throw await imageNotFound(name);
       const users = clones.filter((c) => c.record?.image === name);
       if (users.length > 0 && !values.force) {
         throw new MacvmError('MACVM_BAD_ARGUMENT', `Image "${name}" is in use by ${users.map((u) => u.id).join(', ')}.`, {
