@@ -44,10 +44,12 @@ export async function readHistory(file: string, warn?: (message: string) => void
   lines.forEach((line, index) => {
     if (!line.trim()) return;
     try {
-      runs.push(checkRun(JSON.parse(line), `line ${index + 1}`));
+      runs.push(checkRun(JSON.parse(line), `${file} line ${index + 1}`));
     } catch (error) {
       const unfinished = index === lines.length - 1;
-      if (!unfinished) skipped.push(`line ${index + 1}: ${error instanceof SyntaxError ? 'not JSON' : messageOf(error).replace(/^line \d+ is /, '')}`);
+      if (unfinished) return;
+      const problem = error instanceof SyntaxError ? 'not JSON' : `not a benchmark run: ${String((error as MacvmError).details?.problem ?? messageOf(error))}`;
+      skipped.push(`line ${index + 1}: ${problem}`);
     }
   });
   if (skipped.length > 0 && warn) {
@@ -62,6 +64,7 @@ export function checkRun(value: unknown, source: string): BenchRun {
   const fail = (problem: string): never => {
     throw new MacvmError('MACVM_BENCH_INVALID', `${source} is not a benchmark run: ${problem}.`, {
       hint: 'Pass reports/bench/history.jsonl, reports/bench/latest.json or a git ref that has a run in the history.',
+      details: { problem },
     });
   };
   if (typeof value !== 'object' || value === null) return fail('not a JSON object');

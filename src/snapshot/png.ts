@@ -52,23 +52,22 @@ function capitalise(text: string): string {
  */
 export function toPngBytes(input: unknown, source: PngSource = INPUT): Buffer {
   let bytes: Buffer;
+  let checked = source;
   if (Buffer.isBuffer(input)) bytes = input;
   else if (input instanceof Uint8Array) bytes = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   else if (typeof input === 'string') {
     const base64 = input.startsWith('data:') ? input.slice(input.indexOf(',') + 1) : input;
     bytes = Buffer.from(base64.trim(), 'base64');
     // A string is taken as base64; a file path passed by mistake decodes to a few bytes of nothing.
-    const asBase64: PngSource = {
+    checked = {
       ...source,
       label: `${source.label} (a string, read as base64 as WebDriver's takeScreenshot returns it)`,
       hint: /^[.~]?\/|\.png$/i.test(input.trim()) ? 'That looks like a file path: pass the file\'s bytes, readFileSync(path), instead.' : source.hint,
     };
-    readPngHeader(bytes, asBase64);
-    return bytes;
   } else {
     throw invalid(source, `expected a Buffer, Uint8Array or base64 string, got ${input === null ? 'null' : typeof input}`);
   }
-  readPngHeader(bytes, source);
+  readPngHeader(bytes, checked);
   return bytes;
 }
 

@@ -36,10 +36,18 @@ export function checkedName(kind: 'image' | 'VM', name: string): string {
   });
 }
 
+/**
+ * The image in `imagesDir` (or among `alsoKnown`, e.g. recipe names not built yet) whose name is
+ * closest to a mistyped `name`, if one is close enough to be a typo.
+ */
+export async function nearestImageName(name: string, imagesDir: string, alsoKnown: readonly string[] = []): Promise<string | undefined> {
+  const present = await readdir(imagesDir).catch(() => [] as string[]);
+  return didYouMean(name, [...new Set([...present, ...alsoKnown])].filter((candidate) => candidate !== name && isImageName(candidate)));
+}
+
 /** MACVM_IMAGE_NOT_FOUND for a local image name, with the nearest image there is as a did-you-mean. */
 export async function imageNotFound(name: string, home = macvmHome()): Promise<MacvmError> {
-  const known = await readdir(join(home, 'images')).catch(() => [] as string[]);
-  const suggestion = didYouMean(name, known.filter((candidate) => candidate !== name && isImageName(candidate)));
+  const suggestion = await nearestImageName(name, join(home, 'images'));
   return new MacvmError('MACVM_IMAGE_NOT_FOUND', `No image "${name}".`, {
     hint: suggestion ? `Did you mean "${suggestion}"? \`macvm image ls\` lists the images.` : 'See `macvm image ls`.',
     details: { image: name },
@@ -72,7 +80,7 @@ export async function ensurePrivateDir(path: string): Promise<string> {
     const code = (error as NodeJS.ErrnoException).code;
     if (!code || !UNUSABLE.includes(code)) throw error;
     throw new MacvmError('MACVM_CONFIG_INVALID', `${path} is not a directory macvm can use (${code}).`, {
-      hint: 'Point MACVM_HOME at a writable directory of your own (default ~/.cache/macvm), or fix that path.',
+      hint: UNUSABLE_HINT,
       details: { path, code },
       cause: error,
     });
@@ -81,6 +89,7 @@ export async function ensurePrivateDir(path: string): Promise<string> {
 }
 
 const UNUSABLE = ['ENOTDIR', 'EEXIST', 'EACCES', 'EPERM', 'EROFS', 'ENOENT'];
+const UNUSABLE_HINT = 'Point MACVM_HOME at a writable directory of your own (default ~/.cache/macvm), or fix that path.';
 
 /**
  * mkdir -p, a level at a time. Node 20's own recursive mkdir never returns for a path under
@@ -122,7 +131,7 @@ export async function ensurePrivateHome(home = macvmHome()): Promise<string> {
     if (!(error instanceof MacvmError) || error.code !== 'MACVM_CONFIG_INVALID') throw error;
     const code = error.details.code as string | undefined;
     throw new MacvmError('MACVM_CONFIG_INVALID', `macvm's home ${home} is not a directory it can use (${code}).`, {
-      hint: 'Point MACVM_HOME at a writable directory of your own (default ~/.cache/macvm), or fix that path.',
+      hint: UNUSABLE_HINT,
       details: { home, code },
       cause: error.cause,
     });

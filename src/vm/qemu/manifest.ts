@@ -1,7 +1,7 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { MacvmError } from '../../errors.js';
-import { didYouMean } from '../../util/validate.js';
+import { nearestImageName } from '../home.js';
 import type { GuestArch, GuestOS } from '../types.js';
 import type { ImageInput } from '../image-listing.js';
 
@@ -74,8 +74,7 @@ export async function readQemuManifest(imageDir: string, name: string): Promise<
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    const known = await readdir(dirname(imageDir)).catch(() => [] as string[]);
-    const suggestion = didYouMean(name, [...new Set([...known, 'linux-test', 'linux-browser'])].filter((candidate) => candidate !== name));
+    const suggestion = await nearestImageName(name, dirname(imageDir), ['linux-test', 'linux-browser']);
     const hint = suggestion
       ? `Did you mean "${suggestion}"? \`macvm image ls\` lists the images.`
       : name === 'linux-test' || name === 'linux-browser'
