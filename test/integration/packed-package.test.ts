@@ -1,0 +1,81 @@
+/**
+ * What a team installs is the npm package, not this repository: `npm pack`'s tarball, unpacked
+ * into a project of its own, must run a spec on a real VM with nothing from the repo but its
+ * dependencies. Catches a runtime file left out of package.json's `files`, a path resolved from
+ * the repo root, and noise every run would print there (source maps pointing at src/, which the
+ * package does not ship).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunResult } from '../../src/shared/results.js';
+import { REPO_ROOT } from '../support/run-macvm.js';
+import { type TestHome, createTestHome } from '../support/vm-home.js';
+
+let scratch: string;
+let home: TestHome;
+let project: string;
+
+beforeAll(async () => {
+  home = await createTestHome();
+  scratch = await mkdtemp(join(tmpdir(), 'macvm-packed-'));
+  // The tarball npm would publish (dist/ is fresh: npm test builds first).
+  const tarball = execFileSync('npm', ['pack', '--silent', '--pack-destination', scratch], { cwd: REPO_ROOT, encoding: 'utf8' }).trim().split('\n').pop()!;
+  project = join(scratch, 'qa-project');
+  const installed = join(project, 'node_modules', 'macvm');
+  await mkdir(installed, { recursive: true });
+  execFileSync('tar', ['-xzf', join(scratch, tarball), '-C', installed, '--strip-components=1']);
+  // Its dependencies as npm would hoist them: the repo's own, linked (no network in a test).
+  for (const entry of await readdir(join(REPO_ROOT, 'node_modules'))) {
+    if (entry === 'macvm' || entry.startsWith('.')) continue;
+    await symlink(join(REPO_ROOT, 'node_modules', entry), join(project, 'node_modules', entry));
+  }
+  await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'qa-project', private: true, type: 'module' }));
+  await mkdir(join(project, 'specs'));
+  await writeFile(
+    join(project, 'specs', 'smoke.spec.ts'),
+    `import { expect, it, withMacVM } from 'macvm';
+
+withMacVM('from the installed package', { image: 'linux-test', cpus: 1, memory: '256MiB' }, (vm) => {
+  it('runs a command in the guest', async () => {
+    expect((await vm.sh\`echo \${'packed ok'}\`).stdout).toBe('packed ok');
+  });
+});
+`,
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await rm(scratch, { recursive: true, force: true });
+  await home?.cleanup();
+});
+
+function runInstalled(args: string[]): Promise<{ code: number | null; output: string }> {
+  // The project's own reports/ (the default), not wherever this test run keeps its reports.
+  const { MACVM_REPORTS_DIR: _reports, ...env } = process.env;
+  const child = spawn(process.execPath, [join(project, 'node_modules', 'macvm', 'bin', 'macvm.js'), ...args], {
+    cwd: project,
+    env: { ...env, CI: 'true', NO_COLOR: '1', MACVM_HOME: home.home },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, output })));
+}
+
+describe('the npm package, installed in a project of its own', () => {
+  it('runs a spec on a real VM and writes the reports into that project', { timeout: 120_000 }, async () => {
+    const { code, output } = await runInstalled(['test', 'specs']);
+    expect(code, output).toBe(0);
+    // Nothing of the repository was needed; vitest found every source map's sources.
+    expect(output).not.toMatch(/points to missing source files/i);
+    const result = JSON.parse(await readFile(join(project, 'reports', 'results.json'), 'utf8')) as RunResult;
+    expect(result.totals).toMatchObject({ tests: 1, passed: 1, failed: 0 });
+    expect(existsSync(join(project, 'reports', 'index.html'))).toBe(true);
+    expect(await home.leftovers()).toEqual({ runtimeDirs: [], qemuPids: [] });
+  });
+});
