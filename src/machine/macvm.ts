@@ -11,6 +11,7 @@ import type { Clone, ExitInfo, GuestArch, GuestOS, ProviderName, RunningVM } fro
 import type { VcpuTimes } from '../shared/cpu-clock.js';
 import { assertOptions } from '../util/validate.js';
 import { BROWSER_OPTIONS_RULE, SIMULATOR_OPTIONS_RULE, EXEC_OPTIONS_RULE, EXPOSE_HOST_PORT_OPTIONS_RULE, FORWARD_GUEST_PORT_OPTIONS_RULE, SCREENSHOT_OPTIONS_RULE, WRITE_FILE_OPTIONS_RULE } from './call-options.js';
+import { callSite, withCallSite } from '../util/call-site.js';
 
 /** What a spec, a report and a benchmark may want to know about the VM. */
 export interface VmFacts {
@@ -292,7 +293,17 @@ export class MacVM implements AsyncDisposable {
    * the broken SSH connection happened to say: before the call, while it runs (the exit wins
    * the race, so a call never waits for keepalives to notice), and after a connection error.
    */
+  /** Runs `work`; a failure names the spec line that called (see call-site.ts). */
   private async guard<T>(work: () => Promise<T>): Promise<T> {
+    const site = callSite();
+    try {
+      return await this.guarded(work);
+    } catch (error) {
+      throw withCallSite(error, site);
+    }
+  }
+
+  private async guarded<T>(work: () => Promise<T>): Promise<T> {
     this.assertUsable();
     if (this.exit) throw await this.stoppedError(this.exit);
     const running = work();

@@ -51,6 +51,10 @@ describe('qemu provider on the linux-test guest', () => {
     const failed = await vm.exec('exit 3', { reject: false });
     expect(failed.exitCode).toBe(3);
     await expect(vm.exec('exit 4')).rejects.toMatchObject({ code: 'MACVM_EXEC_FAILED' });
+    // Rejected from an SSH event, yet its stack starts at this line (vitest's code frame goes there).
+    const line = new Error().stack!.split('\n')[1]!.match(/:(\d+):\d+\)?$/)![1]!;
+    const thrown = (await vm.sh`exit 5`.catch((error: unknown) => error)) as Error;
+    expect(thrown.stack!.split('\n').find((frame) => /^\s+at /.test(frame))).toMatch(new RegExp(`qemu-lifecycle\\.test\\.ts:${Number(line) + 1}:`));
     const quoted = "it's $(not) run; `neither`";
     expect((await vm.sh`printf %s ${quoted}`).stdout).toBe(quoted);
     expect(vm.facts).toMatchObject({ provider: 'qemu', image: 'linux-test', cpus: 1, memoryMiB: 256, os: 'linux' });
