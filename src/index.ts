@@ -1,7 +1,12 @@
 /**
  * macvm's public API, for specs: `import { withMacVM, expect } from 'macvm'`.
  * Importing it also registers the `toMatchImageSnapshot` matcher.
+ *
+ * The reference below is kept in index.d.ts (preserve): vm.browser() and vm.safari() are typed
+ * with webdriverio's global `WebdriverIO` namespace, which a project compiling against the
+ * package would otherwise not load (TS2503, or `any` under skipLibCheck).
  */
+/// <reference types="webdriverio" preserve="true" />
 import './fixtures/image-snapshot.js';
 
 export { withMacVM, type WithMacVMOptions } from './fixtures/with-macvm.js';
