@@ -7,7 +7,7 @@ import { MacvmReporter } from './reporter.js';
 import { siblingEntry } from '../util/sibling-entry.js';
 import { MacvmError } from '../errors.js';
 import { ensurePrivateHome } from '../vm/home.js';
-import { unknownVitestOptions } from './vitest-flags.js';
+import { returnFilterTakenByUpdate, unknownVitestOptions } from './vitest-flags.js';
 
 /**
  * `macvm test`: vitest's own CLI parsing, so its flags keep working, plus the macvm
@@ -17,7 +17,7 @@ import { unknownVitestOptions } from './vitest-flags.js';
 export async function runTests(argv: string[]): Promise<number> {
   const watch = argv[0] === 'watch' || argv[0] === 'dev';
   const rest = argv[0] === 'run' || watch ? argv.slice(1) : argv;
-  const { filter, options } = parseCLI(['vitest', watch ? 'watch' : 'run', ...rest]);
+  const { filter, options } = returnFilterTakenByUpdate(parseCLI(['vitest', watch ? 'watch' : 'run', ...rest]));
   const unknown = unknownVitestOptions(options, rest);
   if (unknown.length > 0) {
     throw new MacvmError('MACVM_BAD_ARGUMENT', `macvm test: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}.`, {

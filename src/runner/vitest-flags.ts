@@ -70,3 +70,19 @@ function captureHelp(): string {
   }
   return text;
 }
+
+/** The values vitest 4's `-u, --update [type]` means as a type. */
+const UPDATE_TYPES = new Set(['true', 'false', 'new', 'all', 'none']);
+
+/**
+ * vitest 4's `-u` takes an optional type and so swallows the next word: `macvm test -u
+ * specs/cart.spec.ts` parsed as update = "specs/cart.spec.ts" with no filter, which ran every
+ * spec and rewrote whatever baselines differed in all of them. A word that is no update type is
+ * given back as the first file filter, and `-u` means what it means alone.
+ */
+export function returnFilterTakenByUpdate<T extends { update?: unknown; u?: unknown }>(parsed: { filter: string[]; options: T }): { filter: string[]; options: T } {
+  const { update } = parsed.options;
+  if (typeof update !== 'string' || UPDATE_TYPES.has(update)) return parsed;
+  return { filter: [update, ...parsed.filter], options: { ...parsed.options, update: true, u: true } };
+}
+

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseCLI } from 'vitest/node';
-import { readNames, unknownVitestOptions, vitestOptionNames } from '../../src/runner/vitest-flags.js';
+import { readNames, returnFilterTakenByUpdate, unknownVitestOptions, vitestOptionNames } from '../../src/runner/vitest-flags.js';
 
 function unknownIn(...argv: string[]): string[] {
   const { options } = parseCLI(['vitest', 'run', ...argv]);
@@ -35,3 +35,24 @@ describe('vitest options macvm test passes on', () => {
     expect(unknownVitestOptions(options, ['--frobnicate'], null)).toEqual([]);
   });
 });
+
+describe('-u before a file filter', () => {
+  const parsed = (...argv: string[]) => returnFilterTakenByUpdate(parseCLI(['vitest', 'run', ...argv]));
+
+  it('gives the filter -u swallowed back, first, and updates as -u alone does', () => {
+    expect(parsed('-u', 'specs/cart.spec.ts')).toMatchObject({ filter: ['specs/cart.spec.ts'], options: { update: true } });
+    expect(parsed('-u', 'specs/cart.spec.ts', 'specs/login.spec.ts', '-t', 'renders')).toMatchObject({
+      filter: ['specs/cart.spec.ts', 'specs/login.spec.ts'],
+      options: { update: true, testNamePattern: 'renders' },
+    });
+  });
+
+  it('leaves vitest\'s update types and a filter after them alone', () => {
+    expect(parsed('-u', 'new', 'specs')).toMatchObject({ filter: ['specs'], options: { update: 'new' } });
+    expect(parsed('--update', 'all')).toMatchObject({ filter: [], options: { update: 'all' } });
+    expect(parsed('specs', '-u')).toMatchObject({ filter: ['specs'], options: { update: true } });
+    expect(parsed('specs')).toMatchObject({ filter: ['specs'], options: {} });
+    expect(parsed('specs').options).not.toHaveProperty('update');
+  });
+});
+
