@@ -23,6 +23,8 @@ const ROOT = join(fileURLToPath(import.meta.url), '../../..');
 const BASE_SYSTEM: Record<string, string> = {
   node: 'the test runner itself',
   npx: 'comes with node (npm)',
+  npm: 'comes with node (npm pack in the packed-package test)',
+  tar: 'tar, Essential (unpacking the packed tarball)',
   sh: 'dash, Essential',
   dash: 'dash, Essential (the guest boot script is run under it as well as busybox)',
   true: 'coreutils, Essential',
