@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import type { Dirent } from 'node:fs';
 import { chmod, lstat, mkdir, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import type { SFTPWrapper, Stats } from 'ssh2';
 import { MacvmError, isMacvmError, messageOf } from '../errors.js';
 import { quoteShellWord } from './shell-quote.js';
+import { TreeSteps } from './tree-steps.js';
 
 /**
  * Files and directory trees over SFTP. Semantics are deliberately simpler than
@@ -27,6 +29,14 @@ const PERMISSION_BITS = 0o7777;
  * bench/guest-session.ts prints the current figure.
  */
 const UPLOAD_CONCURRENCY = 16;
+/** Files of a tree in flight at once (see TreeSteps); with 16 writes each, 8 stay well inside one channel's window. */
+const TREE_FILES_AT_ONCE = 8;
+
+async function walkTree(walk: (steps: TreeSteps) => Promise<void>): Promise<void> {
+  const steps = new TreeSteps(TREE_FILES_AT_ONCE);
+  await walk(steps);
+  steps.check();
+}
 
 export async function uploadPath(channel: TransferChannel, localPath: string, remotePath: string): Promise<void> {
   await transfer('upload', localPath, remotePath, async () => {
@@ -34,7 +44,7 @@ export async function uploadPath(channel: TransferChannel, localPath: string, re
     const info = await stat(localPath).catch((error: unknown) => {
       throw itemError('upload', localPath, remotePath, `cannot read ${localPath}: ${messageOf(error)}`, error);
     });
-    if (info.isDirectory()) await uploadDirectory(channel, sftp, localPath, remotePath, info.mode);
+    if (info.isDirectory()) await walkTree((steps) => uploadDirectory(channel, sftp, localPath, remotePath, info.mode, steps));
     else if (info.isFile()) await uploadFile(sftp, localPath, remotePath, info.mode);
     else throw itemError('upload', localPath, remotePath, `${localPath} is neither a file nor a directory`);
   });
@@ -47,7 +57,7 @@ export async function downloadPath(channel: TransferChannel, remotePath: string,
       throw itemError('download', remotePath, localPath, `cannot stat ${remotePath} in the guest: ${messageOf(error)}`, error);
     });
     await mkdir(dirname(localPath), { recursive: true });
-    if (info.isDirectory()) await downloadDirectory(sftp, remotePath, localPath, info.mode);
+    if (info.isDirectory()) await walkTree((steps) => downloadDirectory(sftp, remotePath, localPath, info.mode, steps));
     else if (info.isFile()) await downloadFile(sftp, remotePath, localPath, info.mode);
     else throw itemError('download', remotePath, localPath, `${remotePath} is neither a file nor a directory in the guest`);
   });
@@ -80,23 +90,34 @@ async function uploadFile(sftp: SFTPWrapper, localPath: string, remotePath: stri
   });
 }
 
-async function uploadDirectory(channel: TransferChannel, sftp: SFTPWrapper, localDir: string, remoteDir: string, mode: number): Promise<void> {
-  await attempt('upload', localDir, remoteDir, () => ensureRemoteDirectory(sftp, remoteDir));
-  for (const entry of await readdir(localDir, { withFileTypes: true })) {
+async function uploadDirectory(channel: TransferChannel, sftp: SFTPWrapper, localDir: string, remoteDir: string, mode: number, steps: TreeSteps): Promise<void> {
+  await steps.direct(() => attempt('upload', localDir, remoteDir, () => ensureRemoteDirectory(sftp, remoteDir)));
+  let entries: Dirent[] = [];
+  await steps.direct(async () => {
+    entries = await attempt('upload', localDir, remoteDir, () => readdir(localDir, { withFileTypes: true }));
+  });
+  const children: Promise<void>[] = [];
+  for (const entry of entries) {
+    if (steps.failed) break;
     const from = join(localDir, entry.name);
     const to = posix.join(remoteDir, entry.name);
-    if (entry.isDirectory()) await uploadDirectory(channel, sftp, from, to, (await lstat(from)).mode);
-    else if (entry.isFile()) await uploadFile(sftp, from, to, (await lstat(from)).mode);
+    if (entry.isDirectory()) children.push(steps.direct(async () => uploadDirectory(channel, sftp, from, to, (await lstat(from)).mode, steps)));
+    else if (entry.isFile()) children.push(steps.step(async () => uploadFile(sftp, from, to, (await lstat(from)).mode)));
     else if (entry.isSymbolicLink()) {
-      const target = await readlink(from);
       // SFTP's SYMLINK request has its arguments swapped in OpenSSH's sftp-server, and
       // clients guess which server they talk to from the SSH banner, which is wrong
       // behind dropbear (it uses OpenSSH's sftp-server). `ln -s` has no such ambiguity.
-      await attempt('upload', from, to, () => channel.run(`rm -f ${quoteShellWord(to)} && ln -s ${quoteShellWord(target)} ${quoteShellWord(to)}`));
-    } else throw itemError('upload', from, to, `${from} is a special file (socket, FIFO or device), which cannot be uploaded`);
+      children.push(
+        steps.step(async () => {
+          const target = await readlink(from);
+          await attempt('upload', from, to, () => channel.run(`rm -f ${quoteShellWord(to)} && ln -s ${quoteShellWord(target)} ${quoteShellWord(to)}`));
+        }),
+      );
+    } else steps.fail(itemError('upload', from, to, `${from} is a special file (socket, FIFO or device), which cannot be uploaded`));
   }
+  await Promise.all(children);
   // Last, so a read-only directory mode does not stop its own contents being written.
-  await attempt('upload', localDir, remoteDir, () => call((done) => sftp.chmod(remoteDir, mode & PERMISSION_BITS, done)));
+  await steps.direct(() => attempt('upload', localDir, remoteDir, () => call((done) => sftp.chmod(remoteDir, mode & PERMISSION_BITS, done))));
 }
 
 async function ensureRemoteDirectory(sftp: SFTPWrapper, remoteDir: string): Promise<void> {
@@ -121,28 +142,40 @@ async function downloadFile(sftp: SFTPWrapper, remotePath: string, localPath: st
   }
 }
 
-async function downloadDirectory(sftp: SFTPWrapper, remoteDir: string, localDir: string, mode: number): Promise<void> {
-  await attempt('download', remoteDir, localDir, async () => {
-    await mkdir(localDir, { recursive: true });
-    await chmod(localDir, (mode & PERMISSION_BITS) | 0o700);
+async function downloadDirectory(sftp: SFTPWrapper, remoteDir: string, localDir: string, mode: number, steps: TreeSteps): Promise<void> {
+  await steps.direct(() =>
+    attempt('download', remoteDir, localDir, async () => {
+      await mkdir(localDir, { recursive: true });
+      await chmod(localDir, (mode & PERMISSION_BITS) | 0o700);
+    }),
+  );
+  let entries: Array<{ filename: string; attrs: Stats }> = [];
+  await steps.direct(async () => {
+    entries = await attempt('download', remoteDir, localDir, () => call<Array<{ filename: string; attrs: Stats }>>((done) => sftp.readdir(remoteDir, done)));
   });
-  const entries = await attempt('download', remoteDir, localDir, () => call<Array<{ filename: string; attrs: Stats }>>((done) => sftp.readdir(remoteDir, done)));
+  const children: Promise<void>[] = [];
   for (const entry of entries) {
+    if (steps.failed) break;
     if (entry.filename === '.' || entry.filename === '..') continue;
     const from = posix.join(remoteDir, entry.filename);
     const to = join(localDir, entry.filename);
-    if (entry.attrs.isDirectory()) await downloadDirectory(sftp, from, to, entry.attrs.mode);
-    else if (entry.attrs.isFile()) await downloadFile(sftp, from, to, entry.attrs.mode);
+    if (entry.attrs.isDirectory()) children.push(steps.direct(() => downloadDirectory(sftp, from, to, entry.attrs.mode, steps)));
+    else if (entry.attrs.isFile()) children.push(steps.step(() => downloadFile(sftp, from, to, entry.attrs.mode)));
     else if (entry.attrs.isSymbolicLink()) {
-      await attempt('download', from, to, async () => {
-        const target = await call<string>((done) => sftp.readlink(from, done));
-        await rm(to, { force: true });
-        await symlink(target, to);
-      });
-    } else throw itemError('download', from, to, `${from} is a special file (socket, FIFO or device) in the guest, which cannot be downloaded`);
+      children.push(
+        steps.step(() =>
+          attempt('download', from, to, async () => {
+            const target = await call<string>((done) => sftp.readlink(from, done));
+            await rm(to, { force: true });
+            await symlink(target, to);
+          }),
+        ),
+      );
+    } else steps.fail(itemError('download', from, to, `${from} is a special file (socket, FIFO or device) in the guest, which cannot be downloaded`));
   }
+  await Promise.all(children);
   // Exact mode last, so a read-only directory could still be filled above.
-  await attempt('download', remoteDir, localDir, () => chmod(localDir, mode & PERMISSION_BITS));
+  await steps.direct(() => attempt('download', remoteDir, localDir, () => chmod(localDir, mode & PERMISSION_BITS)));
 }
 
 type Verb = 'upload' | 'download' | 'write' | 'read';

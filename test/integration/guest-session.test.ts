@@ -207,6 +207,26 @@ describe('files', () => {
     expect(await describeTree(back)).toEqual(await describeTree(source));
   });
 
+  test('a tree of many files goes several at a time and comes back whole; one that cannot be written fails naming it', async () => {
+    const source = join(work, 'many');
+    for (const dir of ['a', 'b', join('b', 'c')]) {
+      await mkdir(join(source, dir), { recursive: true });
+      for (let i = 0; i < 20; i++) await writeFile(join(source, dir, `f${i}.txt`), `${dir} ${i}\n`.repeat(i * 50));
+    }
+    const remote = join(work, 'many-in-guest');
+    await session.upload(source, remote);
+    const back = join(work, 'many-back');
+    await session.download(remote, back);
+    expect(await describeTree(back)).toEqual(await describeTree(source));
+
+    // A directory where the tree has a file: that one file fails, and the error names it.
+    const blocked = join(work, 'many-blocked');
+    await mkdir(join(blocked, 'b', 'f7.txt'), { recursive: true });
+    const error = await thrown(() => session.upload(source, blocked));
+    expect(error.code).toBe('MACVM_TRANSFER_FAILED');
+    expect(error.message).toContain(join(blocked, 'b', 'f7.txt'));
+  });
+
   test('writeFile/readFile with a mode; a missing path fails with MACVM_TRANSFER_FAILED naming it', async () => {
     const remote = join(work, 'written.bin');
     const data = randomBytes(4096);
