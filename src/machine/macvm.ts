@@ -287,13 +287,7 @@ export class MacVM implements AsyncDisposable {
     }
   }
 
-  /**
-   * Runs one call into the guest so that a VM whose process has exited is reported as what it
-   * is — MACVM_VM_STOPPED with the exit status and the console tail — instead of as whatever
-   * the broken SSH connection happened to say: before the call, while it runs (the exit wins
-   * the race, so a call never waits for keepalives to notice), and after a connection error.
-   */
-  /** Runs `work`; a failure names the spec line that called (see call-site.ts). */
+  /** Runs `work` (see guarded()); a failure names the spec line that called (see call-site.ts). */
   private async guard<T>(work: () => Promise<T>): Promise<T> {
     const site = callSite();
     try {
@@ -303,6 +297,12 @@ export class MacVM implements AsyncDisposable {
     }
   }
 
+  /**
+   * Runs one call into the guest so that a VM whose process has exited is reported as what it
+   * is — MACVM_VM_STOPPED with the exit status and the console tail — instead of as whatever
+   * the broken SSH connection happened to say: before the call, while it runs (the exit wins
+   * the race, so a call never waits for keepalives to notice), and after a connection error.
+   */
   private async guarded<T>(work: () => Promise<T>): Promise<T> {
     this.assertUsable();
     if (this.exit) throw await this.stoppedError(this.exit);

@@ -85,4 +85,3 @@ export function returnFilterTakenByUpdate<T extends { update?: unknown; u?: unkn
   if (typeof update !== 'string' || UPDATE_TYPES.has(update)) return parsed;
   return { filter: [update, ...parsed.filter], options: { ...parsed.options, update: true, u: true } };
 }
-

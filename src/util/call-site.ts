@@ -13,15 +13,17 @@ import { fileURLToPath } from 'node:url';
 const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const OWN_CODE = [join(PACKAGE_ROOT, 'src') + sep, join(PACKAGE_ROOT, 'dist') + sep];
 const SITED = Symbol.for('macvm.callSite');
+/** A stack line that is a frame ("    at …"), not the message. */
+const FRAME = /^\s+at /;
 
 export interface CallSite {
   readonly holder: { stack?: string };
 }
 
-/** The caller's stack, taken now; `below` (a function) and what it called are left out. */
-export function callSite(below: (...args: never[]) => unknown = callSite): CallSite {
+/** The caller's stack, taken now (callSite's own frame left out). */
+export function callSite(): CallSite {
   const holder: { stack?: string } = {};
-  Error.captureStackTrace(holder, below);
+  Error.captureStackTrace(holder, callSite);
   return { holder };
 }
 
@@ -30,7 +32,7 @@ export function userFrames(site: CallSite): string[] {
   return (site.holder.stack ?? '')
     .split('\n')
     .slice(1)
-    .filter((line) => /^\s+at /.test(line) && !line.includes('node:internal') && !OWN_CODE.some((dir) => line.includes(dir)));
+    .filter((line) => FRAME.test(line) && !line.includes('node:internal') && !OWN_CODE.some((dir) => line.includes(dir)));
 }
 
 /**
@@ -43,7 +45,7 @@ export function withCallSite<T>(error: T, site: CallSite): T {
   const frames = userFrames(site);
   if (frames.length === 0) return error;
   const lines = (error.stack ?? `${error.name}: ${error.message}`).split('\n');
-  const firstFrame = lines.findIndex((line) => /^\s+at /.test(line));
+  const firstFrame = lines.findIndex((line) => FRAME.test(line));
   const header = firstFrame < 0 ? lines : lines.slice(0, firstFrame);
   const own = firstFrame < 0 ? [] : lines.slice(firstFrame);
   error.stack = [...header, ...frames, ...own].join('\n');

@@ -45,11 +45,16 @@ export async function nearestImageName(name: string, imagesDir: string, alsoKnow
   return didYouMean(name, [...new Set([...present, ...alsoKnown])].filter((candidate) => candidate !== name && isImageName(candidate)));
 }
 
+/** The hint for a mistyped image name whose nearest image is `suggestion`. */
+export function didYouMeanImage(suggestion: string): string {
+  return `Did you mean "${suggestion}"? \`macvm image ls\` lists the images.`;
+}
+
 /** MACVM_IMAGE_NOT_FOUND for a local image name, with the nearest image there is as a did-you-mean. */
 export async function imageNotFound(name: string, home = macvmHome()): Promise<MacvmError> {
   const suggestion = await nearestImageName(name, join(home, 'images'));
   return new MacvmError('MACVM_IMAGE_NOT_FOUND', `No image "${name}".`, {
-    hint: suggestion ? `Did you mean "${suggestion}"? \`macvm image ls\` lists the images.` : 'See `macvm image ls`.',
+    hint: suggestion ? didYouMeanImage(suggestion) : 'See `macvm image ls`.',
     details: { image: name },
   });
 }

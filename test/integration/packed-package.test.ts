@@ -5,14 +5,14 @@
  * the repo root, and noise every run would print there (source maps pointing at src/, which the
  * package does not ship).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunResult } from '../../src/shared/results.js';
-import { REPO_ROOT } from '../support/run-macvm.js';
+import { REPO_ROOT, runMacvm } from '../support/run-macvm.js';
 import { type TestHome, createTestHome } from '../support/vm-home.js';
 
 let scratch: string;
@@ -68,18 +68,14 @@ afterAll(async () => {
   await home?.cleanup();
 });
 
-function runInstalled(args: string[]): Promise<{ code: number | null; output: string }> {
-  // The project's own reports/ (the default), not wherever this test run keeps its reports.
-  const { MACVM_REPORTS_DIR: _reports, ...env } = process.env;
-  const child = spawn(process.execPath, [join(project, 'node_modules', 'macvm', 'bin', 'macvm.js'), ...args], {
+async function runInstalled(args: string[]): Promise<{ code: number | null; output: string }> {
+  const { code, stdout, stderr } = await runMacvm(args, {
+    bin: join(project, 'node_modules', 'macvm', 'bin', 'macvm.js'),
     cwd: project,
-    env: { ...env, CI: 'true', NO_COLOR: '1', MACVM_HOME: home.home },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, output })));
+    // The project's own reports/ (the default), not wherever this test run keeps its reports.
+    env: { MACVM_HOME: home.home, MACVM_REPORTS_DIR: undefined },
+  }).done;
+  return { code, output: `${stdout}${stderr}` };
 }
 
 describe('the npm package, installed in a project of its own', () => {

@@ -14,9 +14,13 @@ export interface CliRun {
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
 }
 
-/** `input`: written to the CLI's stdin, which then closes (without it, stdin is /dev/null). */
-export function runMacvm(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string | Buffer } = {}): CliRun {
-  const child = spawn(process.execPath, [MACVM_BIN, ...args], {
+/**
+ * `input`: written to the CLI's stdin, which then closes (without it, stdin is /dev/null).
+ * `bin`: another bin/macvm.js (an installed package's) than this repo's. An env value of
+ * undefined removes that variable.
+ */
+export function runMacvm(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string | Buffer; bin?: string } = {}): CliRun {
+  const child = spawn(process.execPath, [options.bin ?? MACVM_BIN, ...args], {
     cwd: options.cwd ?? REPO_ROOT,
     env: { ...process.env, CI: 'true', NO_COLOR: '1', ...options.env },
     stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],

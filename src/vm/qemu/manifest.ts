@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { MacvmError } from '../../errors.js';
-import { nearestImageName } from '../home.js';
+import { didYouMeanImage, nearestImageName } from '../home.js';
 import type { GuestArch, GuestOS } from '../types.js';
 import type { ImageInput } from '../image-listing.js';
 
@@ -76,7 +76,7 @@ export async function readQemuManifest(imageDir: string, name: string): Promise<
   } catch (error) {
     const suggestion = await nearestImageName(name, dirname(imageDir), ['linux-test', 'linux-browser']);
     const hint = suggestion
-      ? `Did you mean "${suggestion}"? \`macvm image ls\` lists the images.`
+      ? didYouMeanImage(suggestion)
       : name === 'linux-test' || name === 'linux-browser'
         ? `Build it with \`macvm image build ${name}\`.`
         : 'List images with `macvm image ls`.';
