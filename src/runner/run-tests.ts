@@ -1,4 +1,5 @@
 /// <reference types="vitest/config" />
+import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { relative, resolve, sep } from 'node:path';
 import { parseCLI, startVitest } from 'vitest/node';
@@ -7,7 +8,7 @@ import { MacvmReporter } from './reporter.js';
 import { siblingEntry } from '../util/sibling-entry.js';
 import { MacvmError } from '../errors.js';
 import { ensurePrivateHome } from '../vm/home.js';
-import { returnFilterTakenByUpdate, unknownVitestOptions } from './vitest-flags.js';
+import { giveBackFilters, unknownVitestOptions } from './vitest-flags.js';
 
 /**
  * `macvm test`: vitest's own CLI parsing, so its flags keep working, plus the macvm
@@ -16,8 +17,9 @@ import { returnFilterTakenByUpdate, unknownVitestOptions } from './vitest-flags.
  */
 export async function runTests(argv: string[]): Promise<number> {
   const watch = argv[0] === 'watch' || argv[0] === 'dev';
-  const rest = argv[0] === 'run' || watch ? argv.slice(1) : argv;
-  const { filter, options } = returnFilterTakenByUpdate(parseCLI(['vitest', watch ? 'watch' : 'run', ...rest]));
+  const typed = argv[0] === 'run' || watch ? argv.slice(1) : argv;
+  const rest = giveBackFilters(typed, (word) => existsSync(word));
+  const { filter, options } = parseVitestArgs(['vitest', watch ? 'watch' : 'run', ...rest]);
   const unknown = unknownVitestOptions(options, rest);
   if (unknown.length > 0) {
     throw new MacvmError('MACVM_BAD_ARGUMENT', `macvm test: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}.`, {
@@ -67,6 +69,18 @@ export async function runTests(argv: string[]): Promise<number> {
   if (vitest.shouldKeepServer()) return new Promise<number>(() => {});
   await vitest.close();
   return typeof process.exitCode === 'number' ? process.exitCode : 0;
+}
+
+/** vitest's parser throws plain TypeErrors for a value it refuses (`--silent=maybe`): a bad argument. */
+function parseVitestArgs(argv: string[]): ReturnType<typeof parseCLI> {
+  try {
+    return parseCLI(argv);
+  } catch (error) {
+    throw new MacvmError('MACVM_BAD_ARGUMENT', `macvm test: ${(error as Error).message}`, {
+      hint: 'npx vitest --help lists the values each option takes.',
+      cause: error,
+    });
+  }
 }
 
 /** vitest's default test-file pattern, applied inside each folder named on the command line. */

@@ -71,17 +71,35 @@ function captureHelp(): string {
   return text;
 }
 
-/** The values vitest 4's `-u, --update [type]` means as a type. */
-const UPDATE_TYPES = new Set(['true', 'false', 'new', 'all', 'none']);
+/**
+ * vitest options whose value is optional, and which words each takes as its value. Such an
+ * option swallows the next word: vitest 4 reads `-u specs/cart.spec.ts` as update type
+ * "specs/cart.spec.ts" with no filter (every spec ran and every differing baseline was
+ * rewritten), `--changed specs/cart.spec.ts` as "changed since the git ref specs/cart.spec.ts",
+ * and refuses `--silent specs/cart.spec.ts` with a TypeError.
+ */
+const OPTIONAL_VALUES: { flags: string[]; isValue: (word: string, isPath: (word: string) => boolean) => boolean }[] = [
+  { flags: ['-u', '--update'], isValue: (word) => ['true', 'false', 'new', 'all', 'none'].includes(word) },
+  { flags: ['--silent'], isValue: (word) => ['true', 'false', 'passed-only'].includes(word) },
+  // Any word can be a git ref; one that names a file or folder here is taken as a filter.
+  { flags: ['--changed'], isValue: (word, isPath) => !isPath(word) },
+];
 
 /**
- * vitest 4's `-u` takes an optional type and so swallows the next word: `macvm test -u
- * specs/cart.spec.ts` parsed as update = "specs/cart.spec.ts" with no filter, which ran every
- * spec and rewrote whatever baselines differed in all of them. A word that is no update type is
- * given back as the first file filter, and `-u` means what it means alone.
+ * The argument list with each optional-value option that would swallow a file filter moved to
+ * the end, where it means what it means alone: `-u specs/cart.spec.ts` becomes
+ * `specs/cart.spec.ts -u`. Words after `--` are left alone.
  */
-export function returnFilterTakenByUpdate<T extends { update?: unknown; u?: unknown }>(parsed: { filter: string[]; options: T }): { filter: string[]; options: T } {
-  const { update } = parsed.options;
-  if (typeof update !== 'string' || UPDATE_TYPES.has(update)) return parsed;
-  return { filter: [update, ...parsed.filter], options: { ...parsed.options, update: true, u: true } };
+export function giveBackFilters(argv: string[], isPath: (word: string) => boolean): string[] {
+  const end = argv.includes('--') ? argv.indexOf('--') : argv.length;
+  const kept: string[] = [];
+  const moved: string[] = [];
+  for (let i = 0; i < end; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    const option = OPTIONAL_VALUES.find(({ flags }) => flags.includes(arg));
+    const swallows = option && i + 1 < end && next !== undefined && !next.startsWith('-') && !option.isValue(next, isPath);
+    (swallows ? moved : kept).push(arg);
+  }
+  return [...kept, ...moved, ...argv.slice(end)];
 }

@@ -185,4 +185,12 @@ describe('messages', () => {
     expect(stderr).toContain('unknown option --frobnicate');
     expect(stderr).toContain('MACVM_BAD_ARGUMENT');
   });
+
+  it('macvm test names a value vitest refuses as a bad argument, not as an unexpected error', async () => {
+    const { code, stderr } = await cli('test', '--silent=maybe', 'specs');
+    expect(code).toBe(2);
+    expect(stderr).toContain('--silent=maybe');
+    expect(stderr).toContain('MACVM_BAD_ARGUMENT');
+    expect(stderr).not.toContain('not an error macvm expected');
+  });
 });

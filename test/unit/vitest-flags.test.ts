@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseCLI } from 'vitest/node';
-import { readNames, returnFilterTakenByUpdate, unknownVitestOptions, vitestOptionNames } from '../../src/runner/vitest-flags.js';
+import { readNames, giveBackFilters, unknownVitestOptions, vitestOptionNames } from '../../src/runner/vitest-flags.js';
 
 function unknownIn(...argv: string[]): string[] {
   const { options } = parseCLI(['vitest', 'run', ...argv]);
@@ -36,14 +36,19 @@ describe('vitest options macvm test passes on', () => {
   });
 });
 
-describe('-u before a file filter', () => {
-  const parsed = (...argv: string[]) => returnFilterTakenByUpdate(parseCLI(['vitest', 'run', ...argv]));
+describe('an option with an optional value before a file filter', () => {
+  const paths = new Set(['specs', 'specs/cart.spec.ts', 'specs/login.spec.ts']);
+  const parsed = (...argv: string[]) => parseCLI(['vitest', 'run', ...giveBackFilters(argv, (word) => paths.has(word))]);
 
-  it('gives the filter -u swallowed back, first, and updates as -u alone does', () => {
+  it('gives the filter -u swallowed back, in its place, and updates as -u alone does', () => {
     expect(parsed('-u', 'specs/cart.spec.ts')).toMatchObject({ filter: ['specs/cart.spec.ts'], options: { update: true } });
     expect(parsed('-u', 'specs/cart.spec.ts', 'specs/login.spec.ts', '-t', 'renders')).toMatchObject({
       filter: ['specs/cart.spec.ts', 'specs/login.spec.ts'],
       options: { update: true, testNamePattern: 'renders' },
+    });
+    expect(parsed('specs/login.spec.ts', '--update', 'specs/cart.spec.ts')).toMatchObject({
+      filter: ['specs/login.spec.ts', 'specs/cart.spec.ts'],
+      options: { update: true },
     });
   });
 
@@ -54,5 +59,20 @@ describe('-u before a file filter', () => {
     expect(parsed('specs')).toMatchObject({ filter: ['specs'], options: {} });
     expect(parsed('specs').options).not.toHaveProperty('update');
   });
-});
 
+  it('--silent: a filter instead of vitest\'s TypeError, its own values kept', () => {
+    expect(() => parseCLI(['vitest', 'run', '--silent', 'specs'])).toThrow(TypeError);
+    expect(parsed('--silent', 'specs')).toMatchObject({ filter: ['specs'], options: { silent: true } });
+    expect(parsed('--silent', 'passed-only', 'specs')).toMatchObject({ filter: ['specs'], options: { silent: 'passed-only' } });
+  });
+
+  it('--changed: a word that names a file or folder is a filter, any other a git ref', () => {
+    expect(parsed('--changed', 'specs/cart.spec.ts')).toMatchObject({ filter: ['specs/cart.spec.ts'], options: { changed: true } });
+    expect(parsed('--changed', 'HEAD~1', 'specs')).toMatchObject({ filter: ['specs'], options: { changed: 'HEAD~1' } });
+  });
+
+  it('leaves words after -- alone', () => {
+    expect(giveBackFilters(['-u', '--', 'specs'], () => true)).toEqual(['-u', '--', 'specs']);
+    expect(giveBackFilters(['specs', '-u', '--', 'x'], () => true)).toEqual(['specs', '-u', '--', 'x']);
+  });
+});

@@ -11,8 +11,9 @@ and reports/ (results.json, index.html, junit.xml) at the end.
 
 Every vitest flag works: -t <pattern>, -u (update snapshots), --reporter, --retry,
 file filters, watch; an option vitest does not know is refused (exit 2), as vitest
-refuses it. Unlike vitest 4's, -u does not take a file filter after it for its
-value: \`macvm test -u specs/cart.spec.ts\` updates that file's snapshots only.
+refuses it. Unlike vitest 4's, -u, --silent and --changed do not take a file filter
+after them for their value: \`macvm test -u specs/cart.spec.ts\` updates that file's
+snapshots only.
 Settings come from macvm.config.ts (see the README).
 
 Examples:
