@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Client, ClientChannel, TcpConnectionDetails } from 'ssh2';
 import { MacvmError, messageOf } from '../errors.js';
-import type { PortForward } from './types.js';
+import type { HostForwardOptions, PortForward } from './types.js';
 
 /**
  * Port forwards over one SSH connection. Host-side listeners bind 127.0.0.1 only:
@@ -94,13 +94,13 @@ export async function openLocalForward(
  * routes them by the guest port they arrived on.
  */
 export class ReverseForwards {
-  private readonly routes = new Map<number, { hostHost: string; hostPort: number; connections: Set<Duplex> }>();
+  private readonly routes = new Map<number, { hostHost: string; hostPort: number; connections: Set<Duplex>; onHostUnreachable?: (error: Error) => void }>();
 
   constructor(private readonly client: Client) {
     client.on('tcp connection', (details: TcpConnectionDetails, accept: () => ClientChannel, reject: () => void) => this.route(details, accept, reject));
   }
 
-  async open(hostPort: number, options: { guestPort?: number; hostHost?: string } = {}): Promise<PortForward> {
+  async open(hostPort: number, options: HostForwardOptions = {}): Promise<PortForward> {
     const hostHost = options.hostHost ?? '127.0.0.1';
     const requested = options.guestPort ?? 0;
     // Loopback in the guest: the forward is for processes inside the VM, and dropbear
@@ -129,7 +129,7 @@ export class ReverseForwards {
       });
     }
     const connections = new Set<Duplex>();
-    this.routes.set(port, { hostHost, hostPort, connections });
+    this.routes.set(port, { hostHost, hostPort, connections, onHostUnreachable: options.onHostUnreachable });
     let closing: Promise<void> | undefined;
     return {
       port,
@@ -168,11 +168,15 @@ export class ReverseForwards {
     const socket = connect({ port: route.hostPort, host: route.hostHost, allowHalfOpen: true });
     route.connections.add(channel);
     route.connections.add(socket);
+    let connected = false;
     socket.once('connect', () => {
+      connected = true;
       splice(channel, socket, route.connections);
       channel.resume();
     });
-    socket.on('error', () => {
+    socket.on('error', (error) => {
+      // After the connect an error is the two ends' business (a reset); before it, the host port is not there.
+      if (!connected) route.onHostUnreachable?.(error);
       route.connections.delete(channel);
       route.connections.delete(socket);
       channel.destroy();

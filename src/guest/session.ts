@@ -6,7 +6,7 @@ import { execOverSsh, type ExecContext } from './exec.js';
 import { ReverseForwards, openLocalForward } from './forwards.js';
 import { shellTemplate } from './shell-quote.js';
 import { downloadPath, readRemoteFile, uploadPath, writeRemoteFile, type TransferChannel } from './transfer.js';
-import type { ExecOptions, ExecResult, GuestSession, PortForward, ShellTemplate } from './types.js';
+import type { ExecOptions, ExecResult, GuestSession, HostForwardOptions, PortForward, ShellTemplate } from './types.js';
 
 export type { ConnectOptions } from './connect.js';
 
@@ -110,7 +110,7 @@ class SshGuestSession implements GuestSession {
     return this.remember(await openLocalForward(this.client, guestPort, options));
   }
 
-  async forwardHostPort(hostPort: number, options: { guestPort?: number; hostHost?: string } = {}): Promise<PortForward> {
+  async forwardHostPort(hostPort: number, options: HostForwardOptions = {}): Promise<PortForward> {
     this.assertOpen(`forward host port ${hostPort}`);
     assertPort('hostPort', hostPort, false);
     if (options.guestPort !== undefined) assertPort('guestPort', options.guestPort, true);

@@ -1,4 +1,14 @@
 /** The contract of a connection into a guest (implemented on ssh2 in session.ts). */
+export interface HostForwardOptions {
+  guestPort?: number;
+  hostHost?: string;
+  /**
+   * Called when a connection the guest made cannot reach the host port (nothing listens
+   * there: ECONNREFUSED); the guest's side is closed either way.
+   */
+  onHostUnreachable?: (error: Error) => void;
+}
+
 export interface ExecOptions {
   /** Environment variables for the command (exported in the remote shell, so no AcceptEnv is needed). */
   env?: Record<string, string>;
@@ -52,7 +62,7 @@ export interface GuestSession {
   /** guest port → 127.0.0.1:<random> on the host. */
   forwardGuestPort(guestPort: number, options?: { guestHost?: string; localPort?: number }): Promise<PortForward>;
   /** A guest port (random when 0) → a host port on 127.0.0.1 (reverse forward). */
-  forwardHostPort(hostPort: number, options?: { guestPort?: number; hostHost?: string }): Promise<PortForward>;
+  forwardHostPort(hostPort: number, options?: HostForwardOptions): Promise<PortForward>;
   readonly closed: boolean;
   close(): Promise<void>;
 }

@@ -130,7 +130,18 @@ export class MacVM implements AsyncDisposable {
    */
   async exposeHostPort(hostPort: number, options?: { guestPort?: number }): Promise<number> {
     assertOptions(options, EXPOSE_HOST_PORT_OPTIONS_RULE, 'vm.exposeHostPort() options');
-    const forward = await this.guard(() => this.session.forwardHostPort(hostPort, options));
+    // A page that cannot load says only "cannot connect" in the guest's browser; say why here, once.
+    let told = false;
+    const onHostUnreachable = (error: Error): void => {
+      if (told) return;
+      told = true;
+      const why = (error as NodeJS.ErrnoException).code ?? error.message;
+      process.stderr.write(
+        `macvm: VM ${this.id}: a guest connection to vm.exposeHostPort(${hostPort}) found nothing listening on 127.0.0.1:${hostPort} on this host (${why}); ` +
+          'start the server before the guest uses it.\n',
+      );
+    };
+    const forward = await this.guard(() => this.session.forwardHostPort(hostPort, { ...options, onHostUnreachable }));
     this.defer(() => forward.close());
     return forward.port;
   }

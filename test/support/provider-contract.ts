@@ -21,7 +21,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { MacVM } from '../../src/machine/macvm.js';
 import { startMacVM, type StartMacVMOptions } from '../../src/machine/start.js';
 import { sweepDeadSessions } from '../../src/runner/gc.js';
@@ -140,6 +140,25 @@ export function describeProviderContract(name: ProviderName, harness: ProviderCo
         expect((await vm.exec(`wget -qO- http://127.0.0.1:${guestPort}/`)).stdout).toBe(token);
       } finally {
         server.close();
+      }
+    });
+
+    it('contract: forward: a guest connection to an exposed host port nothing listens on is named once, on stderr', async () => {
+      const { vm } = await start();
+      const server = createServer();
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const hostPort = (server.address() as { port: number }).port;
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const guestPort = await vm.exposeHostPort(hostPort);
+      const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+      try {
+        // -t 1: GNU wget (the ssh provider's machine) would retry a connection closed unanswered 20 times.
+        for (let i = 0; i < 2; i++) expect((await vm.exec(`wget -t 1 -qO- http://127.0.0.1:${guestPort}/`, { reject: false })).exitCode).not.toBe(0);
+        const told = stderr.mock.calls.map(([text]) => String(text)).filter((text) => text.includes(`vm.exposeHostPort(${hostPort})`));
+        expect(told).toHaveLength(1);
+        expect(told[0]).toContain(`found nothing listening on 127.0.0.1:${hostPort} on this host (ECONNREFUSED)`);
+      } finally {
+        stderr.mockRestore();
       }
     });
 
