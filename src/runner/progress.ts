@@ -151,6 +151,9 @@ function liveProgress({ stream, throttleMs = 100, tickMs = 1000 }: ProgressOptio
   };
 }
 
+/** Phases shorter than this are left out of a finished suite's breakdown: they would print as 0.0s. */
+const BRIEF_PHASE_MS = 50;
+
 function newSuite(name: string): SuiteState {
   const now = Date.now();
   return { name, started: now, state: '', since: now, phases: [] };
@@ -177,7 +180,9 @@ function liveLine(suite: SuiteState, nameWidth: number): string {
 function finalLine(suite: SuiteState, ok: boolean, summary: string | undefined): string {
   const now = Date.now();
   const phases = suite.state ? [...suite.phases, { state: suite.state, ms: now - suite.since }] : suite.phases;
-  const breakdown = phases.length ? ` (${phases.map((p) => `${p.state} ${seconds(p.ms)}`).join(', ')})` : '';
+  // A step that took no time ("load provider 0.0s") only lengthens the line.
+  const shown = phases.filter((p) => p.ms >= BRIEF_PHASE_MS);
+  const breakdown = shown.length ? ` (${shown.map((p) => `${p.state} ${seconds(p.ms)}`).join(', ')})` : '';
   return `  ${ok ? '✓' : '✗'} ${suite.name}  ${ok ? '' : 'failed after '}${seconds(now - suite.started)}${breakdown}${summary ? `  ${summary}` : ''}`;
 }
 

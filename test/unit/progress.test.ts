@@ -106,7 +106,7 @@ describe('progress in logs (not a TTY)', () => {
         '  [+0.0s] checkout  waiting for slot  2/2 in use',
         '  [+1.5s] checkout  cloning',
         '  [+3.5s] checkout  ready  2.0s',
-        '  ✓ checkout  3.5s (waiting for slot 1.5s, cloning 2.0s, ready 0.0s)  3 passed',
+        '  ✓ checkout  3.5s (waiting for slot 1.5s, cloning 2.0s)  3 passed',
         '',
       ].join('\n'),
     );
