@@ -79,13 +79,18 @@ async function runInstalled(args: string[]): Promise<{ code: number | null; outp
 }
 
 describe('the npm package, installed in a project of its own', () => {
-  it('runs a spec on a real VM and writes the reports into that project', { timeout: 120_000 }, async () => {
+  it('macvm init adds a config, an example spec and a script; both specs run on a real VM, reports in that project', { timeout: 120_000 }, async () => {
+    const init = await runInstalled(['init']);
+    expect(init.code, init.output).toBe(0);
+    expect(init.output).toMatch(/written +macvm\.config\.ts/);
+    expect(JSON.parse(await readFile(join(project, 'package.json'), 'utf8'))).toMatchObject({ name: 'qa-project', type: 'module', scripts: { 'test:vm': 'macvm test specs' } });
     const { code, output } = await runInstalled(['test', 'specs']);
     expect(code, output).toBe(0);
     // Nothing of the repository was needed; vitest found every source map's sources.
     expect(output).not.toMatch(/points to missing source files/i);
     const result = JSON.parse(await readFile(join(project, 'reports', 'results.json'), 'utf8')) as RunResult;
-    expect(result.totals).toMatchObject({ tests: 1, passed: 1, failed: 0 });
+    // The smoke spec and init's example, which takes its image from init's macvm.config.ts.
+    expect(result.totals).toMatchObject({ tests: 2, passed: 2, failed: 0 });
     expect(existsSync(join(project, 'reports', 'index.html'))).toBe(true);
     expect(await home.leftovers()).toEqual({ runtimeDirs: [], qemuPids: [] });
   });

@@ -11,6 +11,7 @@ export interface CommandEntry {
 }
 
 export const COMMANDS: CommandEntry[] = [
+  { path: ['init'], summary: 'Start a project: macvm.config.ts, an example spec and an npm script', load: async () => (await import('./init.js')).initCommand },
   { path: ['test'], summary: 'Run specs with vitest and the macvm preset (vitest flags work too)', load: async () => (await import('./test.js')).testCommand },
   { path: ['report'], summary: 'Make reports/index.html and junit.xml from the last run (--open to view)', load: async () => (await import('./report.js')).reportCommand },
   { path: ['gc'], summary: 'Remove VMs, clones and sessions that dead runs left behind', load: async () => (await import('./gc.js')).gcCommand },
