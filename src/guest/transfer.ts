@@ -202,12 +202,28 @@ async function attempt<T>(verb: Verb, from: string, to: string, work: () => Prom
 
 function itemError(verb: Verb, from: string, to: string, reason: string, cause?: unknown): MacvmError {
   const guestSide = verb === 'upload' || verb === 'write' ? to : from;
+  const hostSide = verb === 'upload' ? from : verb === 'download' ? to : undefined;
   const what = { upload: `Uploading ${from} to guest:${to}`, download: `Downloading guest:${from} to ${to}`, write: `Writing guest:${to}`, read: `Reading guest:${from}` }[verb];
+  const side = failedSide(cause);
+  const hint =
+    side === 'host' && hostSide
+      ? `Check that ${hostSide} ${verb === 'upload' ? 'exists on this host and may be read' : 'can be written on this host (its directory exists and is writable)'}.`
+      : `Check that guest:${guestSide} exists (or its parent directory does) and that the SSH user may read and write there.`;
   return new MacvmError('MACVM_TRANSFER_FAILED', `${what} failed: ${reason}.`, {
-    hint: `Check that guest:${guestSide} exists (or its parent directory does) and that the SSH user may read and write there.`,
-    details: { operation: verb, from, to, sftpCode: (cause as { code?: unknown } | undefined)?.code },
+    hint,
+    details: { operation: verb, from, to, side, sftpCode: (cause as { code?: unknown } | undefined)?.code },
     cause,
   });
+}
+
+/**
+ * Which end refused: 'host' for this machine's file system (node's fs errors carry a syscall),
+ * 'guest' for an SFTP status the guest answered with (a number), else the connection itself.
+ */
+function failedSide(cause: unknown): 'host' | 'guest' | 'connection' {
+  const { syscall, code } = (cause ?? {}) as { syscall?: unknown; code?: unknown };
+  if (typeof syscall === 'string') return 'host';
+  return typeof code === 'number' ? 'guest' : 'connection';
 }
 
 /** Promise form of ssh2's node-style callbacks. */

@@ -63,7 +63,12 @@ export class MacVM implements AsyncDisposable {
     readonly session: GuestSession,
     private readonly running: RunningVM | undefined,
     private readonly clone: Clone | undefined,
-    private readonly options: { env?: Record<string, string>; stopTimeoutMs?: number } = {},
+    private readonly options: {
+      env?: Record<string, string>;
+      stopTimeoutMs?: number;
+      /** How long a connection error waits to see whether the VM process is exiting (default 3 s). */
+      exitNoticeMs?: number;
+    } = {},
   ) {
     void running?.exited.then((exit) => {
       this.exit = exit;
@@ -339,9 +344,11 @@ export class MacVM implements AsyncDisposable {
     if (this.exit || !this.running) return this.exit;
     // Anything else (a failed command, the caller's own abort) is answered at once.
     if (!isMacvmError(error) || !CONNECTION_ERRORS.has(error.code)) return undefined;
+    // A transfer refused by a file system (the host's, or the guest's in an SFTP answer) had a working connection.
+    if (error.code === 'MACVM_TRANSFER_FAILED' && (error.details.side === 'host' || error.details.side === 'guest')) return undefined;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), EXIT_NOTICE_MS);
+      timer = setTimeout(() => resolve(undefined), this.options.exitNoticeMs ?? EXIT_NOTICE_MS);
     });
     try {
       return await Promise.race([this.running.exited, late]);

@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isMacvmError, type MacvmError } from '../../src/errors.js';
 import { connectGuest } from '../../src/guest/session.js';
 import type { GuestSession } from '../../src/guest/types.js';
+import { MacVM, type VmFacts } from '../../src/machine/macvm.js';
+import type { RunningVM } from '../../src/vm/types.js';
 import { Deadline } from '../../src/shared/deadline.js';
 import { freePort, prepareSshd, startSshd, type Sshd } from '../support/sshd.js';
 import { macvmErrorOf as thrown } from '../support/macvm-error.js';
@@ -240,6 +242,25 @@ describe('files', () => {
       expect(error.code).toBe('MACVM_TRANSFER_FAILED');
       expect(error.message).toContain(missing);
     }
+  });
+
+  test('a transfer a file system refused says which side refused, and a VM call does not hold it back waiting for the VM to exit', { timeout: 60_000 }, async () => {
+    const missing = join(work, 'not', 'here');
+    // A VM whose process never exits, and an exit notice longer than this test: were the
+    // errors below taken for a dying connection, the calls would hang until the test times out.
+    const running = { exited: new Promise(() => {}) } as unknown as RunningVM;
+    const vm = new MacVM({ id: 'macvm-test', provider: 'ssh' } as VmFacts, session, running, undefined, { exitNoticeMs: 10 * 60_000 });
+    const upload = await thrown(() => vm.upload(missing, join(work, 'up')));
+    expect(upload).toMatchObject({ code: 'MACVM_TRANSFER_FAILED', details: { side: 'host' } });
+    expect(upload.hint).toBe(`Check that ${missing} exists on this host and may be read.`);
+    const download = await thrown(() => vm.download(missing, join(work, 'down')));
+    expect(download).toMatchObject({ code: 'MACVM_TRANSFER_FAILED', details: { side: 'guest' } });
+    expect(download.hint).toContain(`guest:${missing}`);
+    await session.writeFile(join(work, 'there.txt'), 'there');
+    // The "guest" is this machine: there.txt is a file on the host too, so nothing can be written under it.
+    const toNowhere = await thrown(() => vm.download(join(work, 'there.txt'), join(work, 'there.txt', 'x')));
+    expect(toNowhere).toMatchObject({ code: 'MACVM_TRANSFER_FAILED', details: { side: 'host' } });
+    expect(toNowhere.hint).toContain('can be written on this host');
   });
 });
 
