@@ -60,6 +60,11 @@ export interface SuiteVM {
   /** Milliseconds spent waiting for a slot. */
   slotWaitMs: number;
   prewarmed: boolean;
+  /**
+   * The suite's tests start on it: its progress leaves 'ready' (where a prewarmed VM waits) for
+   * 'running tests', so a two-minute suite does not read "ready 120.0s". Repeats are ignored.
+   */
+  inUse(): void;
   /** Disposes the VM; `failed` (a test of the suite failed) makes the progress line say so. */
   release(outcome?: { failed?: boolean }): Promise<void>;
 }
@@ -150,6 +155,7 @@ export async function startSuiteVM(suite: string, options: SuiteVMOptions, conte
     vm,
     slotWaitMs,
     prewarmed: false,
+    inUse: () => progress('running tests'),
     release: async (outcome) => {
       progress('tearing down');
       await vm.dispose();

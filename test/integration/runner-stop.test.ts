@@ -143,6 +143,8 @@ describe('a killed or stopped runner leaves nothing', () => {
     expect(done.stderr).not.toMatch(/VM\(s\)/);
     expect(done.stderr).toMatch(/✗ a failing suite/);
     expect(done.stderr).not.toMatch(/✓ a failing suite/);
+    // The suite's own time is "running tests", not time spent "ready".
+    expect(done.stderr).toMatch(/✗ a failing suite .*\(.*running tests [\d.]+s, tearing down [\d.]+s\)/);
     expect(await cleanWithin(10_000, [])).toEqual(CLEAN);
   }, 240_000);
 });
