@@ -50,11 +50,9 @@ withMacVM('example', {}, (vm) => {
 
 export async function initProject(dir: string): Promise<InitStep[]> {
   const root = resolve(dir);
-  const kind = await stat(root).then(
-    (s) => (s.isDirectory() ? 'dir' : 'other'),
-    () => 'missing',
-  );
-  if (kind === 'other') {
+  // A dir that is missing is created by the first write.
+  const notADir = await stat(root).then((s) => !s.isDirectory(), () => false);
+  if (notADir) {
     throw new MacvmError('MACVM_BAD_ARGUMENT', `macvm init: ${root} is not a directory.`, { hint: 'Name the project directory (it is created when missing), or run macvm init inside it.' });
   }
   return [
@@ -73,12 +71,11 @@ async function writeNew(root: string, path: string, text: string): Promise<InitS
 /** Adds the test:vm script to package.json (creating a minimal one), keeping its indentation and every other key. */
 async function addScript(root: string): Promise<InitStep> {
   const path = join(root, 'package.json');
-  let text: string | undefined;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    text = undefined;
-  }
+  // Only a missing package.json is made anew: one that cannot be read must not be written over.
+  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
   if (text === undefined) {
     const name = basename(root).toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[._-]+/, '') || 'macvm-project';
     const created = { name, private: true, type: 'module', scripts: { [INIT_SCRIPT.name]: INIT_SCRIPT.command } };
