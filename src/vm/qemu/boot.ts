@@ -51,7 +51,7 @@ export function overcommitWarning(cpus: number, hostCpus: number, accel: string)
 
 export async function bootQemu(clone: QemuClone, overlay: string, record: VmRecord, options: BootOptions & QemuBootExtras): Promise<QemuRunningVM> {
   const { deadline } = options;
-  return deadline.run('boot', async () => {
+  return deadline.run('boot', async (signal) => {
     const manifest = clone.image.manifest;
     const binary = qemuBinary(manifest.arch, options.settings.binary);
     const accel = await chooseAccelerator({
@@ -92,20 +92,37 @@ export async function bootQemu(clone: QemuClone, overlay: string, record: VmReco
         // the command line, readable by any user in the guest, is a fine place for it.
         authorizedKey: clone.image.authorizedKey,
       };
+      // Past the deadline the caller has given up on this boot (Deadline.run does not wait for
+      // it): a qemu started now would be nobody's.
+      if (signal.aborted) throw deadline.error();
       const child = spawnQemu(binary, spec, clone.runtimeDir, options.detached ?? false);
       const pid = child.pid;
       if (pid === undefined) throw new MacvmError('MACVM_BOOT_FAILED', `Could not start ${binary}.`);
       const exited = childExit(child);
-      const updated: VmRecord = {
-        ...record,
-        pid,
-        pidStartTime: await processStartTime(pid),
-        ssh: { host: '127.0.0.1', port: spec.sshHostPort },
-        cpus: options.cpus,
-        memoryMiB: options.memoryMiB,
-      };
-      await writeVmRecord(clone.runtimeDir, updated);
-      const qmp = await connectQmpWhileAlive(spec.qmpSocket, exited, deadline);
+      let updated: VmRecord;
+      let qmp: QmpClient | undefined;
+      try {
+        updated = {
+          ...record,
+          pid,
+          pidStartTime: await processStartTime(pid),
+          ssh: { host: '127.0.0.1', port: spec.sshHostPort },
+          cpus: options.cpus,
+          memoryMiB: options.memoryMiB,
+        };
+        await writeVmRecord(clone.runtimeDir, updated);
+        qmp = await connectQmpWhileAlive(spec.qmpSocket, exited, deadline);
+        if (signal.aborted) {
+          qmp?.close();
+          throw deadline.error();
+        }
+      } catch (error) {
+        // The deadline passed before QMP answered: nobody will hold this qemu, so it goes now,
+        // before the caller deletes the runtime dir it writes into.
+        child.kill('SIGKILL');
+        await exited;
+        throw error;
+      }
       if (qmp) {
         return new QemuRunningVM(clone, updated, spec.qmpSocket, exited, qmp, child, manifest.readyMarker);
       }

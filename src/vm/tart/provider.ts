@@ -149,6 +149,8 @@ class TartClone implements Clone {
       // Tart takes --memory in MiB ("megabytes" in its help) and refuses less than the image's minimum.
       await runTart(this.cli, ['set', this.id, '--cpu', String(options.cpus), '--memory', String(options.memoryMiB)], { signal });
       const consoleLog = join(this.runtimeDir, 'console.log');
+      // Past the deadline the caller has given up on this boot (Deadline.run does not wait for it).
+      if (signal.aborted) throw options.deadline.error();
       const logFd = openSync(consoleLog, 'a', 0o600);
       let child: ChildProcess;
       try {
@@ -170,6 +172,12 @@ class TartClone implements Clone {
       if (child.pid === undefined) throw new MacvmError('MACVM_BOOT_FAILED', `Could not start ${this.cli.binary} run.`);
       const record: VmRecord = { ...this.record, pid: child.pid, pidStartTime: await processStartTime(child.pid), cpus: options.cpus, memoryMiB: options.memoryMiB };
       await writeVmRecord(this.runtimeDir, record);
+      if (signal.aborted) {
+        // Given up on while its record was written: nobody will hold this `tart run`.
+        child.kill('SIGKILL');
+        await exited;
+        throw options.deadline.error();
+      }
       this.running = new TartRunningVM(this, record, this.cli, () => child.kill('SIGKILL'), exited, consoleLog);
       return this.running;
     });
