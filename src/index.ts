@@ -13,7 +13,7 @@ export { withMacVM, type WithMacVMOptions } from './fixtures/with-macvm.js';
 export { macvmTest } from './fixtures/vm-fixture.js';
 export { benchMacVM, runBenchInMacVM, type BenchMacVMOptions } from './fixtures/bench-macvm.js';
 export { startMacVM, type StartMacVMOptions } from './machine/start.js';
-export { MacVM, type VmFacts } from './machine/macvm.js';
+export { MacVM, type RestartTimes, type VmFacts } from './machine/macvm.js';
 export { forAll, forCommand, forLog, forSsh, type WaitStrategy, type WaitContext } from './machine/wait.js';
 export { Deadline } from './shared/deadline.js';
 export { MacvmError, ERROR_CODES, isMacvmError, type MacvmErrorCode } from './errors.js';

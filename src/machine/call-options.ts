@@ -32,6 +32,8 @@ export const FORWARD_GUEST_PORT_OPTIONS_RULE: Rule = { kind: 'object', keys: { g
 
 export const EXPOSE_HOST_PORT_OPTIONS_RULE: Rule = { kind: 'object', keys: { guestPort: port } };
 
+export const RESTART_OPTIONS_RULE: Rule = { kind: 'object', keys: { deadline: { kind: 'integer', min: 1 } } };
+
 export const SCREENSHOT_OPTIONS_RULE: Rule = { kind: 'object', keys: { stable: { kind: 'boolean' }, timeoutMs: positiveMs, intervalMs: { kind: 'number', min: 0 } } };
 
 export const BROWSER_OPTIONS_RULE: Rule = {

@@ -10,7 +10,9 @@ import { DEFAULTS } from '../vm/defaults.js';
 import type { Clone, ExitInfo, GuestArch, GuestOS, ProviderName, RunningVM } from '../vm/types.js';
 import type { VcpuTimes } from '../shared/cpu-clock.js';
 import { assertOptions } from '../util/validate.js';
-import { BROWSER_OPTIONS_RULE, SIMULATOR_OPTIONS_RULE, EXEC_OPTIONS_RULE, EXPOSE_HOST_PORT_OPTIONS_RULE, FORWARD_GUEST_PORT_OPTIONS_RULE, SCREENSHOT_OPTIONS_RULE, WRITE_FILE_OPTIONS_RULE } from './call-options.js';
+import { BROWSER_OPTIONS_RULE, SIMULATOR_OPTIONS_RULE, EXEC_OPTIONS_RULE, EXPOSE_HOST_PORT_OPTIONS_RULE, FORWARD_GUEST_PORT_OPTIONS_RULE, RESTART_OPTIONS_RULE, SCREENSHOT_OPTIONS_RULE, WRITE_FILE_OPTIONS_RULE } from './call-options.js';
+import { LastingForwards } from './lasting-forwards.js';
+import type { ReadyVM } from './ready-chain.js';
 import { callSite, withCallSite } from '../util/call-site.js';
 
 /** What a spec, a report and a benchmark may want to know about the VM. */
@@ -33,6 +35,24 @@ export interface VmFacts {
 
 type Disposer = () => Promise<void> | void;
 
+/** Boots the VM's clone again and runs its ready chain (startMacVM makes it, for clones that boot again). */
+export type Restarter = (deadlineMs: number | undefined, onBooted: (vm: RunningVM) => void) => Promise<ReadyVM>;
+
+/** What one vm.restart() took, in ms from its start. */
+export interface RestartTimes {
+  /** Until the guest was told to sync and its VM process was gone. */
+  stopMs: number;
+  /** Until the new VM process ran. */
+  bootMs: number;
+  /** Until the wait strategy passed again. */
+  readyMs: number;
+}
+
+/** How long the guest gets to write its caches out before a restart stops it. */
+const RESTART_SYNC_MS = 30_000;
+/** How long a browser or simulator gets to close before a restart stops the VM under it. */
+const RESTART_CLOSE_MS = 10_000;
+
 /**
  * Errors that mean "the connection into the guest broke", which a VM that died causes. After
  * one of them, this long is given for the VM process's exit to be noticed (the SSH connection
@@ -54,25 +74,36 @@ const PANIC_LINE = /Kernel panic - not syncing|^panic\(/;
 export class MacVM implements AsyncDisposable {
   private readonly disposers: Disposer[] = [];
   private readonly afterStop: Disposer[] = [];
+  /** What lives in the guest's memory (browser sessions, simulators): a restart ends them. */
+  private readonly guestScoped = new Set<{ close: Disposer; retire: () => void }>();
+  private readonly forwards = new LastingForwards();
   private disposing?: Promise<void>;
-  /** Set once the VM process has exited; every later call fails with MACVM_VM_STOPPED. */
+  private restarting?: Promise<RestartTimes>;
+  /** Why the last vm.restart() failed; the VM is stopped then, and later calls say so. */
+  private restartFailure?: unknown;
+  /** Set once the VM process has exited; every later call fails with MACVM_VM_STOPPED (until a restart). */
   private exit?: ExitInfo;
 
   constructor(
     readonly facts: VmFacts,
-    readonly session: GuestSession,
-    private readonly running: RunningVM | undefined,
+    private current: GuestSession,
+    private running: RunningVM | undefined,
     private readonly clone: Clone | undefined,
     private readonly options: {
       env?: Record<string, string>;
       stopTimeoutMs?: number;
       /** How long a connection error waits to see whether the VM process is exiting (default 3 s). */
       exitNoticeMs?: number;
+      /** Boots the clone again (vm.restart()); absent where the provider cannot. */
+      restart?: Restarter;
     } = {},
   ) {
-    void running?.exited.then((exit) => {
-      this.exit = exit;
-    });
+    if (running) this.watchExit(running);
+  }
+
+  /** The SSH session into the guest; a restart replaces it, so take it afresh after one. */
+  get session(): GuestSession {
+    return this.current;
   }
 
   get id(): string {
@@ -89,7 +120,7 @@ export class MacVM implements AsyncDisposable {
 
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     assertOptions(options, EXEC_OPTIONS_RULE, 'vm.exec() options');
-    return this.guard(() => this.session.exec(command, { ...options, env: { ...this.options.env, ...options.env } }));
+    return this.guard(() => this.current.exec(command, { ...options, env: { ...this.options.env, ...options.env } }));
   }
 
   /** sh`cat ${file}`: interpolations are shell-quoted. */
@@ -105,26 +136,26 @@ export class MacVM implements AsyncDisposable {
   }
 
   async upload(localPath: string, remotePath: string): Promise<void> {
-    return this.guard(() => this.session.upload(localPath, remotePath));
+    return this.guard(() => this.current.upload(localPath, remotePath));
   }
 
   async download(remotePath: string, localPath: string): Promise<void> {
-    return this.guard(() => this.session.download(remotePath, localPath));
+    return this.guard(() => this.current.download(remotePath, localPath));
   }
 
   async writeFile(remotePath: string, data: string | Buffer, options?: { mode?: number }): Promise<void> {
     assertOptions(options, WRITE_FILE_OPTIONS_RULE, 'vm.writeFile() options');
-    return this.guard(() => this.session.writeFile(remotePath, data, options));
+    return this.guard(() => this.current.writeFile(remotePath, data, options));
   }
 
   async readFile(remotePath: string): Promise<Buffer> {
-    return this.guard(() => this.session.readFile(remotePath));
+    return this.guard(() => this.current.readFile(remotePath));
   }
 
   /** A guest port, reachable from the host at 127.0.0.1:<returned forward.port>. */
   async forwardGuestPort(guestPort: number, options?: { guestHost?: string; localPort?: number }): Promise<PortForward> {
     assertOptions(options, FORWARD_GUEST_PORT_OPTIONS_RULE, 'vm.forwardGuestPort() options');
-    const forward = await this.guard(() => this.session.forwardGuestPort(guestPort, options));
+    const forward = await this.guard(() => this.forwards.guestPort(this.current, guestPort, options));
     this.defer(() => forward.close());
     return forward;
   }
@@ -146,7 +177,7 @@ export class MacVM implements AsyncDisposable {
           'start the server before the guest uses it.\n',
       );
     };
-    const forward = await this.guard(() => this.session.forwardHostPort(hostPort, { ...options, onHostUnreachable }));
+    const forward = await this.guard(() => this.forwards.hostPort(this.current, hostPort, { ...options, onHostUnreachable }));
     this.defer(() => forward.close());
     return forward.port;
   }
@@ -158,8 +189,8 @@ export class MacVM implements AsyncDisposable {
    */
   async browser(options: BrowserOptions): Promise<WebdriverIO.Browser> {
     assertOptions(options, BROWSER_OPTIONS_RULE, 'vm.browser() options');
-    const started = await this.guard(() => startGuestBrowser({ session: this.session, os: this.facts.os }, options));
-    this.defer(() => started.close());
+    const started = await this.guard(() => startGuestBrowser({ session: this.current, os: this.facts.os }, options));
+    this.deferGuestScoped(() => started.close());
     return started.browser;
   }
 
@@ -180,7 +211,7 @@ export class MacVM implements AsyncDisposable {
     const capture = this.running?.screenshot
       ? () => this.running!.screenshot!()
       : this.facts.os === 'macos'
-        ? () => captureMacosScreen(this.session)
+        ? () => captureMacosScreen(this.current)
         : undefined;
     if (!capture) {
       throw new MacvmError('MACVM_NOT_SUPPORTED', `The ${this.facts.provider} provider cannot capture this ${this.facts.os} guest's display.`, {
@@ -198,8 +229,8 @@ export class MacVM implements AsyncDisposable {
     assertOptions(options, SIMULATOR_OPTIONS_RULE, 'vm.simulator() options');
     this.assertUsable();
     this.assertMacOS('vm.simulator()');
-    const simulator = await this.guard(() => startSimulator(this.session, options));
-    this.defer(() => simulator.dispose());
+    const simulator = await this.guard(() => startSimulator(this.current, options));
+    this.deferGuestScoped(() => simulator.dispose());
     return simulator;
   }
 
@@ -210,7 +241,7 @@ export class MacVM implements AsyncDisposable {
       // A Linux test guest has no GPU of its own: report software rendering plainly.
       return { name: `${this.facts.provider} ${this.facts.display ? 'VGA' : 'headless'} (no GPU)`, vendor: 'none', metal: undefined, software: true, displays: [] };
     }
-    return this.guard(() => gpu(this.session));
+    return this.guard(() => gpu(this.current));
   }
 
   /**
@@ -234,6 +265,32 @@ export class MacVM implements AsyncDisposable {
   }
 
   /**
+   * Restarts the guest on the same clone, as a reboot would: the disk keeps what the guest
+   * wrote (its caches are synced first), memory does not. The VM process is stopped (a graceful
+   * power-down first) and booted again, and the suite's wait strategy runs again under a
+   * deadline of its own (`deadline`, ms; the VM's start deadline by default). Forwards keep their
+   * ports: a host port from forwardGuestPort and a guest port from exposeHostPort work again
+   * once this resolves. Browser sessions and simulators lived in the guest's memory: they are
+   * closed, and are opened again with vm.browser() / vm.simulator(). Works also after the VM
+   * stopped on its own (the guest powered off or rebooted: qemu exits then), to bring it back.
+   */
+  async restart(options: { deadline?: number } = {}): Promise<RestartTimes> {
+    assertOptions(options, RESTART_OPTIONS_RULE, 'vm.restart() options');
+    this.assertUsable();
+    const restart = this.options.restart;
+    if (!restart) {
+      const why = this.facts.provider === 'ssh' ? 'the ssh provider reaches a machine it did not start, so it cannot boot it again' : this.facts.provider === 'orchard' ? 'a VM booted again on an Orchard controller is a new clone of the image, without what this one wrote' : 'this VM was not started by this process';
+      throw new MacvmError('MACVM_NOT_SUPPORTED', `vm.restart() cannot restart VM ${this.id}: ${why}.`, {
+        hint: 'Reboot from inside the guest and wait for SSH yourself, or start a fresh VM (the next withMacVM suite).',
+      });
+    }
+    this.restarting ??= this.restartInOrder(restart, options.deadline).finally(() => {
+      this.restarting = undefined;
+    });
+    return this.restarting;
+  }
+
+  /**
    * Registers work that must wait until the VM process has exited and its clone is gone,
    * e.g. giving back the host slot the VM held: released any earlier, a waiting run could
    * boot a third VM while this one is still shutting down. Runs even when stopping failed,
@@ -253,6 +310,63 @@ export class MacVM implements AsyncDisposable {
     await this.dispose();
   }
 
+  private async restartInOrder(restart: Restarter, deadlineMs: number | undefined): Promise<RestartTimes> {
+    const started = performance.now();
+    const since = (): number => Math.round(performance.now() - started);
+    this.restartFailure = undefined;
+    let bootMs = 0;
+    let stopMs = 0;
+    try {
+      if (!this.exit) {
+        // A stop may end in a hard power-off: what the guest wrote must be on its disk first.
+        await this.current.exec('sync', { timeoutMs: RESTART_SYNC_MS, reject: false }).catch(() => {});
+        await Promise.all([...this.guestScoped].map((scoped) => withinMs(scoped.close, RESTART_CLOSE_MS)));
+      }
+      // Closed now or gone with the guest's memory: nothing is left for dispose() to close.
+      for (const scoped of this.guestScoped) scoped.retire();
+      this.guestScoped.clear();
+      await this.forwards.suspend();
+      await this.current.close().catch(() => {});
+      await this.running?.stop({ gracefulMs: this.options.stopTimeoutMs ?? DEFAULTS.stopGracefulMs });
+      stopMs = since();
+      const ready = await restart(deadlineMs, (vm) => {
+        // Set at once: a dispose() while the chain runs stops this process too.
+        this.running = vm;
+        this.exit = undefined;
+        this.watchExit(vm);
+        bootMs = since();
+      });
+      this.current = ready.session;
+      await this.forwards.reopen(ready.session);
+    } catch (error) {
+      // Whatever came up is stopped: later calls say the VM did not come back, and why, instead of hanging.
+      this.restartFailure = error;
+      await this.running?.stop({ gracefulMs: 0 }).catch(() => {});
+      this.exit ??= { code: null, signal: null };
+      throw error;
+    }
+    return { stopMs, bootMs, readyMs: since() };
+  }
+
+  /** Closed on dispose like any disposer, and also by a restart, which ends the guest memory it lived in. */
+  private deferGuestScoped(close: Disposer): void {
+    let done: Promise<void> | undefined;
+    this.guestScoped.add({
+      close: () => Promise.resolve().then(close),
+      retire: () => {
+        done = Promise.resolve();
+      },
+    });
+    this.defer(() => (done ??= Promise.resolve().then(close)));
+  }
+
+  /** The exit of `vm` marks this MacVM stopped, unless a restart has replaced it by then. */
+  private watchExit(vm: RunningVM): void {
+    void vm.exited.then((exit) => {
+      if (this.running === vm) this.exit = exit;
+    });
+  }
+
   private async disposeInOrder(): Promise<void> {
     const errors: unknown[] = [];
     for (const disposer of this.disposers.reverse()) {
@@ -262,7 +376,8 @@ export class MacVM implements AsyncDisposable {
         errors.push(error);
       }
     }
-    await this.session.close().catch((error: unknown) => errors.push(error));
+    await this.restarting?.catch(() => {});
+    await this.current.close().catch((error: unknown) => errors.push(error));
     try {
       await this.running?.stop({ gracefulMs: this.options.stopTimeoutMs ?? DEFAULTS.stopGracefulMs });
     } catch (error) {
@@ -321,6 +436,9 @@ export class MacVM implements AsyncDisposable {
    */
   private async guarded<T>(work: () => Promise<T>): Promise<T> {
     this.assertUsable();
+    // A call made while the VM restarts goes to the VM that comes back.
+    if (this.restarting) await this.restarting.catch(() => {});
+    this.assertUsable();
     if (this.exit) throw await this.stoppedError(this.exit);
     const running = work();
     if (!this.running) return running;
@@ -364,11 +482,22 @@ export class MacVM implements AsyncDisposable {
     const tail = recent.slice(-STOPPED_TAIL_LINES).join('\n');
     const panic = recent.findLast((line) => PANIC_LINE.test(line))?.trim();
     const quoted = tail ? `\nLast console lines:\n${tail.split('\n').map((line) => `  ${line}`).join('\n')}` : '\n(The console log is empty.)';
-    const said = panic ? ` The guest kernel panicked: ${panic}` : '';
+    const said = this.restartFailure !== undefined ? ` It did not come back from vm.restart(): ${messageOf(this.restartFailure).split('\n')[0]}` : panic ? ` The guest kernel panicked: ${panic}` : '';
     return new MacvmError('MACVM_VM_STOPPED', `VM ${this.id} stopped while in use: its ${this.facts.provider} process ${how}.${said}${quoted}`, {
-      hint: 'The VM cannot be used any more. The console lines above show why (a kernel panic, a power-off, a host kill); a fresh VM (the next suite) starts clean.',
+      hint: 'The console lines above show why (a kernel panic, a power-off, a host kill). vm.restart() boots it again from its disk (qemu, vz, tart); a fresh VM (the next suite) starts clean.',
       details: { exit, consoleTail: tail, consoleLogPath: this.consoleLogPath, ...(cause ? { error: messageOf(cause) } : {}) },
       cause,
     });
+  }
+}
+
+/** Runs `close`, giving up on it (not failing) after `ms`: a restart must not hang on a guest that stopped answering. */
+async function withinMs(close: Disposer, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  try {
+    await Promise.race([Promise.resolve().then(close).catch(() => {}), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -1,5 +1,4 @@
 import { MacvmError, messageOf } from '../errors.js';
-import { connectGuest } from '../guest/session.js';
 import { parseSize } from '../util/size.js';
 import { assertOptions, type Rule } from '../util/validate.js';
 import { consoleTail } from '../vm/console-tail.js';
@@ -9,8 +8,9 @@ import { isRegistryReference } from '../oci/reference.js';
 import { MacVM } from './macvm.js';
 import { defaultProviderName, loadProvider } from '../vm/registry.js';
 import { currentSession } from '../vm/session.js';
-import { NETWORK_MODES, type Clone, type ExitInfo, type NetworkMode, type Provider, type ProviderName, type RunningVM, type SessionInfo } from '../vm/types.js';
+import { NETWORK_MODES, type Clone, type NetworkMode, type Provider, type ProviderName, type RunningVM, type SessionInfo } from '../vm/types.js';
 import { forSsh, type WaitStrategy } from './wait.js';
+import { bootUntilReady, type ReadyVM } from './ready-chain.js';
 
 export interface StartMacVMOptions {
   /** Image name, e.g. 'linux-test' or 'sonoma-xcode'. */
@@ -129,52 +129,56 @@ export async function startMacVM(options: StartMacVMOptions): Promise<MacVM> {
     }
     step('clone');
     clone = await deadline.run('clone', () => provider.clone(image, { session: options.session ?? currentSession(), diskGiB, deadline }));
-    step('boot');
-    const booted = await deadline.run('boot', () => clone!.boot({ cpus, memoryMiB, display, network, deadline }));
-    running = booted;
-    options.onBooted?.(booted);
-    const bootMs = deadline.elapsedMs();
-    const crashed = crashWatch(booted);
-    try {
-      step('address');
-      const endpoint = await raceCrash(crashed.promise, deadline.run('address', () => booted.endpoint(deadline)));
-      step('ssh');
-      const session = await raceCrash(
-        crashed.promise,
-        deadline.run('ssh', () => connectGuest({ host: endpoint.host, port: endpoint.port, credentials: image.ssh, insecureAcceptAnyHostKey: image.ssh.insecureAcceptAnyHostKey, deadline })),
-      );
-      const strategy = options.wait ?? forSsh();
-      step(`wait: ${strategy.description}`);
-      try {
-        await raceCrash(crashed.promise, deadline.run(`wait: ${strategy.description}`, () => strategy.wait({ vm: booted, session, deadline })));
-      } catch (error) {
-        await session.close().catch(() => {});
-        throw error;
-      }
-      const readyMs = deadline.elapsedMs();
-      step('ready');
-      return new MacVM(
-        {
-          id: clone.id,
-          provider: provider.name,
-          image: image.name,
-          os: image.os,
-          arch: image.arch,
-          cpus,
-          memoryMiB,
-          display,
-          bootMs,
-          readyMs,
-          imageFacts: image.facts,
-        },
-        session,
-        booted,
-        clone,
-        { env: options.env, stopTimeoutMs: options.stopTimeout },
-      );
-    } finally {
-      crashed.cancel();
-    }
+    const boot = { cpus, memoryMiB, display, network };
+    const strategy = options.wait ?? forSsh();
+    const ready = await bootUntilReady(clone, image, boot, strategy, deadline, {
+      step,
+      onBooted: (booted) => {
+        running = booted;
+        options.onBooted?.(booted);
+      },
+    });
+    step('ready');
+    const ownClone = clone;
+    // vm.restart(): the same chain on the same clone, under a deadline of its own.
+    const restart = ownClone.bootsAgain
+      ? async (deadlineMs: number | undefined, onBooted: (vm: RunningVM) => void): Promise<ReadyVM> => {
+          const again = new Deadline(deadlineMs ?? options.deadline ?? DEFAULT_DEADLINE_MS);
+          let rebooted: RunningVM | undefined;
+          try {
+            return await bootUntilReady(ownClone, image, boot, strategy, again, {
+              step: (name) => again.enter(name),
+              onBooted: (vm) => {
+                rebooted = vm;
+                onBooted(vm);
+              },
+            });
+          } catch (error) {
+            throw enrich(error, again, await consoleTail(rebooted?.consoleLogPath, 20), undefined);
+          } finally {
+            again.finish();
+          }
+        }
+      : undefined;
+    return new MacVM(
+      {
+        id: clone.id,
+        provider: provider.name,
+        image: image.name,
+        os: image.os,
+        arch: image.arch,
+        cpus,
+        memoryMiB,
+        display,
+        bootMs: ready.bootMs,
+        readyMs: ready.readyMs,
+        imageFacts: image.facts,
+      },
+      ready.session,
+      ready.running,
+      clone,
+      { env: options.env, stopTimeoutMs: options.stopTimeout, restart },
+    );
   } catch (error) {
     const tail = await consoleTail(running?.consoleLogPath, 20);
     const kept = running?.consoleLogPath && clone ? await options.keepConsoleLog?.(running.consoleLogPath, clone.id).catch(() => undefined) : undefined;
@@ -207,21 +211,4 @@ function enrich(error: unknown, deadline: Deadline, tail: string, consoleLog: st
     hint: consoleLog ? `The guest's console log is kept at ${consoleLog}.` : undefined,
     details: { step: deadline.step, consoleTail: tail, ...(consoleLog ? { consoleLog } : {}) },
   });
-}
-
-/** Turns an unexpected VM exit during the chain into an immediate, explained failure. */
-function crashWatch(vm: RunningVM): { promise: Promise<never>; cancel: () => void } {
-  let cancelled = false;
-  const promise = vm.exited.then((exit: ExitInfo) => {
-    if (cancelled) return new Promise<never>(() => {});
-    throw new MacvmError('MACVM_BOOT_FAILED', `The VM process exited during start-up (code ${exit.code}, signal ${exit.signal}).`, {
-      hint: 'The console tail below shows how far the guest got.',
-    });
-  });
-  promise.catch(() => {});
-  return { promise, cancel: () => (cancelled = true) };
-}
-
-function raceCrash<T>(crash: Promise<never>, work: Promise<T>): Promise<T> {
-  return Promise.race([work, crash]);
 }

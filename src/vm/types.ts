@@ -70,6 +70,12 @@ export interface Clone {
   /** Private runtime directory of this clone (0700): disk overlay, sockets, console log, session tag. */
   readonly runtimeDir: string;
   boot(options: BootOptions): Promise<RunningVM>;
+  /**
+   * boot() may be called again once the running VM has stopped, and the guest then starts from
+   * the disk as it left it (vm.restart()). Absent where a machine is not the clone's to boot (ssh)
+   * or booting again would make a new VM (orchard).
+   */
+  readonly bootsAgain?: boolean;
   /** Deletes the clone and its runtime dir. Idempotent. */
   destroy(): Promise<void>;
 }

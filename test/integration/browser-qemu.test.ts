@@ -115,4 +115,21 @@ describe('chromium inside a real qemu guest (linux-browser)', () => {
     expect(await browser.$('#title').getText()).toBe('Clicked 2');
     expect(await browser.execute(() => (window as unknown as { clicks: number }).clicks)).toBe(2);
   });
+
+  it('vm.restart(): the browser session is closed with the guest it lived in, and a new one loads the page at the same guest port', async () => {
+    const guest = vm!;
+    const guestPort = await guest.exposeHostPort(serverPort);
+    const before = await guest.browser({ browserName: 'chrome' });
+    await before.url(`http://localhost:${guestPort}/`);
+    const served = requests.length;
+
+    await guest.restart();
+    // The old session's driver went with the guest's memory: it answers no more.
+    await expect(before.getTitle()).rejects.toThrow();
+    const after = await guest.browser({ browserName: 'chrome' });
+    await after.url(`http://localhost:${guestPort}/`);
+    expect(await after.$('#title').getText()).toBe('Hello from the host');
+    expect(requests.length).toBeGreaterThan(served);
+    // afterAll's dispose then closes `after` and has nothing of `before` left to close: it must not fail.
+  });
 });

@@ -51,6 +51,10 @@ describe('exec timeouts in a linux-test guest', () => {
     expect((await thrown(() => vm.exposeHostPort(3000, { guestPort: -1 }))).message).toContain('guestPort must be');
     expect((await thrown(() => vm.browser({ browserName: 'firefox' } as never))).message).toContain('browserName must be one of');
     expect((await thrown(() => vm.simulator({ deviceType: 'iPhone 15', bootTimeout: 5 } as never))).message).toContain('did you mean "bootTimeoutMs"?');
+    // Checked before the VM is touched: the exec after it runs in the same boot.
+    const bootId = (await vm.exec('cat /proc/sys/kernel/random/boot_id')).stdout;
+    expect((await thrown(() => vm.restart({ deadlineMs: 5_000 } as never))).message).toContain('vm.restart() options: deadlineMs is not a known key (did you mean "deadline"?)');
+    expect((await vm.exec('cat /proc/sys/kernel/random/boot_id')).stdout).toBe(bootId);
   });
 
   it('kill grandchildren, background jobs and a subshell too', async () => {

@@ -12,6 +12,7 @@ import { sshProviderSettings, startSshd } from '../support/sshd.js';
 describeProviderContract('ssh', {
   timeoutMs: 120_000,
   skip: { stop: 'the ssh provider logs in to an existing machine and never stops it (stop only ends the session)' },
+  noRestart: 'it logs in to a machine it did not start',
   async setup() {
     const savedHome = process.env.MACVM_HOME;
     const home = await mkdtemp(join(tmpdir(), 'macvm-contract-ssh-home-'));

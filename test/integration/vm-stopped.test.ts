@@ -2,6 +2,7 @@
  * A VM whose process ends while a suite uses it — killed from the host, or a guest kernel
  * panic (panic=-1 with -no-reboot ends qemu) — is reported as MACVM_VM_STOPPED, with the
  * exit status and the console tail in the message, for a call in flight and every later one.
+ * vm.restart() boots such a VM again from its disk.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -99,5 +100,31 @@ describe('a VM that stops while in use', () => {
     expect(error.message).toMatch(/exited with code \d+/);
     expect(error.message).toContain('Kernel panic');
     expect((await thrown(() => vm.exec('true'))).code).toBe('MACVM_VM_STOPPED');
+  });
+
+  it('a guest that powered itself off: vm.restart() boots it again from its disk, in the same clone', async () => {
+    const vm = await boot();
+    const firstPid = qemuPid();
+    const bootId = (await vm.exec('echo on-disk > /root/restart-marker; sync; cat /proc/sys/kernel/random/boot_id')).stdout;
+    await thrown(() => vm.exec('poweroff -f'));
+    await waitUntilDead(firstPid);
+    expect((await thrown(() => vm.exec('true'))).code).toBe('MACVM_VM_STOPPED');
+
+    const times = await vm.restart();
+    expect(times.stopMs).toBeLessThanOrEqual(times.bootMs);
+    expect(qemuPid()).not.toBe(firstPid);
+    expect((await vm.exec('cat /root/restart-marker')).stdout).toBe('on-disk');
+    expect((await vm.exec('cat /proc/sys/kernel/random/boot_id')).stdout).not.toBe(bootId);
+  });
+
+  it('a restart that cannot finish in its deadline: MACVM_DEADLINE_EXCEEDED naming the step, the VM stopped, later calls MACVM_VM_STOPPED', async () => {
+    const vm = await boot();
+    const error = await thrown(() => vm.restart({ deadline: 1 }));
+    expect(error.code).toBe('MACVM_DEADLINE_EXCEEDED');
+    expect(error.details.step).toEqual(expect.any(String));
+    expect(pidsWithArgument(testHome.home)).toEqual([]);
+    const later = await thrown(() => vm.exec('true'));
+    expect(later.code).toBe('MACVM_VM_STOPPED');
+    expect(later.message).toContain('It did not come back from vm.restart(): The VM was not ready within');
   });
 });

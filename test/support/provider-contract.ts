@@ -12,6 +12,9 @@
  *   gc              removes what a dead session left (its runner died, the VM kept running)
  *   attach          a VM started detached (as `macvm vm start` does) is reached by id from
  *                   another process — the CLI from the sources: vm exec, vm stop, vm rm
+ *   restart         vm.restart() boots the same clone in a new VM process: what the guest
+ *                   wrote to its disk is there, forwards keep their ports; a provider that
+ *                   cannot boot a machine again refuses with MACVM_NOT_SUPPORTED
  *
  * A check a provider cannot have is skipped with the reason, never dropped silently.
  */
@@ -19,6 +22,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -62,6 +66,8 @@ export interface ProviderContractHarness {
   skipAll?: string;
   /** Checks the provider truly cannot have, with the reason. */
   skip?: { stop?: string };
+  /** Why vm.restart() must refuse on this provider; absent: it restarts. */
+  noRestart?: string;
 }
 
 const GC_SESSION = 'contract-dead-runner';
@@ -172,6 +178,38 @@ export function describeProviderContract(name: ProviderName, harness: ProviderCo
       await expect(vm.exec('true')).rejects.toMatchObject({ code: expect.stringMatching(/^MACVM_(VM_STOPPED|SESSION_CLOSED|SSH_CONNECT_FAILED)$/) });
     });
 
+    if (harness.noRestart) {
+      it(`contract: restart is refused with MACVM_NOT_SUPPORTED (${harness.noRestart}), and the VM stays usable`, async () => {
+        const { vm } = await start();
+        await expect(vm.restart()).rejects.toMatchObject({ code: 'MACVM_NOT_SUPPORTED' });
+        expect((await vm.exec('echo still here')).stdout).toBe('still here');
+      });
+    } else {
+      it('contract: restart boots the same clone in a new VM process: the disk keeps what the guest wrote, forwards keep their ports', async () => {
+        const { vm, dir, record } = await start();
+        const token = `kept-${randomBytes(4).toString('hex')}`;
+        const server = createServer((_req, res) => res.end(token));
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        try {
+          const file = `$HOME/macvm-restart-${vm.id}`;
+          await vm.exec(`echo ${token} > ${file}`);
+          const guestPort = await vm.exposeHostPort((server.address() as { port: number }).port);
+          // The guest's own SSH server, as the guest sees it: the forward's far end.
+          const forward = await vm.forwardGuestPort(22, { guestHost: vm.session.host });
+          const times = await vm.restart();
+          expect(times.readyMs).toBeGreaterThanOrEqual(times.bootMs);
+          const after = await readVmRecord(dir);
+          expect(after?.pid, 'a new VM process').toBeDefined();
+          expect(after?.pid).not.toBe(record.pid);
+          expect((await vm.exec(`cat ${file}; rm -f ${file}`)).stdout).toBe(token);
+          expect((await vm.exec(`wget -t 1 -qO- http://127.0.0.1:${guestPort}/`)).stdout).toBe(token);
+          expect(await sshBanner(forward.port)).toMatch(/^SSH-2\.0-/);
+        } finally {
+          server.close();
+        }
+      });
+    }
+
     it('contract: dispose leaves no runtime dir and nothing of the clone; a second dispose is a no-op', async () => {
       const { vm, dir, record } = await start();
       expect(existsSync(dir)).toBe(true);
@@ -228,5 +266,18 @@ export function describeProviderContract(name: ProviderName, harness: ProviderCo
       expect(existsSync(dir)).toBe(false);
       if (world.removed) expect(await world.removed(record)).toBe(true);
     });
+  });
+}
+
+/** The first line a server sends on 127.0.0.1:<port> (an SSH server's version banner). */
+function sshBanner(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.setTimeout(10_000, () => socket.destroy(new Error(`no banner on 127.0.0.1:${port} within 10 s`)));
+    socket.once('data', (data) => {
+      resolve(String(data).split('\r\n')[0]!);
+      socket.destroy();
+    });
+    socket.once('error', reject);
   });
 }

@@ -15,6 +15,7 @@ const ORCHARD_ENV = ['ORCHARD_URL', 'ORCHARD_SERVICE_ACCOUNT_NAME', 'ORCHARD_SER
 
 describeProviderContract('orchard', {
   timeoutMs: 150_000,
+  noRestart: 'booting again on the controller would clone the image anew',
   async setup() {
     const saved = Object.fromEntries(['MACVM_HOME', ...ORCHARD_ENV].map((key) => [key, process.env[key]]));
     const dir = await mkdtemp(join(tmpdir(), 'macvm-contract-orchard-'));

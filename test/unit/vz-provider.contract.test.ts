@@ -95,6 +95,15 @@ describe('vz provider contract', { timeout: 60_000 }, () => {
     await vm.stop({ gracefulMs: 5_000 });
     expect((await vm.exited).code).toBe(0);
     expect(await calls()).toContain('requestStop');
+
+    // Booted again (vm.restart()): the same clone keeps its machine identifier and MAC, as a rebooted Mac keeps its hardware.
+    expect(clone.bootsAgain).toBe(true);
+    const again = await clone.boot({ cpus: 6, memoryMiB: 16384, display: false, deadline: new Deadline(60_000) });
+    vms.push(again);
+    expect(again.pid).not.toBe(vm.pid);
+    expect(await bundleConfig(bundle)).toMatchObject({ ecid: booted.ecid, macAddress: cloned.macAddress });
+    await again.stop({ gracefulMs: 5_000 });
+
     await clone.destroy();
     await expect(stat(clone.runtimeDir)).rejects.toMatchObject({ code: 'ENOENT' });
   });

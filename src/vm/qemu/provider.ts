@@ -126,6 +126,8 @@ async function imageDir(imageRef: string, home: string): Promise<string> {
 }
 
 class QemuClone implements Clone {
+  /** Its qcow2 overlay outlives qemu: a second boot() starts from the disk as the guest left it. */
+  readonly bootsAgain = true;
   private destroyed?: Promise<void>;
   private running?: Awaited<ReturnType<typeof bootQemu>>;
 

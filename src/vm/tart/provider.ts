@@ -126,6 +126,8 @@ export function attachTartVm(dir: string, record: VmRecord): { clone: Clone; run
 }
 
 class TartClone implements Clone {
+  /** Its Tart VM outlives `tart run`: a second boot() runs it again, from its disk as the guest left it. */
+  readonly bootsAgain = true;
   private running?: TartRunningVM;
   private destroyed?: Promise<void>;
 

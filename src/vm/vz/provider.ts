@@ -128,6 +128,8 @@ export function createVzProvider(options: VzProviderOptions = {}): Provider {
 }
 
 class VzClone implements Clone {
+  /** Its bundle (an APFS clone) outlives vmhost: a second boot() starts from the disk as the guest left it. */
+  readonly bootsAgain = true;
   private running?: RunningVM;
   private destroyed?: Promise<void>;
 
@@ -153,6 +155,7 @@ class VzClone implements Clone {
       address: this.options.address,
       // Detached is the provider's (`macvm vm start`): every clone it makes outlives the starter.
       detached: this.options.detached ?? false,
+      again: this.running !== undefined,
     });
     return this.running;
   }

@@ -31,12 +31,17 @@ export interface BootVzInput {
    * own session in listen mode and reached through its socket (detached-vmhost.ts).
    */
   detached?: boolean;
+  /**
+   * The clone boots again (vm.restart()): it keeps the machine identifier its first boot gave
+   * it, as a Mac keeps its hardware across a reboot.
+   */
+  again?: boolean;
 }
 
 /** How this process holds its vmhost: the stdio pipes of a child, or a detached one's socket. */
 type VmhostHandle = { detached: false; client: VmhostClient } | { detached: true; client: VmhostClient<void>; child: ChildProcess };
 
-/** Spawns the clone's vmhost, gives the clone a fresh machine identifier, and starts the VM. */
+/** Spawns the clone's vmhost, gives the clone a fresh machine identifier on its first boot, and starts the VM. */
 export async function bootVz(input: BootVzInput): Promise<VzRunningVM> {
   const { clone, bundle, boot } = input;
   return boot.deadline.run('boot', async (signal) => {
@@ -60,9 +65,10 @@ export async function bootVz(input: BootVzInput): Promise<VzRunningVM> {
       const vm = new VzRunningVM(clone, record, handle, join(clone.runtimeDir, 'console.log'), '', input.address);
       try {
         // A fresh VZMacMachineIdentifier per clone: two VMs with one ECID confuse iCloud/MDM and the guest.
+        // Made at the clone's first boot and kept by later ones: a restarted Mac is the same machine.
         const config = await readBundleConfig(bundle);
-        const ecid = await handle.client.request<string>({ cmd: 'newMachineIdentifier' });
-        await writeBundleConfig(bundle, { ...config, ecid });
+        const ecid = input.again && config.ecid ? config.ecid : await handle.client.request<string>({ cmd: 'newMachineIdentifier' });
+        if (ecid !== config.ecid) await writeBundleConfig(bundle, { ...config, ecid });
         const spec = vmSpecFromBundle(bundle, { ...config, ecid }, { cpus: boot.cpus, memoryMiB: boot.memoryMiB, consoleLogPath: vm.consoleLogPath, memoryBalloon: input.memoryBalloon });
         vm.mac = config.macAddress;
         await handle.client.request({ cmd: 'start', spec });
