@@ -36,7 +36,12 @@ export interface VmFacts {
 type Disposer = () => Promise<void> | void;
 
 /** Boots the VM's clone again and runs its ready chain (startMacVM makes it, for clones that boot again). */
-export type Restarter = (deadlineMs: number | undefined, onBooted: (vm: RunningVM) => void) => Promise<ReadyVM>;
+export interface Restarter {
+  /** The restart begins stopping the VM (progress: `restart: stop`). */
+  stopping(): void;
+  /** Boots the clone again and runs the ready chain under a deadline of its own. */
+  boot(deadlineMs: number | undefined, onBooted: (vm: RunningVM) => void): Promise<ReadyVM>;
+}
 
 /** What one vm.restart() took, in ms from its start. */
 export interface RestartTimes {
@@ -317,6 +322,7 @@ export class MacVM implements AsyncDisposable {
     let bootMs = 0;
     let stopMs = 0;
     try {
+      restart.stopping();
       if (!this.exit) {
         // A stop may end in a hard power-off: what the guest wrote must be on its disk first.
         await this.current.exec('sync', { timeoutMs: RESTART_SYNC_MS, reject: false }).catch(() => {});
@@ -329,7 +335,7 @@ export class MacVM implements AsyncDisposable {
       await this.current.close().catch(() => {});
       await this.running?.stop({ gracefulMs: this.options.stopTimeoutMs ?? DEFAULTS.stopGracefulMs });
       stopMs = since();
-      const ready = await restart(deadlineMs, (vm) => {
+      const ready = await restart.boot(deadlineMs, (vm) => {
         // Set at once: a dispose() while the chain runs stops this process too.
         this.running = vm;
         this.exit = undefined;

@@ -5,12 +5,12 @@ import { consoleTail } from '../vm/console-tail.js';
 import { DEFAULTS } from '../vm/defaults.js';
 import { Deadline } from '../shared/deadline.js';
 import { isRegistryReference } from '../oci/reference.js';
-import { MacVM } from './macvm.js';
+import { MacVM, type Restarter } from './macvm.js';
 import { defaultProviderName, loadProvider } from '../vm/registry.js';
 import { currentSession } from '../vm/session.js';
-import { NETWORK_MODES, type Clone, type NetworkMode, type Provider, type ProviderName, type RunningVM, type SessionInfo } from '../vm/types.js';
+import { NETWORK_MODES, type BootOptions, type Clone, type Image, type NetworkMode, type Provider, type ProviderName, type RunningVM, type SessionInfo } from '../vm/types.js';
 import { forSsh, type WaitStrategy } from './wait.js';
-import { bootUntilReady, type ReadyVM } from './ready-chain.js';
+import { bootUntilReady } from './ready-chain.js';
 
 export interface StartMacVMOptions {
   /** Image name, e.g. 'linux-test' or 'sonoma-xcode'. */
@@ -41,9 +41,12 @@ export interface StartMacVMOptions {
   detached?: boolean;
   /** Graceful power-down time on dispose, ms. */
   stopTimeout?: number;
-  /** Called as the chain enters each step (progress lines). */
+  /**
+   * Called as the chain enters each step (progress lines); a vm.restart() runs the chain again
+   * and reports its steps as `restart: <step>`, ending with `restart: ready`.
+   */
   onStep?: (step: string, elapsedMs: number) => void;
-  /** Called once the VM process runs, before address and SSH (benchmarks watch its console from here). */
+  /** Called once the VM process runs, before address and SSH (benchmarks watch its console from here); again after each vm.restart() boots it. */
   onBooted?: (vm: RunningVM) => void;
   /**
    * Called when the chain fails, before the clone (and its console log) is destroyed, with
@@ -139,27 +142,7 @@ export async function startMacVM(options: StartMacVMOptions): Promise<MacVM> {
       },
     });
     step('ready');
-    const ownClone = clone;
-    // vm.restart(): the same chain on the same clone, under a deadline of its own.
-    const restart = ownClone.bootsAgain
-      ? async (deadlineMs: number | undefined, onBooted: (vm: RunningVM) => void): Promise<ReadyVM> => {
-          const again = new Deadline(deadlineMs ?? options.deadline ?? DEFAULT_DEADLINE_MS);
-          let rebooted: RunningVM | undefined;
-          try {
-            return await bootUntilReady(ownClone, image, boot, strategy, again, {
-              step: (name) => again.enter(name),
-              onBooted: (vm) => {
-                rebooted = vm;
-                onBooted(vm);
-              },
-            });
-          } catch (error) {
-            throw enrich(error, again, await consoleTail(rebooted?.consoleLogPath, 20), undefined);
-          } finally {
-            again.finish();
-          }
-        }
-      : undefined;
+    const restart = clone.bootsAgain ? restarter(clone, image, boot, strategy, options) : undefined;
     return new MacVM(
       {
         id: clone.id,
@@ -187,6 +170,36 @@ export async function startMacVM(options: StartMacVMOptions): Promise<MacVM> {
   } finally {
     deadline.finish();
   }
+}
+
+/** vm.restart(): the same ready chain on the same clone, under a deadline of its own, its steps reported as `restart: <step>`. */
+function restarter(clone: Clone, image: Image, boot: Omit<BootOptions, 'deadline'>, strategy: WaitStrategy, options: StartMacVMOptions): Restarter {
+  return {
+    stopping: () => options.onStep?.('restart: stop', 0),
+    async boot(deadlineMs, onBooted) {
+      const deadline = new Deadline(deadlineMs ?? options.deadline ?? DEFAULT_DEADLINE_MS);
+      let rebooted: RunningVM | undefined;
+      try {
+        const ready = await bootUntilReady(clone, image, boot, strategy, deadline, {
+          step: (name) => {
+            deadline.enter(name);
+            options.onStep?.(`restart: ${name}`, deadline.elapsedMs());
+          },
+          onBooted: (vm) => {
+            rebooted = vm;
+            onBooted(vm);
+            options.onBooted?.(vm);
+          },
+        });
+        options.onStep?.('restart: ready', deadline.elapsedMs());
+        return ready;
+      } catch (error) {
+        throw enrich(error, deadline, await consoleTail(rebooted?.consoleLogPath, 20), undefined);
+      } finally {
+        deadline.finish();
+      }
+    },
+  };
 }
 
 function enrich(error: unknown, deadline: Deadline, tail: string, consoleLog: string | undefined): unknown {

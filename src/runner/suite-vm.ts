@@ -122,7 +122,8 @@ export async function startSuiteVM(suite: string, options: SuiteVMOptions, conte
     wait: options.wait,
     session: { id: context.sessionId, pid: context.sessionPid },
     // 'ready' is reported below, with the time it took.
-    onStep: (step) => step !== 'ready' && progress(step),
+    // A restart inside a test shows its steps, then the suite is back to running its tests.
+    onStep: (step) => (step === 'restart: ready' ? progress('running tests') : step !== 'ready' && progress(step)),
     // From boot on, the slot counts the VM process too: if this worker dies, the slot stays
     // taken until the reaper has stopped the VM.
     onBooted: (running) => {

@@ -99,6 +99,15 @@ describe('macvm test', () => {
     expect(await readFile(join(reports, 'junit.xml'), 'utf8')).toMatch(/<testsuites[^>]*failures="/);
   });
 
+  it('a spec that calls vm.restart(): the progress shows the steps of the restart, then the suite runs its tests again, and the new VM is gone after', async () => {
+    const run = runMacvm(['test', `${FIXTURES}/restart.spec.ts`], { env: env({ MACVM_REPORTS_DIR: join(scratch, 'reports-restart'), CI: '' }) });
+    const { code, stdout, stderr } = await run.done;
+    expect(code, `${stdout}\n${stderr}`).toBe(0);
+    expect(stderr).toMatch(/a suite that restarts its VM {2}restart: stop[\s\S]*a suite that restarts its VM {2}restart: boot/);
+    // The summary: the guest's second boot between two stretches of the suite's own time.
+    expect(stderr).toMatch(/✓ a suite that restarts its VM .*\(.*running tests [\d.]+s, .*restart: address [\d.]+s, .*running tests [\d.]+s, tearing down [\d.]+s\)/);
+  });
+
   it('removes the VMs of a runner killed with SIGKILL mid-suite within 10 s', async () => {
     const marker = join(scratch, 'vm-up');
     const run = runMacvm(['test', `${FIXTURES}/holds-vm.spec.ts`], {
