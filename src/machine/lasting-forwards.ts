@@ -37,7 +37,10 @@ export class LastingForwards {
     let failure: unknown;
     for (const lasting of this.open) {
       try {
-        lasting.inner = await lasting.reopen(session);
+        const inner = await lasting.reopen(session);
+        // Closed by its owner while it was being opened again: it stays closed.
+        if (this.open.has(lasting)) lasting.inner = inner;
+        else await inner.close();
       } catch (error) {
         failure ??= error;
       }

@@ -375,6 +375,8 @@ export class MacVM implements AsyncDisposable {
 
   private async disposeInOrder(): Promise<void> {
     const errors: unknown[] = [];
+    // A restart under way finishes first (its deadline bounds it): what it opens is then closed below.
+    await this.restarting?.catch(() => {});
     for (const disposer of this.disposers.reverse()) {
       try {
         await disposer();
@@ -382,7 +384,6 @@ export class MacVM implements AsyncDisposable {
         errors.push(error);
       }
     }
-    await this.restarting?.catch(() => {});
     await this.current.close().catch((error: unknown) => errors.push(error));
     try {
       await this.running?.stop({ gracefulMs: this.options.stopTimeoutMs ?? DEFAULTS.stopGracefulMs });
