@@ -101,6 +101,8 @@ export class MacVM implements AsyncDisposable {
       exitNoticeMs?: number;
       /** Boots the clone again (vm.restart()); absent where the provider cannot. */
       restart?: Restarter;
+      /** Why vm.restart() cannot, in the provider's words. */
+      restartRefusal?: string;
     } = {},
   ) {
     if (running) this.watchExit(running);
@@ -284,7 +286,7 @@ export class MacVM implements AsyncDisposable {
     this.assertUsable();
     const restart = this.options.restart;
     if (!restart) {
-      const why = this.facts.provider === 'ssh' ? 'the ssh provider reaches a machine it did not start, so it cannot boot it again' : this.facts.provider === 'orchard' ? 'a VM booted again on an Orchard controller is a new clone of the image, without what this one wrote' : 'this VM was not started by this process';
+      const why = this.options.restartRefusal ?? `the ${this.facts.provider} provider cannot boot this VM again from here (it was not started by this process)`;
       throw new MacvmError('MACVM_NOT_SUPPORTED', `vm.restart() cannot restart VM ${this.id}: ${why}.`, {
         hint: 'Reboot from inside the guest and wait for SSH yourself, or start a fresh VM (the next withMacVM suite).',
       });

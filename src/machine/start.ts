@@ -160,7 +160,7 @@ export async function startMacVM(options: StartMacVMOptions): Promise<MacVM> {
       ready.session,
       ready.running,
       clone,
-      { env: options.env, stopTimeoutMs: options.stopTimeout, restart },
+      { env: options.env, stopTimeoutMs: options.stopTimeout, restart, restartRefusal: clone.bootsAgainRefusal },
     );
   } catch (error) {
     const tail = await consoleTail(running?.consoleLogPath, 20);

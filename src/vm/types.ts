@@ -76,6 +76,8 @@ export interface Clone {
    * or booting again would make a new VM (orchard).
    */
   readonly bootsAgain?: boolean;
+  /** Where boot() cannot run again: why, in words vm.restart()'s refusal can quote. */
+  readonly bootsAgainRefusal?: string;
   /** Deletes the clone and its runtime dir. Idempotent. */
   destroy(): Promise<void>;
 }

@@ -52,6 +52,7 @@ export interface OrchardCloneParts {
  *            record for `macvm gc`
  */
 export class OrchardClone implements Clone {
+  readonly bootsAgainRefusal = 'a VM booted again on an Orchard controller is a new clone of the image, without what this one wrote';
   readonly id: string;
   readonly image: Image;
   readonly runtimeDir: string;

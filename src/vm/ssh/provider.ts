@@ -87,6 +87,7 @@ function formatHost(host: string): string {
 
 /** The "clone" of an ssh target: only the runtime dir that tags the attachment. */
 class SshAttachment implements Clone {
+  readonly bootsAgainRefusal = 'the ssh provider reaches a machine it did not start, so it cannot boot it again';
   private destroyed = false;
   private running?: SshRunningVM;
 
