@@ -5,6 +5,8 @@
  *   Provider.clone(image, {session})  -> Clone      copy-on-write, O(1) in disk size
  *   Clone.boot({cpus, memory, ...})   -> RunningVM  a supervised child process with a console log
  *   startMacVM() runs ready(wait)     -> MacVM      the object a spec sees
+ *   MacVM.restart()                   -> RunningVM.stop(), Clone.boot() again, ready(wait)
+ *                                        (clones with bootsAgain; the disk is kept)
  *   MacVM.dispose()                   -> stops the VM, deletes the clone (idempotent)
  *
  * Providers implement Provider/Clone/RunningVM; everything above them (SSH session, wait
