@@ -25,6 +25,14 @@ withMacVM('a fresh Linux guest', { image: 'linux-test', cpus: 1, memory: '256MiB
     expect((await vm.readFile(marker)).toString()).toBe('this clone only\n');
   });
 
+  it('keeps what it wrote across a reboot (vm.restart())', async () => {
+    await vm.writeFile('/root/survives-a-reboot', 'still here\n');
+    const bootId = (await vm.sh`cat /proc/sys/kernel/random/boot_id`).stdout;
+    await vm.restart();
+    expect((await vm.sh`cat /proc/sys/kernel/random/boot_id`).stdout).not.toBe(bootId);
+    expect((await vm.readFile('/root/survives-a-reboot')).toString()).toBe('still here\n');
+  });
+
   it('reaches a dev server on the host through exposeHostPort', async () => {
     const server = createServer((_req, res) => res.end('hello from the host'));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
