@@ -445,9 +445,11 @@ export class MacVM implements AsyncDisposable {
    */
   private async guarded<T>(work: () => Promise<T>): Promise<T> {
     this.assertUsable();
-    // A call made while the VM restarts goes to the VM that comes back.
-    if (this.restarting) await this.restarting.catch(() => {});
-    this.assertUsable();
+    if (this.restarting) {
+      // A call made while the VM restarts goes to the VM that comes back.
+      await this.restarting.catch(() => {});
+      this.assertUsable();
+    }
     if (this.exit) throw await this.stoppedError(this.exit);
     const running = work();
     if (!this.running) return running;

@@ -30,16 +30,8 @@ export interface ReadyChainHooks {
  */
 export async function bootUntilReady(clone: Clone, image: Image, boot: Omit<BootOptions, 'deadline'>, strategy: WaitStrategy, deadline: Deadline, hooks: ReadyChainHooks): Promise<ReadyVM> {
   hooks.step('boot');
-  let booting: Promise<RunningVM> | undefined;
-  let running: RunningVM;
-  try {
-    running = await deadline.run('boot', () => (booting = clone.boot({ ...boot, deadline })));
-  } catch (error) {
-    // The deadline does not stop a boot under way: a VM process it starts after the deadline
-    // passed is stopped here, before the caller deletes the clone it runs in.
-    if (booting) await stopWhenBooted(booting);
-    throw error;
-  }
+  // A boot the deadline gives up on stops what it started itself: each provider's boot watches the deadline's signal.
+  const running = await deadline.run('boot', () => clone.boot({ ...boot, deadline }));
   hooks.onBooted?.(running);
   const bootMs = deadline.elapsedMs();
   const crashed = crashWatch(running);
@@ -61,20 +53,6 @@ export async function bootUntilReady(clone: Clone, image: Image, boot: Omit<Boot
     return { running, session, bootMs, readyMs: deadline.elapsedMs() };
   } finally {
     crashed.cancel();
-  }
-}
-
-/** How long a boot the deadline left behind gets to finish before it is given up on. */
-const LATE_BOOT_MS = 30_000;
-
-async function stopWhenBooted(booting: Promise<RunningVM>): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), LATE_BOOT_MS)));
-  try {
-    const vm = await Promise.race([booting.catch(() => undefined), late]);
-    await vm?.stop({ gracefulMs: 0 }).catch(() => {});
-  } finally {
-    clearTimeout(timer);
   }
 }
 
